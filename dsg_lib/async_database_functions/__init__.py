@@ -1,0 +1,62 @@
+"""Async database functions: config, database, operations, schema mixins and errors.
+
+The devsetgo-lib import style keeps working::
+
+    from dsg_lib.async_database_functions import (
+        async_database, base_schema, database_config, database_operations)
+
+Example:
+    >>> from dsg_lib.async_database_functions import DBConfig
+    >>> DBConfig({"database_uri": "sqlite://"}).dialect
+    'sqlite'
+"""
+
+from . import async_database as async_database
+from . import base_schema as base_schema
+from . import database_config as database_config
+from . import errors as errors
+from .async_database import AsyncDatabase as AsyncDatabase
+from .base_schema import SchemaBaseMySQL as SchemaBaseMySQL
+from .base_schema import SchemaBasePostgres as SchemaBasePostgres
+from .base_schema import SchemaBaseSQLite as SchemaBaseSQLite
+from .database_config import DBConfig as DBConfig
+from .errors import ConfigurationError as ConfigurationError
+from .errors import ConstraintViolationError as ConstraintViolationError
+from .errors import DatabaseError as DatabaseError
+from .errors import DatabaseUnavailableError as DatabaseUnavailableError
+from .errors import InvalidInputError as InvalidInputError
+from .errors import MissingDependencyError as MissingDependencyError
+from .errors import MultipleRecordsFoundError as MultipleRecordsFoundError
+from .errors import NotConnectedError as NotConnectedError
+from .errors import PoolTimeoutError as PoolTimeoutError
+from .errors import QueryError as QueryError
+from .errors import RecordNotFoundError as RecordNotFoundError
+from .errors import SessionMissingError as SessionMissingError
+from .errors import StatementTimeoutError as StatementTimeoutError
+from .errors import TransactionConflictError as TransactionConflictError
+
+__all__ = [
+    "AsyncDatabase",
+    "ConfigurationError",
+    "ConstraintViolationError",
+    "DBConfig",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "InvalidInputError",
+    "MissingDependencyError",
+    "MultipleRecordsFoundError",
+    "NotConnectedError",
+    "PoolTimeoutError",
+    "QueryError",
+    "RecordNotFoundError",
+    "SchemaBaseMySQL",
+    "SchemaBasePostgres",
+    "SchemaBaseSQLite",
+    "SessionMissingError",
+    "StatementTimeoutError",
+    "TransactionConflictError",
+    "async_database",
+    "base_schema",
+    "database_config",
+    "errors",
+]

@@ -1,0 +1,127 @@
+"""Parsing, driver selection and masking of database URLs (private)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import ConfigurationError, MissingDependencyError
+
+#: backend name -> (default async driver, accepted async drivers)
+ASYNC_DRIVERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sqlite": ("aiosqlite", ("aiosqlite",)),
+    "postgresql": ("asyncpg", ("asyncpg",)),
+    "mysql": ("aiomysql", ("aiomysql", "asyncmy")),
+    "mariadb": ("aiomysql", ("aiomysql", "asyncmy")),
+}
+#: sync drivers we silently know how to upgrade from
+SYNC_DRIVERS = {
+    "pysqlite", "psycopg2", "psycopg", "pg8000", "psycopg2cffi", "pymysql", "mysqldb",
+    "mysqlconnector", "mariadbconnector", "cymysql", "",
+}
+#: driver -> (importable module, pip extra)
+DRIVER_PACKAGES = {
+    "aiosqlite": ("aiosqlite", None),
+    "asyncpg": ("asyncpg", "postgres"),
+    "aiomysql": ("aiomysql", "mysql"),
+    "asyncmy": ("asyncmy", "asyncmy"),
+}
+_BACKEND_ALIASES = {"postgres": "postgresql", "sqlite3": "sqlite"}
+
+
+def mask(url: URL | str) -> str:
+    """Render ``url`` with its password replaced by ``***``."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except ArgumentError:
+            return "<unparsable URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def parse_uri(uri: Any) -> URL:
+    """Parse a URI string, raising ``ConfigurationError`` without echoing secrets."""
+    if isinstance(uri, URL):
+        return uri
+    if not isinstance(uri, str) or not uri.strip():
+        raise ConfigurationError(
+            f"'database_uri' must be a non-empty string like 'sqlite+aiosqlite:///app.db', "
+            f"got {type(uri).__name__}"
+        )
+    try:
+        url = make_url(uri.strip())
+    except ArgumentError:
+        raise ConfigurationError(
+            "'database_uri' could not be parsed; expected "
+            "'dialect[+driver]://user:password@host:port/database'"
+        ) from None
+    return url
+
+
+def from_parts(parts: Mapping[str, Any]) -> URL:
+    """Build a URL from ``dialect``/``host``/``port``/... keys."""
+    dialect = parts.get("dialect")
+    if not isinstance(dialect, str) or not dialect:
+        raise ConfigurationError(
+            "config needs 'database_uri' or 'dialect' (one of: "
+            f"{', '.join(sorted(ASYNC_DRIVERS))})"
+        )
+    for key in ("host", "username", "password", "database", "driver"):
+        value = parts.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(
+                f"config key '{key}' must be a string, got {type(value).__name__}"
+            )
+    port = parts.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        raise ConfigurationError(f"config key 'port' must be an int in 1..65535, got {port!r}")
+    driver = parts.get("driver")
+    drivername = f"{dialect}+{driver}" if driver else dialect
+    return URL.create(
+        drivername,
+        username=parts.get("username"),
+        password=parts.get("password"),
+        host=parts.get("host"),
+        port=port,
+        database=parts.get("database"),
+    )
+
+
+def normalize(url: URL) -> tuple[URL, str]:
+    """Return ``(url with an async driver, backend name)``.
+
+    Raises:
+        ConfigurationError: unknown backend or driver.
+        MissingDependencyError: the driver package is not installed.
+    """
+    backend = _BACKEND_ALIASES.get(url.get_backend_name(), url.get_backend_name())
+    if backend not in ASYNC_DRIVERS:
+        raise ConfigurationError(
+            f"unsupported database dialect '{backend}' in {mask(url)}; "
+            f"accepted: {', '.join(sorted(ASYNC_DRIVERS))}"
+        )
+    default, accepted = ASYNC_DRIVERS[backend]
+    driver = url.get_driver_name() if "+" in url.drivername else ""
+    if driver not in accepted:
+        if driver not in SYNC_DRIVERS:
+            raise ConfigurationError(
+                f"driver '{driver}' is not supported for dialect '{backend}'; "
+                f"accepted: {', '.join(accepted)}"
+            )
+        logger.info(
+            "dsg_lib: no async driver in {} ; using {}+{}", mask(url), backend, default
+        )
+        driver = default
+    url = url.set(drivername=f"{backend}+{driver}")
+    module, extra = DRIVER_PACKAGES[driver]
+    if importlib.util.find_spec(module) is None:
+        hint = f'pip install "dsg_lib[{extra}]"' if extra else f"pip install {module}"
+        raise MissingDependencyError(
+            f"the {backend} driver '{driver}' is not installed; install it with: {hint}"
+        )
+    return url, backend

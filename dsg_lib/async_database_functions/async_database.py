@@ -1,0 +1,488 @@
+"""``AsyncDatabase``: sessions, transactions, tables and lifecycle for one ``DBConfig``.
+
+Example:
+    >>> import asyncio
+    >>> from dsg_lib import AsyncDatabase, DBConfig
+    >>> async def main():
+    ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+    ...         return (await db.health_check())["ok"]
+    >>> asyncio.run(main())
+    True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from loguru import logger
+from sqlalchemy import MetaData, Table, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase
+
+from . import database_config as _database_config
+from .database_config import DBConfig, _close_quietly
+from .errors import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    NotConnectedError,
+    SessionMissingError,
+    TransactionConflictError,
+)
+
+__all__ = ["AsyncDatabase"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Scope:
+    """The session of an open ``transaction()`` and the lock that serialises its users."""
+
+    session: AsyncSession
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class AsyncDatabase:
+    """Sessions, transactions, tables and lifecycle on top of a :class:`DBConfig`.
+
+    Args:
+        db_config: The configuration that owns the engine.
+        base: A ``DeclarativeBase`` subclass whose models this database manages.
+            Without it, ``Base`` is a new declarative base on ``db_config.metadata``.
+
+    Attributes:
+        Base: The declarative base to declare models on.
+        db_config: The configuration.
+        engine: The ``AsyncEngine``.
+
+    Example:
+        >>> from sqlalchemy.orm import Mapped, mapped_column
+        >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+        >>> class Note(db.Base):
+        ...     __tablename__ = "notes"
+        ...     id: Mapped[int] = mapped_column(primary_key=True)
+        >>> "notes" in db.Base.metadata.tables
+        True
+    """
+
+    Base: type[DeclarativeBase]
+
+    def __init__(self, db_config: DBConfig, base: type[DeclarativeBase] | None = None) -> None:
+        if not isinstance(db_config, DBConfig):
+            raise InvalidInputError(
+                f"AsyncDatabase needs a DBConfig, got {type(db_config).__name__}"
+            )
+        if base is not None and not (isinstance(base, type) and issubclass(base, DeclarativeBase)):
+            raise InvalidInputError("base must be a subclass of sqlalchemy.orm.DeclarativeBase")
+        self.db_config = db_config
+        self.engine = db_config.engine
+        if base is None:
+            base = type("Base", (DeclarativeBase,), {"metadata": db_config.metadata})
+        self.Base = base
+        self._sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
+        self._scope: ContextVar[_Scope | None] = ContextVar(f"dsg_lib_scope_{id(self)}", default=None)
+        self._closed = False
+        self._created: set[str] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> AsyncDatabase:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        """Wait until the database answers ``SELECT 1``, retrying with backoff.
+
+        Also re-opens a database closed by :meth:`disconnect`.
+
+        Args:
+            timeout: Seconds to keep trying.
+
+        Raises:
+            DatabaseUnavailableError: no answer within ``timeout``.
+
+        Example:
+            >>> import asyncio
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> asyncio.run(db.connect(timeout=2))
+        """
+        if self._closed:
+            self.db_config._reopen()
+            self._closed = False
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await asyncio.wait_for(self._ping(), timeout=max(deadline - time.monotonic(), 0.001))
+            except DatabaseUnavailableError as exc:
+                reason, cause = exc.details, exc
+            except asyncio.TimeoutError as exc:
+                reason, cause = "timed out", exc
+            else:
+                logger.info("dsg_lib: connected to {}", self.db_config.safe_url)
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DatabaseUnavailableError(
+                    f"{self.db_config.safe_url} did not answer within {timeout:g}s "
+                    f"({attempt} attempts): {reason}"
+                ) from cause
+            logger.warning(
+                "dsg_lib: database not ready (attempt {}), retrying in {:.2f}s: {}",
+                attempt, min(delay, remaining), reason,
+            )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+    async def _ping(self) -> None:
+        with self.db_config.errors():
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+    async def disconnect(self) -> None:
+        """Close every pooled connection. Idempotent; later use raises ``NotConnectedError``.
+
+        Example:
+            >>> import asyncio
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> asyncio.run(db.disconnect())
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._created.clear()
+        await self.db_config.dispose()
+        logger.info("dsg_lib: disconnected from {}", self.db_config.safe_url)
+
+    @property
+    def is_connected(self) -> bool:
+        """False after :meth:`disconnect` until :meth:`connect`.
+
+        Example:
+            >>> AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).is_connected
+            True
+        """
+        return not self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NotConnectedError(
+                f"the database {self.db_config.safe_url} was disconnected; call connect() first"
+            )
+
+    # ------------------------------------------------------------------ sessions
+    def _new_session(self) -> AsyncSession:
+        self._check_open()
+        return self._sessionmaker()
+
+    @asynccontextmanager
+    async def get_db_session(self) -> AsyncIterator[AsyncSession]:
+        """Yield a fresh ``AsyncSession`` (``expire_on_commit=False``).
+
+        It rolls back on error and is closed on exit; it never commits for you.
+        Operations do not join it unless you pass it as ``session=``.
+
+        Raises:
+            NotConnectedError: after :meth:`disconnect`.
+
+        Example:
+            >>> import asyncio
+            >>> from sqlalchemy import text
+            >>> async def main():
+            ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            ...     async with db.get_db_session() as session:
+            ...         return (await session.execute(text("select 2"))).scalar()
+            >>> asyncio.run(main())
+            2
+        """
+        session = self._new_session()
+        try:
+            with self.db_config.errors():
+                yield session
+        except BaseException:
+            await _close_quietly(session, rollback=True)
+            raise
+        else:
+            await _close_quietly(session, rollback=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """Run a block in one transaction: commit on success, roll back on any exception.
+
+        Cancellation rolls back too, and the connection always returns to the
+        pool. While the block runs, every ``DatabaseOperations`` call made in
+        this task (and in tasks it starts) joins the transaction. A nested
+        ``transaction()`` is a SAVEPOINT: its failure rolls back only itself.
+
+        Raises:
+            NotConnectedError: after :meth:`disconnect`.
+
+        Example:
+            >>> import asyncio
+            >>> from sqlalchemy import text
+            >>> async def main():
+            ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            ...     async with db.transaction() as session:
+            ...         await session.execute(text("create table t (x int)"))
+            ...         await session.execute(text("insert into t values (1)"))
+            ...     async with db.get_db_session() as session:
+            ...         return (await session.execute(text("select count(*) from t"))).scalar()
+            >>> asyncio.run(main())
+            1
+        """
+        scope = self._scope.get()
+        if scope is not None:
+            async with self._savepoint(scope) as session:
+                yield session
+            return
+        session = self._new_session()
+        token = self._scope.set(_Scope(session))
+        try:
+            with self.db_config.errors():
+                await session.begin()
+                yield session
+                await session.commit()
+        except BaseException:
+            await _close_quietly(session, rollback=True)
+            raise
+        else:
+            await _close_quietly(session, rollback=False)
+        finally:
+            self._scope.reset(token)
+
+    @asynccontextmanager
+    async def _savepoint(self, scope: _Scope) -> AsyncIterator[AsyncSession]:
+        with self.db_config.errors():
+            async with scope.lock:
+                nested = await scope.session.begin_nested()
+            try:
+                yield scope.session
+            except BaseException:
+                async with scope.lock:
+                    await asyncio.shield(_rollback_savepoint(nested))
+                raise
+            else:
+                async with scope.lock:
+                    await nested.commit()
+
+    def current_session(self) -> AsyncSession:
+        """The session of the enclosing ``transaction()`` or request scope.
+
+        Raises:
+            SessionMissingError: outside a ``transaction()`` / request scope.
+
+        Example:
+            >>> import asyncio
+            >>> async def main():
+            ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            ...     async with db.transaction() as session:
+            ...         return db.current_session() is session
+            >>> asyncio.run(main())
+            True
+        """
+        scope = self._scope.get()
+        if scope is None:
+            raise SessionMissingError(
+                "no session in this context: call current_session() inside "
+                "'async with db.transaction()' or a request handled by DBSessionMiddleware"
+            )
+        return scope.session
+
+    def _current_scope(self) -> _Scope | None:
+        return self._scope.get()
+
+    async def run_in_transaction(
+        self,
+        fn: Callable[[AsyncSession], Awaitable[T]],
+        retries: int = 3,
+        *,
+        backoff: float = 0.05,
+    ) -> T:
+        """Run ``await fn(session)`` in ``transaction()``, re-running it on conflicts.
+
+        A deadlock or serialization failure (``TransactionConflictError``) rolls
+        the whole unit back and runs ``fn`` again from the start, up to
+        ``retries`` more times, sleeping a jittered exponential backoff between
+        tries. Inside an already open transaction it runs once, as a savepoint.
+
+        Args:
+            fn: The unit of work. It may run more than once: keep side effects
+                outside the database idempotent.
+            retries: How many times to re-run after a conflict.
+            backoff: The first sleep in seconds; it doubles each retry.
+
+        Returns:
+            What ``fn`` returned.
+
+        Raises:
+            TransactionConflictError: still conflicting after ``retries`` re-runs.
+
+        Example:
+            >>> import asyncio
+            >>> from sqlalchemy import text
+            >>> async def main():
+            ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            ...     async def work(session):
+            ...         return (await session.execute(text("select 40 + 2"))).scalar()
+            ...     return await db.run_in_transaction(work, retries=2)
+            >>> asyncio.run(main())
+            42
+        """
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
+        if self._scope.get() is not None:
+            async with self.transaction() as session:
+                return await fn(session)
+        attempt = 0
+        while True:
+            try:
+                async with self.transaction() as session:
+                    return await fn(session)
+            except TransactionConflictError as exc:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                sleep = backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                logger.warning(
+                    "dsg_lib: transaction conflict ({}), retry {}/{} in {:.3f}s",
+                    exc.details[:120], attempt, retries, sleep,
+                )
+                await asyncio.sleep(sleep)
+
+    # ------------------------------------------------------------------ tables
+    def _metadatas(self) -> list[MetaData]:
+        found: list[MetaData] = []
+        legacy = _database_config._LegacyBase.metadata
+        for metadata in (self.Base.metadata, self.db_config.metadata, legacy):
+            if metadata.tables and all(metadata is not m for m in found):
+                found.append(metadata)
+        return found
+
+    def _resolve_tables(self, items: tuple[Any, ...]) -> list[Table]:
+        tables: list[Table] = []
+        for item in items:
+            table = item if isinstance(item, Table) else getattr(item, "__table__", None)
+            if not isinstance(table, Table):
+                raise InvalidInputError(
+                    f"expected a mapped model class or a Table, got {item!r}"
+                )
+            tables.append(table)
+        return tables
+
+    async def create_tables(self, *models_or_tables: Any) -> None:
+        """Create tables that do not exist yet (idempotent).
+
+        Args:
+            *models_or_tables: Mapped classes or ``Table`` objects. None means
+                every table of ``Base`` (and of the legacy ``database_config.BASE``).
+
+        Example:
+            >>> import asyncio
+            >>> from sqlalchemy.orm import Mapped, mapped_column
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> class Tag(db.Base):
+            ...     __tablename__ = "tags"
+            ...     id: Mapped[int] = mapped_column(primary_key=True)
+            >>> asyncio.run(db.create_tables(Tag))
+        """
+        await self._run_ddl(models_or_tables, create=True)
+
+    async def drop_tables(self, *models_or_tables: Any) -> None:
+        """Drop tables that exist (idempotent); no arguments drops every table of ``Base``.
+
+        Example:
+            >>> import asyncio
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> asyncio.run(db.drop_tables())
+        """
+        await self._run_ddl(models_or_tables, create=False)
+
+    async def _run_ddl(self, items: tuple[Any, ...], *, create: bool) -> None:
+        self._check_open()
+        groups: dict[int, tuple[MetaData, list[Table] | None]] = {}
+        if items:
+            for table in self._resolve_tables(items):
+                groups.setdefault(id(table.metadata), (table.metadata, []))[1].append(table)  # type: ignore[union-attr]
+        else:
+            for metadata in self._metadatas():
+                groups[id(metadata)] = (metadata, None)
+        with self.db_config.errors():
+            async with self.engine.begin() as conn:
+                for metadata, tables in groups.values():
+                    if create:
+                        await conn.run_sync(metadata.create_all, tables=tables, checkfirst=True)
+                    else:
+                        await conn.run_sync(metadata.drop_all, tables=tables, checkfirst=True)
+        names = [t.name for m, ts in groups.values() for t in (ts or m.tables.values())]
+        if create:
+            self._created.update(names)
+        else:
+            self._created.difference_update(names)
+        logger.info("dsg_lib: {} tables {}", "created" if create else "dropped", sorted(names))
+
+    # ------------------------------------------------------------------ health
+    def pool_status(self) -> dict[str, int]:
+        """Pool counters: ``size``, ``checked_in``, ``checked_out``, ``overflow``.
+
+        Example:
+            >>> AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).pool_status()["checked_out"]
+            0
+        """
+        pool: Any = self.engine.pool
+        status = {"size": 0, "checked_in": 0, "checked_out": 0, "overflow": 0}
+        for key, method in (
+            ("size", "size"), ("checked_in", "checkedin"),
+            ("checked_out", "checkedout"), ("overflow", "overflow"),
+        ):
+            fn = getattr(pool, method, None)
+            if callable(fn):
+                status[key] = int(fn())
+        return status
+
+    async def health_check(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Run ``SELECT 1`` and report; never raises for an unreachable database.
+
+        Returns:
+            ``{"ok": bool, "latency_ms": float, "dialect": str, "pool": {...}}``
+            plus ``"error"`` (a message without secrets) when not ok.
+
+        Example:
+            >>> import asyncio
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> sorted(asyncio.run(db.health_check()))
+            ['dialect', 'latency_ms', 'ok', 'pool']
+        """
+        start = time.perf_counter()
+        result: dict[str, Any] = {"ok": True, "latency_ms": 0.0, "dialect": self.db_config.dialect}
+        try:
+            self._check_open()
+            await asyncio.wait_for(self._ping(), timeout=timeout)
+        except (DatabaseError, asyncio.TimeoutError) as exc:
+            result["ok"] = False
+            result["error"] = exc.details if isinstance(exc, DatabaseError) else f"timed out after {timeout:g}s"
+        result["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+        result["pool"] = self.pool_status()
+        return result
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"AsyncDatabase({self.db_config.safe_url!r}, {state})"
+
+
+async def _rollback_savepoint(nested: Any) -> None:
+    if nested.is_active:
+        await nested.rollback()

@@ -1,0 +1,112 @@
+"""Backend fixtures: every database test runs on SQLite (memory and file), PostgreSQL and MariaDB.
+
+Environment:
+    DSG_TEST_BACKENDS      comma list, default "sqlite_memory,sqlite_file,postgresql,mariadb"
+    DSG_TEST_POSTGRES_URL  default postgresql+asyncpg://postgres@127.0.0.1:5432/test
+    DSG_TEST_MYSQL_URL     default mysql+aiomysql://root@127.0.0.1:3306/test
+    CI=true                an unreachable server backend fails the run instead of skipping
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from dsg_lib import AsyncDatabase, DBConfig
+
+POSTGRES_URL = os.environ.get(
+    "DSG_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get("DSG_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
+ALL_BACKENDS = ("sqlite_memory", "sqlite_file", "postgresql", "mariadb")
+BACKENDS = tuple(
+    b.strip()
+    for b in os.environ.get("DSG_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
+    if b.strip()
+)
+SERVER_BACKENDS = tuple(b for b in BACKENDS if b in ("postgresql", "mariadb"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+_reachable: dict[str, str | None] = {}
+
+
+def backend_url(backend: str, tmp_path: Path) -> str:
+    """The URL a test should use for ``backend``."""
+    if backend == "sqlite_memory":
+        return "sqlite+aiosqlite:///:memory:"
+    if backend == "sqlite_file":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    if backend == "postgresql":
+        return POSTGRES_URL
+    if backend == "mariadb":
+        return MYSQL_URL
+    raise ValueError(backend)
+
+
+async def _probe(url: str) -> str | None:
+    db = AsyncDatabase(DBConfig({"database_uri": url}))
+    try:
+        await db.connect(timeout=5)
+        return None
+    except Exception as exc:  # reported below
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await db.disconnect()
+
+
+def require_backend(backend: str) -> None:
+    """Skip (or, under CI, fail) when a server backend cannot be reached."""
+    if backend not in ("postgresql", "mariadb"):
+        return
+    if backend not in _reachable:
+        url = POSTGRES_URL if backend == "postgresql" else MYSQL_URL
+        _reachable[backend] = asyncio.new_event_loop().run_until_complete(_probe(url))
+    problem = _reachable[backend]
+    if problem:
+        message = f"{backend} unreachable: {problem}"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logs() -> Iterator[None]:
+    logger.disable("dsg_lib")
+    yield
+    logger.enable("dsg_lib")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend name; each test using it runs once per backend."""
+    require_backend(request.param)
+    return str(request.param)
+
+
+@pytest.fixture(params=SERVER_BACKENDS)
+def server_backend(request: pytest.FixtureRequest) -> str:
+    """Only PostgreSQL and MariaDB."""
+    require_backend(request.param)
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> str:
+    return backend_url(backend, tmp_path)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[AsyncDatabase]:
+    """A fresh ``AsyncDatabase`` for the backend; every table of its ``Base`` is dropped after."""
+    database = AsyncDatabase(DBConfig({"database_uri": db_url, "pool_timeout": 10}))
+    yield database
+    if not database.is_connected:
+        await database.connect()
+    await database.drop_tables()
+    assert database.pool_status()["checked_out"] == 0, "a test leaked a pooled connection"
+    await database.disconnect()

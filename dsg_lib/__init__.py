@@ -26,6 +26,10 @@ from .async_database_functions import RecordNotFoundError as RecordNotFoundError
 from .async_database_functions import SchemaBaseMySQL as SchemaBaseMySQL
 from .async_database_functions import SchemaBasePostgres as SchemaBasePostgres
 from .async_database_functions import SchemaBaseSQLite as SchemaBaseSQLite
+from .async_database_functions import SoftDeleteMixin as SoftDeleteMixin
+from .async_database_functions import DatabaseOperations as DatabaseOperations
+from .async_database_functions import CursorPage as CursorPage
+from .async_database_functions import Page as Page
 from .async_database_functions import SessionMissingError as SessionMissingError
 from .async_database_functions import StatementTimeoutError as StatementTimeoutError
 from .async_database_functions import TransactionConflictError as TransactionConflictError
@@ -36,13 +40,16 @@ __all__ = [
     "AsyncDatabase",
     "ConfigurationError",
     "ConstraintViolationError",
+    "CursorPage",
     "DBConfig",
     "DatabaseError",
+    "DatabaseOperations",
     "DatabaseUnavailableError",
     "InvalidInputError",
     "MissingDependencyError",
     "MultipleRecordsFoundError",
     "NotConnectedError",
+    "Page",
     "PoolTimeoutError",
     "QueryError",
     "RecordNotFoundError",
@@ -50,6 +57,7 @@ __all__ = [
     "SchemaBasePostgres",
     "SchemaBaseSQLite",
     "SessionMissingError",
+    "SoftDeleteMixin",
     "StatementTimeoutError",
     "TransactionConflictError",
     "__version__",

@@ -13,12 +13,15 @@ Example:
 
 from . import async_database as async_database
 from . import base_schema as base_schema
+from . import database_operations as database_operations
 from . import database_config as database_config
 from . import errors as errors
 from .async_database import AsyncDatabase as AsyncDatabase
 from .base_schema import SchemaBaseMySQL as SchemaBaseMySQL
 from .base_schema import SchemaBasePostgres as SchemaBasePostgres
 from .base_schema import SchemaBaseSQLite as SchemaBaseSQLite
+from .base_schema import SoftDeleteMixin as SoftDeleteMixin
+from .database_operations import DatabaseOperations as DatabaseOperations
 from .database_config import DBConfig as DBConfig
 from .errors import ConfigurationError as ConfigurationError
 from .errors import ConstraintViolationError as ConstraintViolationError
@@ -34,18 +37,23 @@ from .errors import RecordNotFoundError as RecordNotFoundError
 from .errors import SessionMissingError as SessionMissingError
 from .errors import StatementTimeoutError as StatementTimeoutError
 from .errors import TransactionConflictError as TransactionConflictError
+from .pagination import CursorPage as CursorPage
+from .pagination import Page as Page
 
 __all__ = [
     "AsyncDatabase",
     "ConfigurationError",
     "ConstraintViolationError",
+    "CursorPage",
     "DBConfig",
     "DatabaseError",
+    "DatabaseOperations",
     "DatabaseUnavailableError",
     "InvalidInputError",
     "MissingDependencyError",
     "MultipleRecordsFoundError",
     "NotConnectedError",
+    "Page",
     "PoolTimeoutError",
     "QueryError",
     "RecordNotFoundError",
@@ -53,10 +61,12 @@ __all__ = [
     "SchemaBasePostgres",
     "SchemaBaseSQLite",
     "SessionMissingError",
+    "SoftDeleteMixin",
     "StatementTimeoutError",
     "TransactionConflictError",
     "async_database",
     "base_schema",
     "database_config",
+    "database_operations",
     "errors",
 ]

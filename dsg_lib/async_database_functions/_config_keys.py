@@ -94,6 +94,10 @@ KEYS: dict[str, KeySpec] = {
         "a list of URI strings",
         SERVERS,
     ),
+    "cursor_secret": KeySpec(
+        "library", lambda v: isinstance(v, (str, bytes)) and len(v) >= 16,
+        "a str or bytes of at least 16 characters (HMAC key for keyset cursors)",
+    ),
     "pgbouncer": KeySpec("library", _is_bool, "a bool", frozenset({"postgresql"})),
 }
 
@@ -120,7 +124,7 @@ def validate(config: Mapping[str, Any], backend: str, in_memory: bool) -> None:
                 "(it is one shared connection); use a file database to size the pool"
             )
         if not spec.check(value):
-            shown = "<hidden>" if key in ("password", "database_uri") else repr(value)
+            shown = "<hidden>" if key in ("password", "database_uri", "cursor_secret") else repr(value)
             raise ConfigurationError(
                 f"config key '{key}' for dialect '{backend}' must be {spec.expected}, got {shown}"
             )

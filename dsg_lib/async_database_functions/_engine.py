@@ -137,10 +137,9 @@ def _install_sqlite_hooks(engine: AsyncEngine, library: dict[str, Any], memory: 
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_isolation_level() == "AUTOCOMMIT" or conn.get_execution_options().get(
-            "isolation_level"
-        ) == "AUTOCOMMIT":
-            return
+        options = conn.get_execution_options()
+        if options.get("dsg_lib_autocommit") or options.get("isolation_level") == "AUTOCOMMIT":
+            return  # a read outside a transaction: each statement commits by itself
         conn.exec_driver_sql(begin)
 
 

@@ -55,11 +55,15 @@ def parse_uri(uri: Any) -> URL:
         )
     try:
         url = make_url(uri.strip())
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a non-numeric port
         raise ConfigurationError(
             "'database_uri' could not be parsed; expected "
             "'dialect[+driver]://user:password@host:port/database'"
         ) from None
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ConfigurationError(
+            f"'database_uri' has port {url.port}; expected an int in 1..65535"
+        )
     return url
 
 

@@ -42,12 +42,40 @@ __all__ = ["AsyncDatabase"]
 T = TypeVar("T")
 
 
+class _TaskLock:
+    """An asyncio lock that the task holding it may take again (re-entrant per task).
+
+    Operations joining one transaction from several tasks take turns on its
+    session; the same task never waits for itself (e.g. an update issued while
+    it iterates a stream).
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is task and task is not None:
+            self._depth += 1
+            return
+        await self._lock.acquire()
+        self._owner, self._depth = task, 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
+
+
 @dataclass
 class _Scope:
     """The session of an open ``transaction()`` and the lock that serialises its users."""
 
     session: AsyncSession
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: _TaskLock = field(default_factory=_TaskLock)
 
 
 class AsyncDatabase:
@@ -93,6 +121,11 @@ class AsyncDatabase:
         self._scope: ContextVar[_Scope | None] = ContextVar(f"dsg_lib_scope_{id(self)}", default=None)
         self._closed = False
         self._created: set[str] = set()
+        # Reads outside a transaction skip BEGIN/ROLLBACK round trips where that is free.
+        self._read_options: dict[str, Any] = {
+            "postgresql": {"isolation_level": "AUTOCOMMIT"},
+            "sqlite": {"dsg_lib_autocommit": True},
+        }.get(db_config.dialect, {})
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> AsyncDatabase:
@@ -124,14 +157,20 @@ class AsyncDatabase:
         deadline = time.monotonic() + timeout
         delay = 0.05
         attempt = 0
+        reason = "timed out"
+        cause: BaseException | None = None
+        last_error: DatabaseUnavailableError | None = None
         while True:
             attempt += 1
             try:
                 await asyncio.wait_for(self._ping(), timeout=max(deadline - time.monotonic(), 0.001))
             except DatabaseUnavailableError as exc:
+                last_error = exc
                 reason, cause = exc.details, exc
             except asyncio.TimeoutError as exc:
-                reason, cause = "timed out", exc
+                # A last attempt cut short by the deadline keeps the previous, more useful reason.
+                reason = f"timed out; last error: {last_error.details}" if last_error else "timed out"
+                cause = last_error or exc
             else:
                 logger.info("dsg_lib: connected to {}", self.db_config.safe_url)
                 return
@@ -302,8 +341,52 @@ class AsyncDatabase:
             )
         return scope.session
 
-    def _current_scope(self) -> _Scope | None:
-        return self._scope.get()
+    @asynccontextmanager
+    async def _op_session(
+        self, session: AsyncSession | None = None, *, write: bool, autocommit_read: bool = True
+    ) -> AsyncIterator[AsyncSession]:
+        """The session an operation runs in.
+
+        A caller-owned ``session`` is used as is and never committed; inside
+        ``transaction()`` its session is joined; otherwise a short transaction
+        of its own is committed (writes) or a connection without a transaction
+        is used where the dialect makes that free (reads).
+        """
+        if session is not None:
+            with self.db_config.errors():
+                yield session
+            return
+        scope = self._scope.get()
+        if scope is not None:
+            async with scope.lock:
+                with self.db_config.errors():
+                    yield scope.session
+            return
+        self._check_open()
+        if write:
+            own = self._sessionmaker()
+            try:
+                with self.db_config.errors():
+                    yield own
+                    await own.commit()
+            except BaseException:
+                await _close_quietly(own, rollback=True)
+                raise
+            else:
+                await _close_quietly(own, rollback=False)
+            return
+        with self.db_config.errors():
+            async with self.engine.connect() as conn:
+                if self._read_options and autocommit_read:
+                    await conn.execution_options(**self._read_options)
+                reader = AsyncSession(bind=conn, expire_on_commit=False)
+                try:
+                    yield reader
+                finally:
+                    await _close_quietly(reader, rollback=False)
+
+    def _in_scope(self) -> bool:
+        return self._scope.get() is not None
 
     async def run_in_transaction(
         self,
@@ -473,7 +556,9 @@ class AsyncDatabase:
             await asyncio.wait_for(self._ping(), timeout=timeout)
         except (DatabaseError, asyncio.TimeoutError) as exc:
             result["ok"] = False
-            result["error"] = exc.details if isinstance(exc, DatabaseError) else f"timed out after {timeout:g}s"
+            result["error"] = (
+                exc.details if isinstance(exc, DatabaseError) else f"timed out after {timeout:g}s"
+            )
         result["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
         result["pool"] = self.pool_status()
         return result

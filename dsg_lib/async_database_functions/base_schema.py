@@ -30,11 +30,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, String, func, text
-from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["SchemaBaseMySQL", "SchemaBasePostgres", "SchemaBaseSQLite", "UTCDateTime", "utcnow"]
+__all__ = [
+    "SchemaBaseMySQL", "SchemaBasePostgres", "SchemaBaseSQLite", "SoftDeleteMixin", "UTCDateTime", "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -77,10 +79,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value  # type: ignore[no-any-return]
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
+        utc: datetime = value.astimezone(timezone.utc)
         if dialect.name != "postgresql":
-            value = value.replace(tzinfo=None)
-        return value
+            utc = utc.replace(tzinfo=None)
+        return utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -153,4 +155,28 @@ class SchemaBaseMySQL:
         server_default=text("(UTC_TIMESTAMP(6))"),
         onupdate=func.utc_timestamp(6),
         index=True,
+    )
+
+
+class SoftDeleteMixin:
+    """Opt-in soft delete: a nullable UTC ``deleted_at`` column.
+
+    For models with this mixin, ``DatabaseOperations`` deletes set
+    ``deleted_at`` instead of removing the row (``hard=True`` removes it),
+    reads skip deleted rows unless ``include_deleted=True``, and ``restore()``
+    clears the mark.
+
+    Example:
+        >>> from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+        >>> class Base(DeclarativeBase):
+        ...     pass
+        >>> class Doc(SoftDeleteMixin, Base):
+        ...     __tablename__ = "docs"
+        ...     id: Mapped[int] = mapped_column(primary_key=True)
+        >>> Doc.__table__.c.deleted_at.nullable
+        True
+    """
+
+    deleted_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), nullable=True, default=None, index=True
     )

@@ -18,7 +18,7 @@ from typing import Any
 from loguru import logger
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from . import _config_keys, _url
@@ -89,10 +89,7 @@ class DBConfig:
             raise ConfigurationError(
                 f"give either 'database_uri' or its parts, not both (also got: {', '.join(has_parts)})"
             )
-        if "database_uri" in raw:
-            url = _url.parse_uri(raw["database_uri"])
-        else:
-            url = _url.from_parts(raw)
+        url = _url.parse_uri(raw["database_uri"]) if "database_uri" in raw else _url.from_parts(raw)
         url, backend = _url.normalize(url)
         memory = backend == "sqlite" and is_memory_sqlite(url)
         _config_keys.validate(raw, backend, memory)

@@ -1,0 +1,225 @@
+"""Bulk insert and upsert paths: executemany, PostgreSQL COPY, chunking (private)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.schema import ColumnDefault
+
+from .errors import InvalidInputError
+from .filters import check_value, model_columns
+
+#: bind parameters one statement may carry, per backend
+BIND_LIMITS = {
+    "sqlite": 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999,
+    "postgresql": 32767,
+    "mysql": 65535,
+    "mariadb": 65535,
+}
+DEFAULT_CHUNK_ROWS = 10_000
+
+
+def table_of(model: Any) -> Table:
+    table = getattr(model, "__table__", None)
+    if not isinstance(table, Table):
+        raise InvalidInputError(f"expected a mapped model class, got {model!r}")
+    return table
+
+
+def prepare_row(
+    model: Any, columns: Mapping[str, Any], row: Any, validate: bool, index: int
+) -> dict[str, Any]:
+    """Check one input row (a mapping of column keys) and return it as a dict."""
+    if not isinstance(row, Mapping):
+        raise InvalidInputError(f"row {index}: expected a dict of column values, got {type(row).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        column = columns.get(key) if isinstance(key, str) else None
+        if column is None:
+            raise InvalidInputError(
+                f"row {index}: {str(key)[:60]!r} is not a column of {model.__name__}; "
+                f"columns: {', '.join(sorted(columns))}"
+            )
+        out[key] = check_value(column, value, name=key) if validate else value
+    return out
+
+
+async def iter_chunks(
+    rows: Iterable[Any] | AsyncIterable[Any], size: int
+) -> AsyncIterator[list[Any]]:
+    """Yield lists of at most ``size`` rows from a sync or async iterable."""
+    chunk: list[Any] = []
+    if isinstance(rows, AsyncIterable):
+        async for row in rows:
+            chunk.append(row)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    else:
+        if isinstance(rows, (str, bytes, Mapping)):
+            raise InvalidInputError("rows must be an iterable of dicts, not a single value")
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def chunk_rows_for(backend: str, n_columns: int, requested: int | None) -> int:
+    """Rows per multi-VALUES statement that stay under the bind-parameter limit."""
+    limit = max(1, BIND_LIMITS.get(backend, 999) // max(1, n_columns))
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise InvalidInputError(f"chunk_size must be an int >= 1, got {requested!r}")
+        return min(requested, limit)
+    return min(limit, DEFAULT_CHUNK_ROWS)
+
+
+def group_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Split rows into runs that share the same key set (one statement shape each)."""
+    groups: list[list[dict[str, Any]]] = []
+    last: tuple[str, ...] | None = None
+    for row in rows:
+        keys = tuple(row)
+        if keys != last:
+            groups.append([])
+            last = keys
+        groups[-1].append(row)
+    return groups
+
+
+def _python_defaults(table: Table) -> dict[str, Any] | None:
+    """Column key -> ColumnDefault for Python-side defaults; None if any is a SQL expression."""
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if default is None:
+            continue
+        if not isinstance(default, ColumnDefault) or default.is_clause_element or default.is_sequence:
+            return None
+        defaults[column.key] = default
+    return defaults
+
+
+async def copy_insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
+    """Insert with asyncpg's binary COPY. Returns False (nothing done) if COPY cannot be used."""
+    defaults = _python_defaults(table)
+    if defaults is None or not rows:
+        return False
+    keys = list(rows[0])
+    if any(len(r) != len(keys) or any(k not in r for k in keys) for r in rows):
+        return False
+    fill = [k for k in defaults if k not in keys]
+    columns = [table.columns[k] for k in keys + fill]
+    dialect = conn.dialect
+    processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    if any(c.autoincrement is True and c.key in fill for c in columns):
+        return False
+
+    def records() -> Iterator[tuple[Any, ...]]:
+        for row in rows:
+            values = [row[k] for k in keys]
+            for k in fill:
+                default = defaults[k]
+                values.append(default.arg(None) if default.is_callable else default.arg)
+            yield tuple(p(v) if p is not None and v is not None else v for p, v in zip(processors, values))
+
+    raw = await conn.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    start = getattr(adapted, "_start_transaction", None)
+    if start is not None and getattr(adapted, "_transaction", None) is None:
+        await start()  # COPY must run inside the caller's transaction, not autocommit
+    driver = adapted._connection
+    await driver.copy_records_to_table(
+        table.name,
+        records=records(),
+        columns=[c.name for c in columns],
+        schema_name=table.schema,
+    )
+    return True
+
+
+def upsert_statement(
+    backend: str,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> Any:
+    """Build one multi-row INSERT ... ON CONFLICT / ON DUPLICATE KEY statement."""
+    if backend == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).values(rows)
+        stmt = (
+            stmt.on_conflict_do_update(
+                index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
+            )
+            if update
+            else stmt.on_conflict_do_nothing(index_elements=list(conflict))
+        )
+        return stmt.returning(*[table.c[c] for c in conflict])
+    if backend == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).values(rows)
+        stmt = (
+            stmt.on_conflict_do_update(
+                index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
+            )
+            if update
+            else stmt.on_conflict_do_nothing(index_elements=list(conflict))
+        )
+        return stmt.returning(*[table.c[c] for c in conflict])
+    from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+    stmt = mysql_insert(table).values(rows)
+    if update:
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
+    first = next(iter(conflict))
+    return stmt.on_duplicate_key_update({first: table.c[first]})
+
+
+def check_upsert_args(
+    model: Any, conflict: Any, update: Any, sample_keys: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Validate ``conflict`` / ``update`` column lists; default update = every non-conflict key."""
+    columns = model_columns(model)
+    if isinstance(conflict, str):
+        conflict = (conflict,)
+    if not conflict or not all(isinstance(c, str) and c in columns for c in conflict):
+        raise InvalidInputError(
+            f"conflict must name unique columns of {model.__name__}; columns: {', '.join(sorted(columns))}"
+        )
+    conflict = tuple(conflict)
+    if update is None:
+        update = tuple(k for k in sample_keys if k not in conflict)
+    elif isinstance(update, str):
+        update = (update,)
+    update = tuple(update)
+    for column in update:
+        if not isinstance(column, str) or column not in columns:
+            raise InvalidInputError(f"update column {str(column)[:60]!r} is not a column of {model.__name__}")
+        if column in conflict:
+            raise InvalidInputError(f"update column {column!r} is also a conflict column")
+    return conflict, update
+
+
+def check_no_duplicate_keys(rows: Sequence[dict[str, Any]], conflict: Sequence[str]) -> None:
+    seen: set[tuple[Any, ...]] = set()
+    for index, row in enumerate(rows):
+        missing = [c for c in conflict if c not in row]
+        if missing:
+            raise InvalidInputError(f"row {index}: missing conflict column(s) {', '.join(missing)}")
+        key = tuple(row[c] for c in conflict)
+        if key in seen:
+            raise InvalidInputError(
+                f"row {index}: the same conflict key appears twice in one upsert call"
+            )
+        seen.add(key)

@@ -1,0 +1,56 @@
+"""dsg_lib quickstart: create a table, insert rows in one transaction, query them.
+
+Runs on in-memory SQLite by default. Point ``DATABASE_URL`` at another database
+to run it there, e.g.::
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python examples/quickstart.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dsg_lib import AsyncDatabase, DBConfig
+
+config = DBConfig.from_env("DATABASE_URL", default="sqlite+aiosqlite:///:memory:")
+db = AsyncDatabase(config)
+
+
+class Quickstart(db.Base):
+    __tablename__ = "quickstart_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+async def main() -> None:
+    async with db:  # connect() on enter, disconnect() on exit
+        await db.drop_tables(Quickstart)  # start clean on a persistent database
+        await db.create_tables(Quickstart)
+
+        # One transaction: committed on success, rolled back on any error.
+        async with db.transaction() as session:
+            session.add_all(
+                [
+                    Quickstart(name="Ada Lovelace", email="ada@example.com"),
+                    Quickstart(name="Grace Hopper", email="grace@example.com"),
+                    Quickstart(name="Alan Turing", email="alan@example.com"),
+                ]
+            )
+
+        async with db.get_db_session() as session:
+            users = (await session.scalars(select(Quickstart).order_by(Quickstart.name))).all()
+
+        print(f"{len(users)} users in {config.dialect}:")
+        for user in users:
+            print(f"  {user.name} <{user.email}>")
+
+        await db.drop_tables(Quickstart)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

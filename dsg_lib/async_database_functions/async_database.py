@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from loguru import logger
 from sqlalchemy import MetaData, Table, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from . import database_config as _database_config
@@ -121,6 +121,8 @@ class AsyncDatabase:
         self._scope: ContextVar[_Scope | None] = ContextVar(f"dsg_lib_scope_{id(self)}", default=None)
         self._closed = False
         self._created: set[str] = set()
+        self._extra_metadata: list[MetaData] = []
+        self._pinned: AsyncConnection | None = None
         # Reads outside a transaction skip BEGIN/ROLLBACK round trips where that is free.
         self._read_options: dict[str, Any] = {
             "postgresql": {"isolation_level": "AUTOCOMMIT"},
@@ -226,6 +228,11 @@ class AsyncDatabase:
     # ------------------------------------------------------------------ sessions
     def _new_session(self) -> AsyncSession:
         self._check_open()
+        if self._pinned is not None:
+            # dsg_lib.testing: every session joins the test's outer transaction
+            return AsyncSession(
+                bind=self._pinned, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
         return self._sessionmaker()
 
     @asynccontextmanager
@@ -364,7 +371,7 @@ class AsyncDatabase:
             return
         self._check_open()
         if write:
-            own = self._sessionmaker()
+            own = self._new_session()
             try:
                 with self.db_config.errors():
                     yield own
@@ -374,6 +381,14 @@ class AsyncDatabase:
                 raise
             else:
                 await _close_quietly(own, rollback=False)
+            return
+        if self._pinned is not None:
+            pinned = self._new_session()
+            try:
+                with self.db_config.errors():
+                    yield pinned
+            finally:
+                await _close_quietly(pinned, rollback=False)
             return
         with self.db_config.errors():
             async with self.engine.connect() as conn:
@@ -450,7 +465,7 @@ class AsyncDatabase:
     def _metadatas(self) -> list[MetaData]:
         found: list[MetaData] = []
         legacy = _database_config._LegacyBase.metadata
-        for metadata in (self.Base.metadata, self.db_config.metadata, legacy):
+        for metadata in (self.Base.metadata, self.db_config.metadata, legacy, *self._extra_metadata):
             if metadata.tables and all(metadata is not m for m in found):
                 found.append(metadata)
         return found
@@ -484,6 +499,42 @@ class AsyncDatabase:
         """
         await self._run_ddl(models_or_tables, create=True)
 
+    async def add_models(self, *models: Any) -> None:
+        """Register models (from any declarative base) and create their tables the first time.
+
+        Later calls with the same models do nothing; ``drop_tables()`` and
+        ``clean()`` include them.
+
+        Example:
+            >>> import asyncio
+            >>> from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+            >>> class OtherBase(DeclarativeBase):
+            ...     pass
+            >>> class Plugin(OtherBase):
+            ...     __tablename__ = "plugins"
+            ...     id: Mapped[int] = mapped_column(primary_key=True)
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> asyncio.run(db.add_models(Plugin))
+        """
+        tables = self._resolve_tables(models)
+        for table in tables:
+            if all(table.metadata is not m for m in self._metadatas()) and all(
+                table.metadata is not m for m in self._extra_metadata
+            ):
+                self._extra_metadata.append(table.metadata)
+        new = [t for t in tables if t.fullname not in self._created]
+        if new:
+            await self.create_tables(*new)
+
+    async def clean(self) -> None:
+        """Drop every table this database knows (``Base``, legacy ``BASE``, ``add_models``). For tests.
+
+        Example:
+            >>> import asyncio
+            >>> asyncio.run(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).clean())
+        """
+        await self.drop_tables()
+
     async def drop_tables(self, *models_or_tables: Any) -> None:
         """Drop tables that exist (idempotent); no arguments drops every table of ``Base``.
 
@@ -504,18 +555,27 @@ class AsyncDatabase:
             for metadata in self._metadatas():
                 groups[id(metadata)] = (metadata, None)
         with self.db_config.errors():
-            async with self.engine.begin() as conn:
+            async with self._ddl_connection() as conn:
                 for metadata, tables in groups.values():
                     if create:
                         await conn.run_sync(metadata.create_all, tables=tables, checkfirst=True)
                     else:
                         await conn.run_sync(metadata.drop_all, tables=tables, checkfirst=True)
-        names = [t.name for m, ts in groups.values() for t in (ts or m.tables.values())]
+        names = [t.fullname for m, ts in groups.values() for t in (ts or m.tables.values())]
         if create:
             self._created.update(names)
         else:
             self._created.difference_update(names)
         logger.info("dsg_lib: {} tables {}", "created" if create else "dropped", sorted(names))
+
+    @asynccontextmanager
+    async def _ddl_connection(self) -> AsyncIterator[AsyncConnection]:
+        if self._pinned is not None:
+            async with self._pinned.begin_nested():
+                yield self._pinned
+            return
+        async with self.engine.begin() as conn:
+            yield conn
 
     # ------------------------------------------------------------------ health
     def pool_status(self) -> dict[str, int]:

@@ -1,0 +1,254 @@
+"""FastAPI integration (extra ``[fastapi]``): lifespan, per-request transactions, error handlers.
+
+Example:
+    >>> from fastapi import Depends, FastAPI
+    >>> from dsg_lib import AsyncDatabase, DBConfig
+    >>> from dsg_lib.fastapi import lifespan, register_exception_handlers, session_dependency
+    >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+    >>> app = FastAPI(lifespan=lifespan(db, create_tables=True))
+    >>> register_exception_handlers(app)
+    >>> @app.get("/ping")
+    ... async def ping(session=Depends(session_dependency(db))):
+    ...     return {"ok": True}
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .async_database_functions.async_database import AsyncDatabase
+from .async_database_functions.errors import (
+    ConstraintViolationError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    RecordNotFoundError,
+)
+
+try:
+    from fastapi import APIRouter, FastAPI, Request
+    from fastapi.responses import JSONResponse
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    from .async_database_functions.errors import MissingDependencyError
+
+    raise MissingDependencyError(
+        'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg_lib[fastapi]"'
+    ) from exc
+
+__all__ = [
+    "DBSessionMiddleware",
+    "error_response",
+    "health_router",
+    "lifespan",
+    "register_exception_handlers",
+    "session_dependency",
+]
+
+#: HTTP status per error class; the first match in the class's MRO wins.
+STATUS_BY_ERROR: dict[type[DatabaseError], int] = {
+    RecordNotFoundError: 404,
+    ConstraintViolationError: 409,
+    InvalidInputError: 422,
+    DatabaseUnavailableError: 503,
+    DatabaseError: 500,
+}
+RETRY_AFTER_SECONDS = 5
+
+
+def lifespan(
+    db: AsyncDatabase, create_tables: bool = False, *, connect_timeout: float = 30.0
+) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A FastAPI ``lifespan``: wait for the database, optionally create tables, disconnect at shutdown.
+
+    Args:
+        db: The database.
+        create_tables: Run ``db.create_tables()`` at startup.
+        connect_timeout: Seconds to wait for the database at startup.
+
+    Example:
+        >>> from fastapi import FastAPI
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> app = FastAPI(lifespan=lifespan(AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))))
+    """
+
+    @asynccontextmanager
+    async def _lifespan(app: Any) -> AsyncIterator[None]:
+        await db.connect(timeout=connect_timeout)
+        if create_tables:
+            await db.create_tables()
+        try:
+            yield
+        finally:
+            await db.disconnect()
+
+    return _lifespan
+
+
+def session_dependency(db: AsyncDatabase) -> Callable[..., AsyncIterator[AsyncSession]]:
+    """A dependency yielding a session in one transaction per request.
+
+    The transaction commits after the endpoint returns and before the
+    response is sent (so a failing commit becomes an error response, not a
+    lost write); it rolls back if the endpoint raises (``HTTPException``
+    included). ``DatabaseOperations`` calls in the endpoint join it.
+
+    Example:
+        >>> from fastapi import Depends
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> get_session = session_dependency(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
+        >>> # async def create(item: Item, session: AsyncSession = Depends(get_session)): ...
+    """
+
+    async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+        stack = request.scope.get("fastapi_function_astack")
+        if isinstance(stack, AsyncExitStack):
+            # Close with the endpoint's own exit stack: before the response is sent,
+            # whatever ``Depends(scope=...)`` the caller chose.
+            yield await stack.enter_async_context(db.transaction())
+            return
+        async with db.transaction() as session:  # pragma: no cover - older FastAPI
+            yield session
+
+    return _session
+
+
+def error_response(exc: DatabaseError) -> JSONResponse:
+    """The JSON response for a ``DatabaseError``: ``{"error", "details"}`` and its status.
+
+    Server-side failures (5xx) carry a generic message; the real one is logged.
+
+    Example:
+        >>> from dsg_lib import RecordNotFoundError
+        >>> error_response(RecordNotFoundError("no user 7")).status_code
+        404
+    """
+    status = next(
+        (code for cls in type(exc).__mro__ for err, code in STATUS_BY_ERROR.items() if cls is err), 500
+    )
+    if status == 503:
+        body = {"error": type(exc).__name__, "details": "the database is unavailable; retry later"}
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    elif status >= 500:
+        body = {"error": type(exc).__name__, "details": "internal database error"}
+        headers = {}
+    else:
+        body = exc.to_dict()
+        headers = {}
+    if status >= 500:
+        logger.error("dsg_lib: {} -> HTTP {}: {}", type(exc).__name__, status, exc.details)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    """Map ``dsg_lib`` errors to HTTP: not found 404, constraint 409, invalid 422, unavailable 503.
+
+    Any other ``DatabaseError`` is a 500. Bodies are ``{"error", "details"}`` JSON
+    with no SQL, parameters or secrets in them.
+
+    Example:
+        >>> from fastapi import FastAPI
+        >>> app = FastAPI()
+        >>> register_exception_handlers(app)
+    """
+
+    async def _handler(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DatabaseError)
+        return error_response(exc)
+
+    app.add_exception_handler(DatabaseError, _handler)
+
+
+def health_router(db: AsyncDatabase, path: str = "/health") -> APIRouter:
+    """A router with ``GET path`` returning ``db.health_check()`` (HTTP 503 when not ok).
+
+    Example:
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> router = health_router(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
+        >>> [r.path for r in router.routes]
+        ['/health']
+    """
+    router = APIRouter()
+
+    @router.get(path)
+    async def _health() -> JSONResponse:
+        report = await db.health_check()
+        return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+    return router
+
+
+class DBSessionMiddleware:
+    """ASGI middleware: one transaction per HTTP request, reachable via ``db.current_session()``.
+
+    Code that cannot take a dependency (services, repositories) calls
+    ``db.current_session()``; ``DatabaseOperations`` calls join the request's
+    transaction. It commits when the response is complete and before it is
+    sent (for non-streaming responses; a failing commit becomes an error
+    response), and rolls back when the app raises or answers with a 4xx/5xx
+    status (e.g. an error turned into a response by an exception handler).
+    A streaming response commits after its last chunk.
+
+    Args:
+        app: The ASGI app.
+        db: The database.
+
+    Example:
+        >>> from fastapi import FastAPI
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> app = FastAPI()
+        >>> app.add_middleware(DBSessionMiddleware, db=AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
+    """
+
+    def __init__(self, app: Any, db: AsyncDatabase) -> None:
+        self.app = app
+        self.db = db
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: list[dict[str, Any]] = []
+        state = {"status": 200, "streaming": False, "sent": False}
+
+        class _Rollback(Exception):
+            """Roll back a request that answered with an error status without raising."""
+
+        async def send_after_commit(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                held.append(message)
+                return
+            if message["type"] == "http.response.body" and not state["streaming"]:
+                held.append(message)
+                if message.get("more_body", False):
+                    # a streaming response: send what we have and stream the rest
+                    state["streaming"] = True
+                    await _flush()
+                return
+            await send(message)
+
+        async def _flush() -> None:
+            while held:
+                await send(held.pop(0))
+            state["sent"] = True
+
+        try:
+            async with self.db.transaction():
+                await self.app(scope, receive, send_after_commit)
+                if int(state["status"]) >= 400:
+                    raise _Rollback()
+        except _Rollback:
+            pass
+        except DatabaseError as exc:
+            if state["sent"]:
+                raise
+            held.clear()
+            response = error_response(exc)
+            await response(scope, receive, send)
+            return
+        await _flush()

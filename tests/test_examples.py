@@ -55,3 +55,23 @@ def test_quickstart_bad_url_fails_cleanly() -> None:
     assert result.returncode != 0
     assert "ConfigurationError" in result.stderr
     assert "secretpw" not in result.stderr
+
+
+def test_readme_usage_example_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```python", readme.index("## Usage")) + len("```python\n")
+    code = readme[start : readme.index("```", start)]
+    script = tmp_path / "readme_usage.py"
+    script.write_text(code, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,  # the example writes app.db in its working directory
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("{'error': 'ConstraintViolationError', 'details': ")
+    assert lines[1] == "['ada@example.com']"

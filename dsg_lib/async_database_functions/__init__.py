@@ -13,16 +13,16 @@ Example:
 
 from . import async_database as async_database
 from . import base_schema as base_schema
-from . import database_operations as database_operations
 from . import database_config as database_config
+from . import database_operations as database_operations
 from . import errors as errors
 from .async_database import AsyncDatabase as AsyncDatabase
 from .base_schema import SchemaBaseMySQL as SchemaBaseMySQL
 from .base_schema import SchemaBasePostgres as SchemaBasePostgres
 from .base_schema import SchemaBaseSQLite as SchemaBaseSQLite
 from .base_schema import SoftDeleteMixin as SoftDeleteMixin
-from .database_operations import DatabaseOperations as DatabaseOperations
 from .database_config import DBConfig as DBConfig
+from .database_operations import DatabaseOperations as DatabaseOperations
 from .errors import ConfigurationError as ConfigurationError
 from .errors import ConstraintViolationError as ConstraintViolationError
 from .errors import DatabaseError as DatabaseError

@@ -124,10 +124,11 @@ class AsyncDatabase:
         self._extra_metadata: list[MetaData] = []
         self._pinned: AsyncConnection | None = None
         # Reads outside a transaction skip BEGIN/ROLLBACK round trips where that is free.
-        self._read_options: dict[str, Any] = {
+        read_options: dict[str, dict[str, Any]] = {
             "postgresql": {"isolation_level": "AUTOCOMMIT"},
             "sqlite": {"dsg_lib_autocommit": True},
-        }.get(db_config.dialect, {})
+        }
+        self._read_options: dict[str, Any] = read_options.get(db_config.dialect, {})
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> AsyncDatabase:

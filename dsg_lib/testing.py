@@ -16,6 +16,7 @@ In your ``conftest.py``::
     from dsg_lib.testing import database_fixtures
     from myapp.models import Base
 
+    pytest_plugins = ["dsg_lib.testing"]  # runs tests using these fixtures on the session loop
     db_session_fixture, db = database_fixtures(
         "sqlite+aiosqlite:///:memory:", base=Base, name="db")
 
@@ -41,7 +42,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,7 +52,10 @@ from .async_database_functions.async_database import AsyncDatabase
 from .async_database_functions.database_config import DBConfig
 from .async_database_functions.errors import InvalidInputError
 
-__all__ = ["database_fixtures", "isolated"]
+__all__ = ["database_fixtures", "isolated", "pytest_collection_modifyitems"]
+
+#: attribute marking fixtures made by database_fixtures (their tests need the session loop)
+_FIXTURE_FLAG = "_dsg_lib_session_loop"
 
 
 @asynccontextmanager
@@ -126,5 +129,30 @@ def database_fixtures(
         [inspect.Parameter(session_name, inspect.Parameter.KEYWORD_ONLY)]
     )
     isolated_fixture = pytest_asyncio.fixture(loop_scope="session", name=name)(_isolated_db)
+    setattr(_isolated_db, _FIXTURE_FLAG, True)
 
     return _session_db, isolated_fixture
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Pytest hook (``pytest_plugins = ["dsg_lib.testing"]``): run tests that use a
+    :func:`database_fixtures` fixture on the session event loop, where its engine lives.
+
+    Example:
+        >>> pytest_collection_modifyitems([])
+    """
+    import pytest
+
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for name in item.fixturenames:
+            defs = info.name2fixturedefs.get(name) or ()
+            if any(
+                getattr(d.func, _FIXTURE_FLAG, False)
+                or getattr(getattr(d.func, "__wrapped__", None), _FIXTURE_FLAG, False)
+                for d in defs
+            ):
+                item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
+                break

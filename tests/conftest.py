@@ -110,3 +110,10 @@ async def db(db_url: str) -> AsyncIterator[AsyncDatabase]:
     await database.drop_tables()
     assert database.pool_status()["checked_out"] == 0, "a test leaked a pooled connection"
     await database.disconnect()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """PostgreSQL only, for behaviour that exists only there (e.g. deferred constraints)."""
+    require_backend("postgresql")
+    return POSTGRES_URL

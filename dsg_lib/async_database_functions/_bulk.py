@@ -48,9 +48,7 @@ def prepare_row(
     return out
 
 
-async def iter_chunks(
-    rows: Iterable[Any] | AsyncIterable[Any], size: int
-) -> AsyncIterator[list[Any]]:
+async def iter_chunks(rows: Iterable[Any] | AsyncIterable[Any], size: int) -> AsyncIterator[list[Any]]:
     """Yield lists of at most ``size`` rows from a sync or async iterable."""
     chunk: list[Any] = []
     if isinstance(rows, AsyncIterable):
@@ -60,7 +58,7 @@ async def iter_chunks(
                 yield chunk
                 chunk = []
     else:
-        if isinstance(rows, (str, bytes, Mapping)):
+        if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
             raise InvalidInputError("rows must be an iterable of dicts, not a single value")
         for row in rows:
             chunk.append(row)
@@ -128,7 +126,10 @@ async def copy_insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
             for k in fill:
                 default = defaults[k]
                 values.append(default.arg(None) if default.is_callable else default.arg)
-            yield tuple(p(v) if p is not None and v is not None else v for p, v in zip(processors, values))
+            yield tuple(
+                p(v) if p is not None and v is not None else v
+                for p, v in zip(processors, values, strict=True)
+            )
 
     raw = await conn.get_raw_connection()
     adapted: Any = raw.dbapi_connection
@@ -219,7 +220,5 @@ def check_no_duplicate_keys(rows: Sequence[dict[str, Any]], conflict: Sequence[s
             raise InvalidInputError(f"row {index}: missing conflict column(s) {', '.join(missing)}")
         key = tuple(row[c] for c in conflict)
         if key in seen:
-            raise InvalidInputError(
-                f"row {index}: the same conflict key appears twice in one upsert call"
-            )
+            raise InvalidInputError(f"row {index}: the same conflict key appears twice in one upsert call")
         seen.add(key)

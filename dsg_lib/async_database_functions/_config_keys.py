@@ -11,7 +11,11 @@ from .errors import ConfigurationError
 SERVERS = frozenset({"postgresql", "mysql", "mariadb"})
 ALL = frozenset({"sqlite"}) | SERVERS
 ISOLATION_LEVELS = (
-    "AUTOCOMMIT", "READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE",
+    "AUTOCOMMIT",
+    "READ UNCOMMITTED",
+    "READ COMMITTED",
+    "REPEATABLE READ",
+    "SERIALIZABLE",
 )
 
 
@@ -81,7 +85,9 @@ KEYS: dict[str, KeySpec] = {
     "slow_query_ms": KeySpec("library", lambda v: v is None or _is_number(v), "milliseconds or None"),
     "busy_timeout_ms": KeySpec("library", _is_int(0), "an int >= 0 (milliseconds)", frozenset({"sqlite"})),
     "sqlite_begin": KeySpec(
-        "library", lambda v: v in ("deferred", "immediate"), "'deferred' or 'immediate'",
+        "library",
+        lambda v: v in ("deferred", "immediate"),
+        "'deferred' or 'immediate'",
         frozenset({"sqlite"}),
     ),
     "connect_timeout": KeySpec("library", lambda v: _is_number(v) and v > 0, "seconds > 0", SERVERS),
@@ -95,7 +101,8 @@ KEYS: dict[str, KeySpec] = {
         SERVERS,
     ),
     "cursor_secret": KeySpec(
-        "library", lambda v: isinstance(v, (str, bytes)) and len(v) >= 16,
+        "library",
+        lambda v: isinstance(v, (str, bytes)) and len(v) >= 16,
         "a str or bytes of at least 16 characters (HMAC key for keyset cursors)",
     ),
     "pgbouncer": KeySpec("library", _is_bool, "a bool", frozenset({"postgresql"})),

@@ -21,9 +21,7 @@ DEFAULT_MYSQL_RECYCLE = 3600
 def is_memory_sqlite(url: URL) -> bool:
     """True for ``:memory:``, an empty database, or a ``mode=memory`` URI."""
     database = url.database or ""
-    return database in ("", ":memory:") or "mode=memory" in database or (
-        url.query.get("mode") == "memory"
-    )
+    return database in ("", ":memory:") or "mode=memory" in database or (url.query.get("mode") == "memory")
 
 
 class MemoryKeeper:
@@ -98,8 +96,10 @@ def _unique_statement_name() -> str:
 
 def _install_sqlite_hooks(engine: AsyncEngine, library: dict[str, Any], memory: bool) -> None:
     busy = int(library.get("busy_timeout_ms", DEFAULT_BUSY_TIMEOUT_MS))
-    begin = "BEGIN" if memory else (
-        "BEGIN IMMEDIATE" if library.get("sqlite_begin", "immediate") == "immediate" else "BEGIN"
+    begin = (
+        "BEGIN"
+        if memory
+        else ("BEGIN IMMEDIATE" if library.get("sqlite_begin", "immediate") == "immediate" else "BEGIN")
     )
     timeout_ms = library.get("statement_timeout_ms")
     sync_engine = engine.sync_engine
@@ -185,5 +185,7 @@ def _install_slow_query_log(engine: AsyncEngine, threshold_ms: float) -> None:
             text = " ".join(statement.split())
             logger.warning(
                 "dsg_lib: slow query ({:.1f} ms >= {:.0f} ms): {}",
-                elapsed, threshold_ms, text[:500] + ("..." if len(text) > 500 else ""),
+                elapsed,
+                threshold_ms,
+                text[:500] + ("..." if len(text) > 500 else ""),
             )

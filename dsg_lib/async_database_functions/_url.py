@@ -21,8 +21,17 @@ ASYNC_DRIVERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 #: sync drivers we silently know how to upgrade from
 SYNC_DRIVERS = {
-    "pysqlite", "psycopg2", "psycopg", "pg8000", "psycopg2cffi", "pymysql", "mysqldb",
-    "mysqlconnector", "mariadbconnector", "cymysql", "",
+    "pysqlite",
+    "psycopg2",
+    "psycopg",
+    "pg8000",
+    "psycopg2cffi",
+    "pymysql",
+    "mysqldb",
+    "mysqlconnector",
+    "mariadbconnector",
+    "cymysql",
+    "",
 }
 #: driver -> (importable module, pip extra)
 DRIVER_PACKAGES = {
@@ -61,9 +70,7 @@ def parse_uri(uri: Any) -> URL:
             "'dialect[+driver]://user:password@host:port/database'"
         ) from None
     if url.port is not None and not 0 < url.port < 65536:
-        raise ConfigurationError(
-            f"'database_uri' has port {url.port}; expected an int in 1..65535"
-        )
+        raise ConfigurationError(f"'database_uri' has port {url.port}; expected an int in 1..65535")
     return url
 
 
@@ -72,15 +79,12 @@ def from_parts(parts: Mapping[str, Any]) -> URL:
     dialect = parts.get("dialect")
     if not isinstance(dialect, str) or not dialect:
         raise ConfigurationError(
-            "config needs 'database_uri' or 'dialect' (one of: "
-            f"{', '.join(sorted(ASYNC_DRIVERS))})"
+            f"config needs 'database_uri' or 'dialect' (one of: {', '.join(sorted(ASYNC_DRIVERS))})"
         )
     for key in ("host", "username", "password", "database", "driver"):
         value = parts.get(key)
         if value is not None and not isinstance(value, str):
-            raise ConfigurationError(
-                f"config key '{key}' must be a string, got {type(value).__name__}"
-            )
+            raise ConfigurationError(f"config key '{key}' must be a string, got {type(value).__name__}")
     port = parts.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
         raise ConfigurationError(f"config key 'port' must be an int in 1..65535, got {port!r}")
@@ -114,12 +118,9 @@ def normalize(url: URL) -> tuple[URL, str]:
     if driver not in accepted:
         if driver not in SYNC_DRIVERS:
             raise ConfigurationError(
-                f"driver '{driver}' is not supported for dialect '{backend}'; "
-                f"accepted: {', '.join(accepted)}"
+                f"driver '{driver}' is not supported for dialect '{backend}'; accepted: {', '.join(accepted)}"
             )
-        logger.info(
-            "dsg_lib: no async driver in {} ; using {}+{}", mask(url), backend, default
-        )
+        logger.info("dsg_lib: no async driver in {} ; using {}+{}", mask(url), backend, default)
         driver = default
     url = url.set(drivername=f"{backend}+{driver}")
     module, extra = DRIVER_PACKAGES[driver]

@@ -92,11 +92,12 @@ class AsyncDatabase:
         engine: The ``AsyncEngine``.
 
     Example:
-        >>> from sqlalchemy.orm import Mapped, mapped_column
+        >>> from sqlalchemy import Integer
+        >>> from sqlalchemy.orm import mapped_column
         >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
         >>> class Note(db.Base):
         ...     __tablename__ = "notes"
-        ...     id: Mapped[int] = mapped_column(primary_key=True)
+        ...     id = mapped_column(Integer, primary_key=True)
         >>> "notes" in db.Base.metadata.tables
         True
     """
@@ -105,9 +106,7 @@ class AsyncDatabase:
 
     def __init__(self, db_config: DBConfig, base: type[DeclarativeBase] | None = None) -> None:
         if not isinstance(db_config, DBConfig):
-            raise InvalidInputError(
-                f"AsyncDatabase needs a DBConfig, got {type(db_config).__name__}"
-            )
+            raise InvalidInputError(f"AsyncDatabase needs a DBConfig, got {type(db_config).__name__}")
         if base is not None and not (isinstance(base, type) and issubclass(base, DeclarativeBase)):
             raise InvalidInputError("base must be a subclass of sqlalchemy.orm.DeclarativeBase")
         self.db_config = db_config
@@ -185,7 +184,9 @@ class AsyncDatabase:
                 ) from cause
             logger.warning(
                 "dsg_lib: database not ready (attempt {}), retrying in {:.2f}s: {}",
-                attempt, min(delay, remaining), reason,
+                attempt,
+                min(delay, remaining),
+                reason,
             )
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
@@ -458,7 +459,10 @@ class AsyncDatabase:
                 sleep = backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
                 logger.warning(
                     "dsg_lib: transaction conflict ({}), retry {}/{} in {:.3f}s",
-                    exc.details[:120], attempt, retries, sleep,
+                    exc.details[:120],
+                    attempt,
+                    retries,
+                    sleep,
                 )
                 await asyncio.sleep(sleep)
 
@@ -476,9 +480,7 @@ class AsyncDatabase:
         for item in items:
             table = item if isinstance(item, Table) else getattr(item, "__table__", None)
             if not isinstance(table, Table):
-                raise InvalidInputError(
-                    f"expected a mapped model class or a Table, got {item!r}"
-                )
+                raise InvalidInputError(f"expected a mapped model class or a Table, got {item!r}")
             tables.append(table)
         return tables
 
@@ -491,11 +493,12 @@ class AsyncDatabase:
 
         Example:
             >>> import asyncio
-            >>> from sqlalchemy.orm import Mapped, mapped_column
+            >>> from sqlalchemy import Integer
+            >>> from sqlalchemy.orm import mapped_column
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> class Tag(db.Base):
             ...     __tablename__ = "tags"
-            ...     id: Mapped[int] = mapped_column(primary_key=True)
+            ...     id = mapped_column(Integer, primary_key=True)
             >>> asyncio.run(db.create_tables(Tag))
         """
         await self._run_ddl(models_or_tables, create=True)
@@ -508,12 +511,13 @@ class AsyncDatabase:
 
         Example:
             >>> import asyncio
-            >>> from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+            >>> from sqlalchemy import Integer
+            >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
             >>> class OtherBase(DeclarativeBase):
             ...     pass
             >>> class Plugin(OtherBase):
             ...     __tablename__ = "plugins"
-            ...     id: Mapped[int] = mapped_column(primary_key=True)
+            ...     id = mapped_column(Integer, primary_key=True)
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> asyncio.run(db.add_models(Plugin))
         """
@@ -589,8 +593,10 @@ class AsyncDatabase:
         pool: Any = self.engine.pool
         status = {"size": 0, "checked_in": 0, "checked_out": 0, "overflow": 0}
         for key, method in (
-            ("size", "size"), ("checked_in", "checkedin"),
-            ("checked_out", "checkedout"), ("overflow", "overflow"),
+            ("size", "size"),
+            ("checked_in", "checkedin"),
+            ("checked_out", "checkedout"),
+            ("overflow", "overflow"),
         ):
             fn = getattr(pool, method, None)
             if callable(fn):

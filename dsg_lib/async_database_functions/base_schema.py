@@ -35,7 +35,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
-    "SchemaBaseMySQL", "SchemaBasePostgres", "SchemaBaseSQLite", "SoftDeleteMixin", "UTCDateTime", "utcnow",
+    "SchemaBaseMySQL",
+    "SchemaBasePostgres",
+    "SchemaBaseSQLite",
+    "SoftDeleteMixin",
+    "UTCDateTime",
+    "utcnow",
 ]
 
 
@@ -106,9 +111,7 @@ class SchemaBaseSQLite:
         String(36), primary_key=True, default=_new_pkid, index=True, unique=True
     )
     date_created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-    date_updated: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, onupdate=utcnow, index=True
-    )
+    date_updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, index=True)
 
 
 class SchemaBasePostgres:
@@ -124,9 +127,7 @@ class SchemaBasePostgres:
     pkid: Mapped[str] = mapped_column(
         String(36), primary_key=True, default=_new_pkid, index=True, unique=True
     )
-    date_created: Mapped[datetime] = mapped_column(
-        UTCDateTime(), server_default=func.now(), index=True
-    )
+    date_created: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now(), index=True)
     date_updated: Mapped[datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now(), index=True
     )
@@ -167,12 +168,13 @@ class SoftDeleteMixin:
     clears the mark.
 
     Example:
-        >>> from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+        >>> from sqlalchemy import Integer
+        >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
         >>> class Base(DeclarativeBase):
         ...     pass
         >>> class Doc(SoftDeleteMixin, Base):
         ...     __tablename__ = "docs"
-        ...     id: Mapped[int] = mapped_column(primary_key=True)
+        ...     id = mapped_column(Integer, primary_key=True)
         >>> Doc.__table__.c.deleted_at.nullable
         True
     """

@@ -80,9 +80,7 @@ class DBConfig:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         if not isinstance(config, Mapping):
-            raise ConfigurationError(
-                f"DBConfig takes a mapping of settings, got {type(config).__name__}"
-            )
+            raise ConfigurationError(f"DBConfig takes a mapping of settings, got {type(config).__name__}")
         raw = dict(config)
         has_parts = [k for k in _config_keys.URL_PARTS if k in raw]
         if "database_uri" in raw and has_parts:
@@ -94,9 +92,7 @@ class DBConfig:
         memory = backend == "sqlite" and is_memory_sqlite(url)
         _config_keys.validate(raw, backend, memory)
 
-        engine_opts = {
-            k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "engine"
-        }
+        engine_opts = {k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "engine"}
         library = {k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "library"}
         if engine_opts.get("echo") and "hide_parameters" not in engine_opts:
             engine_opts["hide_parameters"] = False
@@ -114,9 +110,7 @@ class DBConfig:
         logger.info("dsg_lib: engine configured for {}", self.safe_url)
 
     @classmethod
-    def from_env(
-        cls, var: str = "DATABASE_URL", default: str | None = None, **options: Any
-    ) -> DBConfig:
+    def from_env(cls, var: str = "DATABASE_URL", default: str | None = None, **options: Any) -> DBConfig:
         """Build a config from the URI in environment variable ``var``.
 
         Args:
@@ -135,9 +129,7 @@ class DBConfig:
         """
         uri = os.environ.get(var) or default
         if not uri:
-            raise ConfigurationError(
-                f"environment variable '{var}' is not set and no default URI was given"
-            )
+            raise ConfigurationError(f"environment variable '{var}' is not set and no default URI was given")
         return cls({"database_uri": uri, **options})
 
     @property

@@ -9,13 +9,14 @@ a session you own: the operation uses it and never commits it.
 Example:
     >>> import asyncio
     >>> from sqlalchemy import String
-    >>> from sqlalchemy.orm import Mapped, mapped_column
+    >>> from sqlalchemy import Integer
+    >>> from sqlalchemy.orm import mapped_column
     >>> from dsg_lib import AsyncDatabase, DBConfig, DatabaseOperations
     >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
     >>> class Pet(db.Base):
     ...     __tablename__ = "pets"
-    ...     id: Mapped[int] = mapped_column(primary_key=True)
-    ...     name: Mapped[str] = mapped_column(String(40))
+    ...     id = mapped_column(Integer, primary_key=True)
+    ...     name = mapped_column(String(40))
     >>> ops = DatabaseOperations(db)
     >>> async def main():
     ...     await db.create_tables()
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, cast
 
 from loguru import logger
@@ -38,14 +40,14 @@ from sqlalchemy import (
     Executable,
     Select,
     Update,
+    and_,
     delete,
     exists,
     func,
-    inspect,
     insert,
+    inspect,
     literal,
     or_,
-    and_,
     select,
     text,
     update,
@@ -53,7 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import ClauseElement, UnaryExpression
 
 from . import _bulk
 from .async_database import AsyncDatabase
@@ -97,7 +99,9 @@ class DatabaseOperations:
         self._cursors = CursorCodec(secret.encode() if isinstance(secret, str) else secret)
 
     # ================================================================== helpers
-    def _session(self, session: AsyncSession | None, *, write: bool, autocommit_read: bool = True) -> Any:
+    def _session(
+        self, session: AsyncSession | None, *, write: bool, autocommit_read: bool = True
+    ) -> AbstractAsyncContextManager[AsyncSession]:
         return self.async_db._op_session(session, write=write, autocommit_read=autocommit_read)
 
     @staticmethod
@@ -154,8 +158,11 @@ class DatabaseOperations:
     def _check_limit(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> None:
         if value is None:
             return
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
-            maximum is not None and value > maximum
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < minimum
+            or (maximum is not None and value > maximum)
         ):
             bounds = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
             raise InvalidInputError(f"{name} must be an int {bounds}, got {value!r}"[:200])
@@ -170,10 +177,10 @@ class DatabaseOperations:
             return {c.key: check_value(c, record_id.get(c.key), name=c.key) for c in pk}
         if not isinstance(record_id, (tuple, list)) or len(record_id) != len(pk):
             raise InvalidInputError(
-                f"{model.__name__} has a composite primary key ({', '.join(c.key for c in pk)}): "
+                f"{model.__name__} has a composite primary key ({', '.join(str(c.key) for c in pk)}): "
                 "pass a tuple or dict"
             )
-        return tuple(check_value(c, v, name=c.key) for c, v in zip(pk, record_id))
+        return tuple(check_value(c, v, name=c.key) for c, v in zip(pk, record_id, strict=True))
 
     def _pk_clause(self, model: Any, record_id: Any) -> ColumnElement[bool]:
         pk = self._mapper(model).primary_key
@@ -181,7 +188,7 @@ class DatabaseOperations:
         if len(pk) == 1:
             return cast(ColumnElement[bool], pk[0] == value)
         values = value.values() if isinstance(value, dict) else value
-        return and_(*[c == v for c, v in zip(pk, values)])
+        return and_(*[c == v for c, v in zip(pk, values, strict=True)])
 
     @staticmethod
     async def _load_unloaded(session: AsyncSession, records: Iterable[Any]) -> None:
@@ -208,7 +215,7 @@ class DatabaseOperations:
                 "unique": c.unique,
                 "autoincrement": c.autoincrement,
                 "default": (
-                    str(c.default.arg)
+                    str(getattr(c.default, "arg", None))
                     if c.default is not None and not callable(getattr(c.default, "arg", None))
                     else None
                 ),
@@ -353,14 +360,16 @@ class DatabaseOperations:
         total = 0
         async with self._session(session, write=True) as s:
             for item in queries:
-                statement, values = (item if isinstance(item, tuple) and len(item) == 2 else (item, None))
+                statement, values = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
                 statement = _as_statement(statement)
-                result = await s.execute(statement, values) if values is not None else await s.execute(statement)
-                if result.returns_rows:
+                result = (
+                    await s.execute(statement, values) if values is not None else await s.execute(statement)
+                )
+                if getattr(result, "returns_rows", True):  # ORM selects give a Result without it
                     rows = list(result.all())
                     results.append(rows)
                 else:
-                    count = max(result.rowcount, 0)  # type: ignore[attr-defined]
+                    count = max(getattr(result, "rowcount", 0), 0)
                     total += count
                     results.append(count)
         return results if return_results else total
@@ -512,10 +521,15 @@ class DatabaseOperations:
         ident = self._check_pk(model, id)
         async with self._session(session, write=False) as s:
             if _is_soft(model) and not include_deleted:
-                stmt = select(model).where(
-                    self._pk_clause(model, id), model.deleted_at.is_(None)  # type: ignore[attr-defined]
-                ).options(*options)
-                return cast("M | None", (await s.execute(stmt)).scalars().first())
+                stmt = (
+                    select(model)
+                    .where(
+                        self._pk_clause(model, id),
+                        model.deleted_at.is_(None),  # type: ignore[attr-defined]
+                    )
+                    .options(*options)
+                )
+                return (await s.execute(stmt)).scalars().first()
             return await s.get(model, ident, options=options)
 
     async def get_one(
@@ -684,7 +698,11 @@ class DatabaseOperations:
         """
         table = _bulk.table_of(model)
         columns = model_columns(model)
-        size = _bulk.chunk_rows_for(self._dialect, 1, chunk_size) if chunk_size else _bulk.DEFAULT_CHUNK_ROWS
+        size = (
+            _bulk.chunk_rows_for(self._dialect, 1, chunk_size)
+            if chunk_size is not None
+            else _bulk.DEFAULT_CHUNK_ROWS
+        )
         total = 0
         async with self._session(session, write=True) as s:
             conn = await s.connection()
@@ -742,7 +760,9 @@ class DatabaseOperations:
         """
         table = _bulk.table_of(model)
         columns = model_columns(model)
-        prepared = [_bulk.prepare_row(model, columns, row, validate, i) for i, row in enumerate(_iter_rows(rows))]
+        prepared = [
+            _bulk.prepare_row(model, columns, row, validate, i) for i, row in enumerate(_iter_rows(rows))
+        ]
         if not prepared:
             return 0
         conflict_cols, update_cols = _bulk.check_upsert_args(model, conflict, update, list(prepared[0]))
@@ -775,6 +795,8 @@ class DatabaseOperations:
     ) -> int:
         """Set ``values`` on every row matching the filters; returns the rows matched.
 
+        Values may be SQL expressions, e.g. ``{"balance": Account.balance - 10}``.
+
         Raises:
             InvalidInputError: no filter and ``all_rows`` is not True; bad values.
 
@@ -783,7 +805,14 @@ class DatabaseOperations:
         """
         if not isinstance(values, Mapping) or not values:
             raise InvalidInputError("update_where needs a non-empty dict of column values")
-        prepared = _bulk.prepare_row(model, model_columns(model), values, validate, 0)
+        # SQL expressions (``Account.balance - 10``) are kept as they are; plain values are checked
+        expressions = {k: v for k, v in values.items() if isinstance(v, ClauseElement)}
+        plain = {k: v for k, v in values.items() if k not in expressions}
+        prepared = _bulk.prepare_row(model, model_columns(model), plain, validate, 0)
+        unknown = [k for k in expressions if k not in model_columns(model)]
+        if unknown:
+            raise InvalidInputError(f"{str(unknown[0])[:60]!r} is not a column of {model.__name__}")
+        prepared.update(expressions)
         criteria = self._criteria(model, where, filters, include_deleted, validate)
         self._guard(criteria, all_rows, "update_where", model, include_deleted)
         stmt = update(model).where(*criteria).values(**prepared)
@@ -811,7 +840,12 @@ class DatabaseOperations:
         return await self._delete(model, criteria, hard=hard, session=session)
 
     async def restore(
-        self, model: Any, *where: Any, all_rows: bool = False, session: AsyncSession | None = None, **filters: Any
+        self,
+        model: Any,
+        *where: Any,
+        all_rows: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
     ) -> int:
         """Undo soft deletes of the matching rows; returns how many were restored.
 
@@ -834,7 +868,9 @@ class DatabaseOperations:
                 "pass all_rows=True if that is what you want"
             )
 
-    async def _delete(self, model: Any, criteria: list[Any], *, hard: bool, session: AsyncSession | None) -> int:
+    async def _delete(
+        self, model: Any, criteria: list[Any], *, hard: bool, session: AsyncSession | None
+    ) -> int:
         stmt: Update | Delete
         if _is_soft(model) and not hard:
             stmt = update(model).where(*criteria, model.deleted_at.is_(None)).values(deleted_at=utcnow())
@@ -847,7 +883,7 @@ class DatabaseOperations:
         stmt = stmt.execution_options(synchronize_session="fetch" if joined else False)
         async with self._session(session, write=True) as s:
             result = await s.execute(stmt)
-            return int(max(result.rowcount, 0))  # type: ignore[attr-defined]
+            return int(max(getattr(result, "rowcount", 0), 0))
 
     async def get_or_create(
         self,
@@ -883,7 +919,9 @@ class DatabaseOperations:
         stmt = select(model).where(*criteria).limit(2)
 
         async def read(s: AsyncSession, locking: bool = False) -> M | None:
-            query = stmt.with_for_update(read=True) if locking and self._dialect in ("mysql", "mariadb") else stmt
+            query = (
+                stmt.with_for_update(read=True) if locking and self._dialect in ("mysql", "mariadb") else stmt
+            )
             found = list((await s.execute(query)).scalars().all())
             if len(found) > 1:
                 raise MultipleRecordsFoundError(f"more than one {model.__name__} matched the filters")
@@ -917,6 +955,7 @@ class DatabaseOperations:
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        **filters: Any,
     ) -> Page[Any]:
         """Offset pagination: page ``page`` (1-based) of ``page_size`` rows.
 
@@ -930,7 +969,7 @@ class DatabaseOperations:
         """
         self._check_limit("page", page, 1)
         self._check_limit("page_size", page_size, 1, _MAX_PAGE_SIZE)
-        stmt = self._base_select(query_or_model, include_deleted)
+        stmt = self._base_select(query_or_model, include_deleted, filters)
         if isinstance(query_or_model, type) and not stmt._order_by_clauses:
             stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
         stmt = stmt.options(*options) if options else stmt
@@ -944,14 +983,23 @@ class DatabaseOperations:
         pages = None if total is None else (total + page_size - 1) // page_size
         return Page(items=items, total=total, page=page, page_size=page_size, pages=pages)
 
-    def _base_select(self, query_or_model: Any, include_deleted: bool) -> Select[Any]:
+    def _base_select(
+        self, query_or_model: Any, include_deleted: bool, filters: Mapping[str, Any] | None = None
+    ) -> Select[Any]:
+        """``select(Model)`` with soft-delete and keyword filters, or a given ``select()`` as is.
+
+        Keyword filters on a ``select()`` apply to its single entity.
+        """
         if isinstance(query_or_model, Select):
-            return query_or_model
+            if not filters:
+                return query_or_model
+            return query_or_model.where(
+                *build_filters(_entity_of(query_or_model), filters, dialect=self._dialect)
+            )
         self._mapper(query_or_model)
-        stmt = select(query_or_model)
-        if _is_soft(query_or_model) and not include_deleted:
-            stmt = stmt.where(query_or_model.deleted_at.is_(None))
-        return stmt
+        return select(query_or_model).where(
+            *self._criteria(query_or_model, (), filters or {}, include_deleted)
+        )
 
     async def paginate_keyset(
         self,
@@ -964,6 +1012,7 @@ class DatabaseOperations:
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        **filters: Any,
     ) -> CursorPage[Any]:
         """Keyset (cursor) pagination: constant cost per page, however deep.
 
@@ -978,6 +1027,10 @@ class DatabaseOperations:
             after: A ``next_cursor`` from the previous page.
             limit: Rows per page.
             before: A ``prev_cursor`` to page backwards.
+            options: Loader options.
+            include_deleted: Include soft-deleted rows.
+            session: A caller-owned session.
+            **filters: ``field__op=value`` filters.
 
         Raises:
             InvalidInputError: malformed, tampered or foreign cursor; NULL sort key.
@@ -989,7 +1042,7 @@ class DatabaseOperations:
         self._check_limit("limit", limit, 1, _MAX_PAGE_SIZE)
         if after is not None and before is not None:
             raise InvalidInputError("pass either after= or before=, not both")
-        stmt = self._base_select(query_or_model, include_deleted)
+        stmt = self._base_select(query_or_model, include_deleted, filters)
         model = _entity_of(stmt)
         keys = self._keyset_columns(model, order_by)
         fingerprint = hashlib.sha256(
@@ -1001,11 +1054,9 @@ class DatabaseOperations:
             values, _direction = self._cursors.decode(cursor, fingerprint)
             if len(values) != len(keys):
                 raise InvalidInputError("invalid pagination cursor")
-            values = [check_value(col, v, name=col.key) for (col, _), v in zip(keys, values)]
+            values = [check_value(col, v, name=col.key) for (col, _), v in zip(keys, values, strict=True)]
             stmt = stmt.where(_keyset_condition(keys, values, backwards))
-        ordering = [
-            (col.desc() if desc != backwards else col.asc()) for col, desc in keys
-        ]
+        ordering = [(col.desc() if desc != backwards else col.asc()) for col, desc in keys]
         stmt = stmt.order_by(None).order_by(*ordering).limit(limit + 1)
         stmt = stmt.options(*options) if options else stmt
         async with self._session(session, write=False) as s:
@@ -1039,7 +1090,9 @@ class DatabaseOperations:
             if isinstance(item, str):
                 name = item.lstrip("-")
                 if name not in columns:
-                    raise InvalidInputError(f"cannot order by {name[:60]!r}: not a column of {model.__name__}")
+                    raise InvalidInputError(
+                        f"cannot order by {name[:60]!r}: not a column of {model.__name__}"
+                    )
                 keys.append((getattr(model, name), item.startswith("-")))
             elif isinstance(item, UnaryExpression) and item.element is not None:
                 element = item.element
@@ -1049,7 +1102,7 @@ class DatabaseOperations:
                 keys.append((_column_attr(model, item), False))
         for pk in self._mapper(model).primary_key:
             if all(getattr(col, "key", None) != pk.key for col, _ in keys):
-                keys.append((getattr(model, pk.key), keys[-1][1]))
+                keys.append((getattr(model, str(pk.key)), keys[-1][1]))
         return keys
 
     async def stream(
@@ -1143,7 +1196,7 @@ def _keyset_condition(keys: list[tuple[Any, bool]], values: list[Any], backwards
 def _iter_rows(rows: Any) -> Iterable[Any]:
     if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
         raise InvalidInputError("rows must be an iterable of dicts")
-    return cast(Iterable[Any], rows)
+    return rows
 
 
 def _result_info(result: Any, return_metadata: bool) -> Any:

@@ -196,9 +196,7 @@ class ConstraintViolationError(DatabaseError):
         ('uq_email', 'unique')
     """
 
-    def __init__(
-        self, details: str = "", *, constraint: str | None = None, kind: str = "unknown"
-    ) -> None:
+    def __init__(self, details: str = "", *, constraint: str | None = None, kind: str = "unknown") -> None:
         super().__init__(details)
         self.constraint = constraint
         self.kind = kind
@@ -257,8 +255,27 @@ _MY_CONSTRAINT = {
     4025: "check",
 }
 _MY_CONFLICT = {1213, 1205, 1020}
-_MY_UNAVAILABLE = {1040, 1044, 1045, 1049, 1053, 1152, 1158, 1159, 1160, 1161, 1927, 2002, 2003,
-                   2005, 2006, 2013, 2014, 2026, 2055}
+_MY_UNAVAILABLE = {
+    1040,
+    1044,
+    1045,
+    1049,
+    1053,
+    1152,
+    1158,
+    1159,
+    1160,
+    1161,
+    1927,
+    2002,
+    2003,
+    2005,
+    2006,
+    2013,
+    2014,
+    2026,
+    2055,
+}
 _MY_TIMEOUT = {1969, 3024, 1317, 1028}
 _MY_DATA = {1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 1138, 3140, 1300, 4078}
 
@@ -328,8 +345,10 @@ def _driver_message(chain: list[BaseException]) -> str:
     for item in reversed(chain):
         if isinstance(item, sa_exc.SQLAlchemyError):
             continue
-        if item.args and isinstance(item.args[-1], str) and type(item).__module__.startswith(
-            ("pymysql", "aiomysql", "asyncmy")
+        if (
+            item.args
+            and isinstance(item.args[-1], str)
+            and type(item).__module__.startswith(("pymysql", "aiomysql", "asyncmy"))
         ):
             return str(item.args[-1])
         text = str(item).strip()
@@ -343,8 +362,12 @@ def _driver_message(chain: list[BaseException]) -> str:
 def _clean(message: str, secrets: Iterable[str], show_values: bool) -> str:
     if not show_values:
         for pattern in _VALUE_PATTERNS:
-            message = pattern.sub(lambda m: m.group(1) + "'<redacted>'" + (
-                m.group(2) if m.lastindex and m.lastindex >= 2 else ""), message)
+            message = pattern.sub(
+                lambda m: (
+                    m.group(1) + "'<redacted>'" + (m.group(2) if m.lastindex and m.lastindex >= 2 else "")
+                ),
+                message,
+            )
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
@@ -432,9 +455,7 @@ def _classify(
 def _from_sqlstate(sqlstate: str, chain: list[BaseException], message: str) -> DatabaseError:
     if sqlstate in _PG_CONSTRAINT:
         constraint = _first_attr(chain, "constraint_name")
-        return ConstraintViolationError(
-            message, constraint=constraint, kind=_PG_CONSTRAINT[sqlstate]
-        )
+        return ConstraintViolationError(message, constraint=constraint, kind=_PG_CONSTRAINT[sqlstate])
     if sqlstate.startswith("23"):
         return ConstraintViolationError(message, constraint=_first_attr(chain, "constraint_name"))
     if sqlstate in _PG_CONFLICT:

@@ -80,8 +80,11 @@ class Page(Generic[T]):
             ['items', 'page', 'page_size', 'pages', 'total']
         """
         return {
-            "items": self.items, "total": self.total, "page": self.page,
-            "page_size": self.page_size, "pages": self.pages,
+            "items": self.items,
+            "total": self.total,
+            "page": self.page,
+            "page_size": self.page_size,
+            "pages": self.pages,
         }
 
 
@@ -140,7 +143,7 @@ def _to_json(value: Any) -> Any:
 
 def _from_json(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 1:
-        (tag, raw), = value.items()
+        ((tag, raw),) = value.items()
         if not isinstance(raw, str):
             raise ValueError("bad tagged value")
         if tag == "$dt":
@@ -191,9 +194,7 @@ class CursorCodec:
             True
         """
         payload = {"f": fingerprint, "v": [_to_json(v) for v in values], "d": direction}
-        body = base64.urlsafe_b64encode(
-            json.dumps(payload, separators=(",", ":")).encode()
-        ).rstrip(b"=")
+        body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).rstrip(b"=")
         return f"{body.decode()}.{self._sign(body)}"
 
     def decode(self, cursor: Any, fingerprint: str) -> tuple[list[Any], str]:
@@ -204,10 +205,11 @@ class CursorCodec:
 
         Example:
             >>> c = CursorCodec()
-            >>> c.decode(c.encode("fp", [1], "next"), "other")
-            Traceback (most recent call last):
-            ...
-            dsg_lib.async_database_functions.errors.InvalidInputError: pagination cursor belongs to another query ordering
+            >>> try:
+            ...     c.decode(c.encode("fp", [1], "next"), "other")
+            ... except InvalidInputError as err:
+            ...     print(err)
+            pagination cursor belongs to another query ordering
         """
         bad = InvalidInputError("invalid pagination cursor")
         if not isinstance(cursor, str) or len(cursor) > _MAX_CURSOR or cursor.count(".") != 1:

@@ -1,0 +1,109 @@
+"""Load a CSV into a table with ``insert_many``: chunked, constant memory, with a progress bar.
+
+Usage::
+
+    python examples/bulk_load.py                 # generates 1,000,000 rows, loads them into SQLite
+    python examples/bulk_load.py data.csv        # columns: sensor,value,taken_at (ISO 8601)
+    python examples/bulk_load.py --rows 50000    # a smaller generated file
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python examples/bulk_load.py
+
+On PostgreSQL ``insert_many`` uses binary COPY; elsewhere the driver's executemany.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+from tqdm import tqdm
+
+from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+
+db = AsyncDatabase(
+    DBConfig.from_env("DATABASE_URL", default=f"sqlite+aiosqlite:///{tempfile.gettempdir()}/bulk_load.db")
+)
+ops = DatabaseOperations(db)
+
+
+class Measurement(db.Base):
+    __tablename__ = "example_measurements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sensor: Mapped[str] = mapped_column(String(20), index=True)
+    value: Mapped[float]
+    taken_at: Mapped[datetime]
+
+
+def generate_csv(path: Path, rows: int) -> None:
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rng = random.Random(42)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sensor", "value", "taken_at"])
+        for i in range(rows):
+            writer.writerow(
+                [
+                    f"s{rng.randrange(100):03d}",
+                    round(rng.uniform(-20, 40), 3),
+                    (start + timedelta(seconds=i)).isoformat(),
+                ]
+            )
+
+
+def read_rows(path: Path, progress: tqdm) -> Iterator[dict[str, object]]:
+    """Yield typed dicts one at a time: the whole file is never in memory."""
+    with path.open(newline="") as handle:
+        for record in csv.DictReader(handle):
+            progress.update()
+            yield {
+                "sensor": record["sensor"],
+                "value": float(record["value"]),
+                "taken_at": datetime.fromisoformat(record["taken_at"]).replace(tzinfo=None),
+            }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("csv", nargs="?", type=Path, help="CSV file (generated when omitted)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
+    parser.add_argument("--chunk-size", type=int, default=10_000)
+    args = parser.parse_args()
+
+    path = args.csv
+    if path is None:
+        path = Path(tempfile.gettempdir()) / f"bulk_load_{args.rows}.csv"
+        if not path.exists():
+            print(f"generating {args.rows:,} rows in {path}")
+            generate_csv(path, args.rows)
+    with path.open() as handle:
+        total = sum(1 for _ in handle) - 1
+
+    async with db:
+        await db.drop_tables(Measurement)
+        await db.create_tables(Measurement)
+        started = time.perf_counter()
+        with tqdm(total=total, unit="rows", disable=not os.isatty(2)) as progress:
+            inserted = await ops.insert_many(
+                Measurement, read_rows(path, progress), chunk_size=args.chunk_size
+            )
+        elapsed = time.perf_counter() - started
+        counted = await ops.count(Measurement)
+        print(f"inserted {inserted:,} rows in {elapsed:.2f} s: {inserted / elapsed:,.0f} rows/s")
+        print(f"rows in table: {counted:,}")
+        await db.drop_tables(Measurement)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from dsg_lib import (
     TransactionConflictError,
 )
 from dsg_lib.async_database_functions import database_config
+
+# Suffix for table names: concurrent test runs on the same servers do not collide.
+RUN = os.getpid()
 
 POOL_KEYS = {"size", "checked_in", "checked_out", "overflow"}
 
@@ -87,7 +91,7 @@ async def test_base_can_be_passed_in(backend: str, db_url: str) -> None:
         pass
 
     class Early(MyBase):
-        __tablename__ = f"adb_early_{backend}"
+        __tablename__ = f"adb_early_{backend}_{RUN}"
         id: Mapped[int] = mapped_column(primary_key=True)
         name: Mapped[str] = mapped_column(String(20))
 
@@ -188,7 +192,7 @@ async def test_disconnect_idempotent_then_not_connected(db: AsyncDatabase) -> No
 async def test_async_with(db_url: str, backend: str) -> None:
     async with AsyncDatabase(DBConfig({"database_uri": db_url})) as db:
         assert db.is_connected
-        Item = make_item_model(db, f"adb_with_{backend}")
+        Item = make_item_model(db, f"adb_with_{backend}_{RUN}")
         await db.drop_tables()
         await db.create_tables()
         async with db.transaction() as session:
@@ -212,7 +216,7 @@ async def test_repr_shows_state_without_password() -> None:
 
 
 async def test_get_db_session_never_commits(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_nocommit_{backend}")
+    Item = make_item_model(db, f"adb_nocommit_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     async with db.get_db_session() as session:
@@ -229,7 +233,7 @@ async def test_get_db_session_never_commits(db: AsyncDatabase, backend: str) -> 
 
 
 async def test_get_db_session_rolls_back_on_error(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_sess_err_{backend}")
+    Item = make_item_model(db, f"adb_sess_err_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     with pytest.raises(RuntimeError, match="boom"):
@@ -242,7 +246,7 @@ async def test_get_db_session_rolls_back_on_error(db: AsyncDatabase, backend: st
 
 
 async def test_sessions_do_not_expire_on_commit(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_expire_{backend}")
+    Item = make_item_model(db, f"adb_expire_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     async with db.get_db_session() as session:
@@ -277,7 +281,7 @@ async def test_in_memory_sqlite_is_shared_across_sessions() -> None:
 
 
 async def test_transaction_commits(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_tx_commit_{backend}")
+    Item = make_item_model(db, f"adb_tx_commit_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     async with db.transaction() as session:
@@ -288,7 +292,7 @@ async def test_transaction_commits(db: AsyncDatabase, backend: str) -> None:
 
 
 async def test_transaction_rolls_back_on_exception(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_tx_rollback_{backend}")
+    Item = make_item_model(db, f"adb_tx_rollback_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     async with db.transaction() as session:
@@ -304,7 +308,7 @@ async def test_transaction_rolls_back_on_exception(db: AsyncDatabase, backend: s
 
 
 async def test_transaction_rolls_back_on_cancellation(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_tx_cancel_{backend}")
+    Item = make_item_model(db, f"adb_tx_cancel_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     inserted = asyncio.Event()
@@ -339,7 +343,7 @@ async def test_transaction_rolls_back_on_cancellation(db: AsyncDatabase, backend
 async def test_transaction_cancelled_during_commit_like_wait_leaks_nothing(
     db: AsyncDatabase, backend: str
 ) -> None:
-    Item = make_item_model(db, f"adb_tx_cancel_many_{backend}")
+    Item = make_item_model(db, f"adb_tx_cancel_many_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
 
@@ -362,7 +366,7 @@ async def test_transaction_cancelled_during_commit_like_wait_leaks_nothing(
 
 
 async def test_nested_transaction_is_a_savepoint(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_tx_nested_{backend}")
+    Item = make_item_model(db, f"adb_tx_nested_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     async with db.transaction() as outer:
@@ -382,7 +386,7 @@ async def test_nested_transaction_is_a_savepoint(db: AsyncDatabase, backend: str
 
 
 async def test_outer_failure_rolls_back_committed_savepoint(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_tx_nested_outer_{backend}")
+    Item = make_item_model(db, f"adb_tx_nested_outer_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     with pytest.raises(KeyError):
@@ -446,7 +450,7 @@ async def test_current_session_not_visible_in_unrelated_task(db: AsyncDatabase) 
 
 
 async def test_run_in_transaction_returns_value(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_rit_value_{backend}")
+    Item = make_item_model(db, f"adb_rit_value_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
 
@@ -462,7 +466,7 @@ async def test_run_in_transaction_returns_value(db: AsyncDatabase, backend: str)
 async def test_run_in_transaction_retries_conflicts(
     db: AsyncDatabase, backend: str, log_messages: list[str]
 ) -> None:
-    Item = make_item_model(db, f"adb_rit_retry_{backend}")
+    Item = make_item_model(db, f"adb_rit_retry_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     calls = 0
@@ -485,7 +489,7 @@ async def test_run_in_transaction_retries_conflicts(
 
 
 async def test_run_in_transaction_gives_up_after_retries(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_rit_giveup_{backend}")
+    Item = make_item_model(db, f"adb_rit_giveup_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     calls = 0
@@ -530,7 +534,7 @@ async def test_run_in_transaction_rejects_bad_retries(db: AsyncDatabase, retries
 
 
 async def test_run_in_transaction_inside_transaction_joins_it(db: AsyncDatabase, backend: str) -> None:
-    Item = make_item_model(db, f"adb_rit_nested_{backend}")
+    Item = make_item_model(db, f"adb_rit_nested_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
 
@@ -549,8 +553,8 @@ async def test_run_in_transaction_inside_transaction_joins_it(db: AsyncDatabase,
 
 
 async def test_create_and_drop_tables_idempotent_and_selective(db: AsyncDatabase, backend: str) -> None:
-    first = make_item_model(db, f"adb_ddl_a_{backend}")
-    second = make_item_model(db, f"adb_ddl_b_{backend}")
+    first = make_item_model(db, f"adb_ddl_a_{backend}_{RUN}")
+    second = make_item_model(db, f"adb_ddl_b_{backend}_{RUN}")
     a, b = first.__tablename__, second.__tablename__
     await db.drop_tables()
     await db.create_tables()
@@ -580,11 +584,11 @@ async def test_create_and_drop_tables_idempotent_and_selective(db: AsyncDatabase
 
 async def test_create_tables_respects_foreign_key_order(db: AsyncDatabase, backend: str) -> None:
     class Parent(db.Base):
-        __tablename__ = f"adb_fk_parent_{backend}"
+        __tablename__ = f"adb_fk_parent_{backend}_{RUN}"
         id: Mapped[int] = mapped_column(primary_key=True)
 
     class Child(db.Base):
-        __tablename__ = f"adb_fk_child_{backend}"
+        __tablename__ = f"adb_fk_child_{backend}_{RUN}"
         id: Mapped[int] = mapped_column(primary_key=True)
         parent_id: Mapped[int] = mapped_column(ForeignKey(f"{Parent.__tablename__}.id"))
 
@@ -621,10 +625,10 @@ def test_legacy_base_warns() -> None:
 
 async def test_legacy_base_models_are_created(db: AsyncDatabase, backend: str) -> None:
     legacy = _legacy_base()
-    name = f"adb_legacy_{backend}"
+    name = f"adb_legacy_{backend}_{RUN}"
     # a unique class per run: the legacy base is process-wide
     Legacy = type(
-        f"LegacyWidget_{backend}",
+        f"LegacyWidget_{backend}_{RUN}",
         (legacy,),
         {
             "__tablename__": name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,6 +21,9 @@ from dsg_lib.async_database_functions.base_schema import (
     UTCDateTime,
     utcnow,
 )
+
+# Suffix for table names: concurrent test runs on the same servers do not collide.
+RUN = os.getpid()
 
 MIXINS = {"sqlite": SchemaBaseSQLite, "postgres": SchemaBasePostgres, "mysql": SchemaBaseMySQL}
 
@@ -102,24 +106,24 @@ async def exercise(db: AsyncDatabase, model: Any) -> None:
 
 
 async def test_schema_base_sqlite_on_every_backend(db: AsyncDatabase, backend: str) -> None:
-    model = make_model(db, SchemaBaseSQLite, f"schema_sqlite_{backend}")
+    model = make_model(db, SchemaBaseSQLite, f"schema_sqlite_{backend}_{RUN}")
     await exercise(db, model)
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_schema_base_postgres(db: AsyncDatabase, backend: str) -> None:
-    model = make_model(db, SchemaBasePostgres, f"schema_pg_{backend}")
+    model = make_model(db, SchemaBasePostgres, f"schema_pg_{backend}_{RUN}")
     await exercise(db, model)
 
 
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 async def test_schema_base_mysql(db: AsyncDatabase, backend: str) -> None:
-    model = make_model(db, SchemaBaseMySQL, f"schema_my_{backend}")
+    model = make_model(db, SchemaBaseMySQL, f"schema_my_{backend}_{RUN}")
     await exercise(db, model)
 
 
 async def test_pkid_given_explicitly_is_kept(db: AsyncDatabase, backend: str) -> None:
-    model = make_model(db, SchemaBaseSQLite, f"schema_pkid_{backend}")
+    model = make_model(db, SchemaBaseSQLite, f"schema_pkid_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     chosen = str(uuid.uuid4())
@@ -130,7 +134,7 @@ async def test_pkid_given_explicitly_is_kept(db: AsyncDatabase, backend: str) ->
 
 
 async def test_naive_and_other_zone_datetimes_are_stored_as_utc(db: AsyncDatabase, backend: str) -> None:
-    model = make_model(db, SchemaBaseSQLite, f"schema_tz_{backend}")
+    model = make_model(db, SchemaBaseSQLite, f"schema_tz_{backend}_{RUN}")
     await db.drop_tables()
     await db.create_tables()
     naive = datetime(2024, 1, 2, 3, 4, 5, 600000)
@@ -182,8 +186,8 @@ def test_utcnow_is_aware() -> None:
 async def test_separate_databases_with_mixins_do_not_clash(backend: str, db_url: str) -> None:
     first = AsyncDatabase(DBConfig({"database_uri": db_url}))
     second = AsyncDatabase(DBConfig({"database_uri": db_url}))
-    a = make_model(first, SchemaBaseSQLite, f"schema_two_a_{backend}")
-    b = make_model(second, SchemaBaseSQLite, f"schema_two_b_{backend}")
+    a = make_model(first, SchemaBaseSQLite, f"schema_two_a_{backend}_{RUN}")
+    b = make_model(second, SchemaBaseSQLite, f"schema_two_b_{backend}_{RUN}")
     assert a.__table__.name not in second.Base.metadata.tables
     assert b.__table__.name not in first.Base.metadata.tables
     await first.disconnect()

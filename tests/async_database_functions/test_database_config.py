@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from dsg_lib.async_database_functions import (
     base_schema,
     database_config,
 )
+
+# Suffix for table names: concurrent test runs on the same servers do not collide.
+RUN = os.getpid()
 
 SPECIAL_PASSWORD = "p@ss:w/rd%"
 # The same password as it appears percent-encoded inside a URI.
@@ -667,7 +671,7 @@ async def test_in_memory_sqlite_shared_through_async_database() -> None:
 
 async def test_config_get_db_session_never_commits(backend: str, db_url: str) -> None:
     cfg = DBConfig({"database_uri": db_url})
-    table = f"cfg_nocommit_{backend}"
+    table = f"cfg_nocommit_{backend}_{RUN}"
     async with cfg.get_db_session() as session:
         await session.execute(text(f"DROP TABLE IF EXISTS {table}"))
         await session.execute(text(f"CREATE TABLE {table} (x INTEGER)"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -31,6 +32,9 @@ from dsg_lib.async_database_functions.errors import (
     map_errors,
     translate_error,
 )
+
+# Suffix for table names: concurrent test runs on the same servers do not collide.
+RUN = os.getpid()
 
 ALL_ERRORS = [
     DatabaseError,
@@ -188,14 +192,14 @@ def test_map_errors_does_not_swallow_cancellation() -> None:
 
 
 def make_models(db: AsyncDatabase, backend: str) -> tuple[Any, Any]:
-    parent_table = f"err_parent_{backend}"
-    child_table = f"err_child_{backend}"
+    parent_table = f"err_parent_{backend}_{RUN}"
+    child_table = f"err_child_{backend}_{RUN}"
     parent = type(
-        f"ErrParent_{backend}",
+        f"ErrParent_{backend}_{RUN}",
         (db.Base,),
         {
             "__tablename__": parent_table,
-            "__table_args__": (CheckConstraint("score >= 0", name=f"ck_err_score_{backend}"),),
+            "__table_args__": (CheckConstraint("score >= 0", name=f"ck_err_score_{backend}_{RUN}"),),
             "__annotations__": {"id": Mapped[int], "email": Mapped[str], "score": Mapped[int]},
             "id": mapped_column(primary_key=True, autoincrement=False),
             "email": mapped_column(String(100), unique=True, nullable=False),
@@ -203,7 +207,7 @@ def make_models(db: AsyncDatabase, backend: str) -> tuple[Any, Any]:
         },
     )
     child = type(
-        f"ErrChild_{backend}",
+        f"ErrChild_{backend}_{RUN}",
         (db.Base,),
         {
             "__tablename__": child_table,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from loguru import logger
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 
 from . import database_config as _database_config
@@ -118,6 +119,7 @@ class AsyncDatabase:
             self.engine, expire_on_commit=False
         )
         self._scope: ContextVar[_Scope | None] = ContextVar(f"dsg_lib_scope_{id(self)}", default=None)
+        self._route: ContextVar[str | None] = ContextVar(f"dsg_lib_route_{id(self)}", default=None)
         self._closed = False
         self._created: set[str] = set()
         self._extra_metadata: list[MetaData] = []
@@ -372,6 +374,8 @@ class AsyncDatabase:
                     yield scope.session
             return
         self._check_open()
+        if write and self._route.get() == "replica":
+            raise InvalidInputError("a write operation inside 'async with db.read_only()'")
         if write:
             own = self._new_session()
             try:
@@ -393,7 +397,8 @@ class AsyncDatabase:
                 await _close_quietly(pinned, rollback=False)
             return
         with self.db_config.errors():
-            async with self.engine.connect() as conn:
+            conn = await self._read_connection()
+            try:
                 if self._read_options and autocommit_read:
                     await conn.execution_options(**self._read_options)
                 reader = AsyncSession(bind=conn, expire_on_commit=False)
@@ -401,6 +406,70 @@ class AsyncDatabase:
                     yield reader
                 finally:
                     await _close_quietly(reader, rollback=False)
+            finally:
+                await asyncio.shield(conn.close())
+
+    async def _read_connection(self) -> AsyncConnection:
+        """A connection for a read outside a transaction: a healthy replica, else the primary."""
+        replicas = self.db_config.replicas
+        if replicas and self._route.get() != "primary":
+            for replica in replicas.candidates():
+                conn = replica.engine.connect()
+                try:
+                    await conn.start()
+                except (DatabaseError, OSError, asyncio.TimeoutError, SQLAlchemyError) as exc:
+                    replicas.mark_down(replica, self.db_config.translate(exc).details)
+                    continue
+                replicas.mark_used(replica)
+                return conn
+            if self._route.get() == "replica":
+                logger.warning("dsg_lib: no healthy read replica; read_only() block reads the primary")
+        conn = self.engine.connect()
+        await conn.start()
+        return conn
+
+    @asynccontextmanager
+    async def primary(self) -> AsyncIterator[None]:
+        """Send this block's reads to the primary (read-your-writes after a write).
+
+        Example:
+            >>> import asyncio
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> async def main():
+            ...     async with db.primary():
+            ...         return (await db.health_check())["ok"]
+            >>> asyncio.run(main())
+            True
+        """
+        token = self._route.set("primary")
+        try:
+            yield
+        finally:
+            self._route.reset(token)
+
+    @asynccontextmanager
+    async def read_only(self) -> AsyncIterator[None]:
+        """Send this block's reads to a read replica and refuse writes made through operations.
+
+        With no healthy replica the reads go to the primary (with a warning).
+
+        Raises:
+            InvalidInputError: a ``DatabaseOperations`` write inside the block.
+
+        Example:
+            >>> import asyncio
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> async def main():
+            ...     async with db.read_only():
+            ...         return (await db.health_check())["ok"]
+            >>> asyncio.run(main())
+            True
+        """
+        token = self._route.set("replica")
+        try:
+            yield
+        finally:
+            self._route.reset(token)
 
     def _in_scope(self) -> bool:
         return self._scope.get() is not None
@@ -628,6 +697,8 @@ class AsyncDatabase:
             )
         result["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
         result["pool"] = self.pool_status()
+        if self.db_config.replicas:
+            result["replicas"] = self.db_config.replicas.status()
         return result
 
     def __repr__(self) -> str:

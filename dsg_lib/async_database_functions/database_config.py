@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from . import _config_keys, _url
 from ._engine import build_engine, is_memory_sqlite
+from ._routing import Replica, ReplicaSet
 from .errors import ConfigurationError, DatabaseError, map_errors
 
 __all__ = ["DBConfig"]
@@ -106,8 +107,28 @@ class DBConfig:
         with map_errors(secrets=self._secrets):
             self.engine, self._keeper = build_engine(url, backend, engine_opts, library)
         self._sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.read_replicas: tuple[str, ...] = tuple(library.get("read_replicas", ()))
+        self.replicas = self._build_replicas(library, backend, engine_opts)
         logger.info("dsg_lib: engine configured for {}", self.safe_url)
+
+    def _build_replicas(
+        self, library: dict[str, Any], backend: str, engine_opts: dict[str, Any]
+    ) -> ReplicaSet:
+        """One engine per ``read_replicas`` URI, same options as the primary."""
+        replicas: list[Replica] = []
+        for index, uri in enumerate(library.get("read_replicas", ())):
+            url, replica_backend = _url.normalize(_url.parse_uri(uri))
+            if replica_backend != backend:
+                raise ConfigurationError(
+                    f"config key 'read_replicas'[{index}] is a {replica_backend} URI; "
+                    f"replicas must use the primary's dialect '{backend}'"
+                )
+            if url.password:
+                self._secrets = (*self._secrets, url.password)
+            options = {k: v for k, v in library.items() if k != "read_replicas"}
+            with map_errors(secrets=self._secrets):
+                engine, _ = build_engine(url, backend, engine_opts, options)
+            replicas.append(Replica(safe_url=_url.mask(url), engine=engine))
+        return ReplicaSet(replicas)
 
     @classmethod
     def from_env(cls, var: str = "DATABASE_URL", default: str | None = None, **options: Any) -> DBConfig:
@@ -242,6 +263,7 @@ class DBConfig:
             >>> asyncio.run(DBConfig({"database_uri": "sqlite://"}).dispose())
         """
         await self.engine.dispose()
+        await self.replicas.dispose()
         if self._keeper is not None:
             self._keeper.close()
 

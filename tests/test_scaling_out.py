@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import IN_CI, POSTGRES_URL, require_backend
 from loguru import logger
 from sqlalchemy import String, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, InvalidInputError
-
-from conftest import IN_CI, POSTGRES_URL, require_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "scaleout_setup.sh"

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 from loguru import logger
 from sqlalchemy import MetaData, Table, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from . import database_config as _database_config

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, inspect, types
+from sqlalchemy import Column, ColumnElement, inspect, types
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
 
 from .errors import InvalidInputError
@@ -93,7 +93,12 @@ def model_columns(model: Any) -> dict[str, Any]:
         ['id']
     """
     mapper = _mapper(model)
-    return {prop.key: prop.columns[0] for prop in mapper.column_attrs if len(prop.columns) == 1}
+    # only real table columns: a column_property(expression) is not writable or a filterable column
+    return {
+        prop.key: prop.columns[0]
+        for prop in mapper.column_attrs
+        if len(prop.columns) == 1 and isinstance(prop.columns[0], Column)
+    }
 
 
 def _column(model: Any, name: Any) -> tuple[Any, Any]:

@@ -1,0 +1,335 @@
+"""Orchestration: per backend, open every contender, run interleaved repeats, collect medians."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import report
+from .common import (
+    FULL,
+    QUICK,
+    Backend,
+    Sizes,
+    backends,
+    create_write_table,
+    ensure_shared_tables,
+    id_at,
+    ids_of,
+    reset_write_table,
+    server_version,
+    sqla_engine,
+)
+from .contenders import CONTENDERS, Contender, Ctx, available, make
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    method: str  # the contender's ``w_<method>``
+    reference: str  # the contender the target ratio is measured against
+    target: float | None  # max ratio of dsg_lib to ``reference``
+    prep: str = "none"  # "empty" / "seeded": reset the contender's write table first
+    server_only: bool = False
+    deep: bool = False  # depth workloads: fetch the deep page instead of page 1
+
+    def title(self, s: Sizes) -> str:
+        return {
+            "bulk_insert": f"bulk insert {s.bulk_rows:,} rows",
+            "get_pk": f"get by pk x{s.gets:,}",
+            "read_rows": f"read {s.read_rows:,} rows (mappings)",
+            "read_objects": f"read {s.read_rows:,} rows (ORM objects)",
+            "update_pk": f"update by pk x{s.updates:,} (each committed)",
+            "insert_commit": f"insert + commit x{s.inserts:,}",
+            "concurrent_gets": f"{s.tasks} tasks x {s.gets_per_task} gets, pool 10",
+            "offset_pages": f"{s.pages} offset pages of {s.page_size} (+ total)",
+            "keyset_pages": f"{s.pages} keyset pages of {s.page_size}",
+            "offset_page1": f"offset page 1 x{s.depth_fetches}",
+            "offset_deep": f"offset page {s.deep_page:,} x{s.depth_fetches}",
+            "keyset_page1": f"keyset page 1 x{s.depth_fetches}",
+            "keyset_deep": f"keyset page {s.deep_page:,} x{s.depth_fetches}",
+            "count": f"count with filter x{s.counts}",
+            "stream": f"stream {s.stream_rows:,} rows",
+        }[self.key]
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload("bulk_insert", "bulk_insert", "raw", 1.2, prep="empty"),
+    Workload("get_pk", "get_pk", "raw", 2.0),
+    Workload("read_rows", "read_rows", "raw", 1.3),
+    Workload("read_objects", "read_objects", "orm", 1.1),
+    Workload("update_pk", "update_pk", "raw", 1.5, prep="seeded"),
+    Workload("insert_commit", "insert_commit", "raw", 1.5, prep="empty"),
+    Workload("concurrent_gets", "concurrent_gets", "raw", 2.0, server_only=True),
+    Workload("offset_pages", "offset_pages", "raw", 1.5),
+    Workload("keyset_pages", "keyset_pages", "raw", 1.5),
+    Workload("offset_page1", "offset_depth", "raw", None),
+    Workload("offset_deep", "offset_depth", "raw", None, deep=True),
+    Workload("keyset_page1", "keyset_depth", "raw", None),
+    Workload("keyset_deep", "keyset_depth", "raw", None, deep=True),
+    Workload("count", "count", "raw", 1.3),
+    Workload("stream", "stream", "raw", None),
+)
+WORKLOAD_KEYS = tuple(w.key for w in WORKLOADS)
+STREAM_RSS_LIMIT_MB = 100.0
+KEYSET_DEPTH_LIMIT = 2.0
+
+
+def log(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+class BackendRun:
+    """Everything measured on one backend."""
+
+    def __init__(self, backend: Backend, names: list[str], workloads: list[Workload], sizes: Sizes,
+                 repeats: int, stream_repeats: int, quick: bool) -> None:
+        self.backend = backend
+        self.names = names
+        self.workloads = [w for w in workloads if backend.server or not w.server_only]
+        self.sizes = sizes
+        self.repeats = repeats
+        self.stream_repeats = stream_repeats
+        self.quick = quick
+        self.times: dict[str, dict[str, list[float]]] = {}
+        self.errors: dict[str, dict[str, str]] = {}
+        self.stream: dict[str, dict[str, list[float]]] = {}
+        self.server_version = "?"
+        self.verbose = False
+
+    def _error(self, workload: str, contender: str, exc: BaseException) -> None:
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+        if contender not in self.errors.setdefault(workload, {}):
+            log(f"    ! {workload} / {contender}: {text}")
+        self.errors[workload][contender] = text
+
+    async def run(self) -> None:
+        b, s = self.backend, self.sizes
+        admin = sqla_engine(b)
+        try:
+            log(f"[{b.name}] preparing shared tables")
+            await ensure_shared_tables(admin, b, s)
+            self.server_version = await server_version(admin, b)
+            contenders: list[Contender] = []
+            for name in self.names:
+                c = make(name, b, s)
+                try:
+                    await c.open()
+                    await create_write_table(admin, c.write_table)
+                except Exception as exc:  # a peer that cannot run here is reported, not fatal
+                    self._error("open", name, exc)
+                    continue
+                contenders.append(c)
+            try:
+                await self._timed(admin, contenders)
+            finally:
+                for c in contenders:
+                    await c.close()
+        finally:
+            await admin.dispose()
+        if any(w.key == "stream" for w in self.workloads):
+            self._streams([c.name for c in contenders])
+
+    async def _timed(self, admin: Any, contenders: list[Contender]) -> None:
+        b, s = self.backend, self.sizes
+        rng = random.Random(42)
+        read_ids = await ids_of(admin, s.read_table, s.read_rows)
+        base = Ctx(sizes=s)
+        deep_after = await id_at(admin, s.big_table, (s.deep_page - 1) * s.page_size - 1)
+        timed = [w for w in self.workloads if w.key != "stream"]
+        for c in contenders:
+            try:
+                await c.setup(base)
+            except Exception as exc:
+                self._error("setup", c.name, exc)
+        # warm-up (untimed): fill pools and statement caches with the read workloads
+        warm = Ctx(sizes=QUICK, ids=read_ids[:5], task_ids=[read_ids[:2]] * 10)
+        for c in contenders:
+            for method in ("get_pk", "concurrent_gets", "count", "read_rows", "read_objects", "keyset_pages"):
+                if c.supports(method) and (b.server or method != "concurrent_gets"):
+                    try:
+                        await c.run(method, warm)
+                    except Exception as exc:
+                        self._error(method, c.name, exc)
+        gc.collect()
+        gc.freeze()  # long-lived objects out of the way: gc.collect() before each run stays cheap
+        for repeat in range(self.repeats):
+            started = time.perf_counter()
+            for w in timed:
+                shift = repeat % len(contenders) if contenders else 0
+                order = contenders[shift:] + contenders[:shift]
+                for c in order:
+                    if not c.supports(w.method) or c.name in self.errors.get(w.key, {}):
+                        continue
+                    ctx = await self._prepare(admin, w, c, rng, read_ids, deep_after)
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    try:
+                        result = await c.run(w.method, ctx)
+                    except Exception as exc:
+                        self._error(w.key, c.name, exc)
+                        continue
+                    elapsed = time.perf_counter() - t0
+                    problem = await self._verify(admin, w, c, result)
+                    if problem:
+                        self._error(w.key, c.name, RuntimeError(problem))
+                        continue
+                    self.times.setdefault(w.key, {}).setdefault(c.name, []).append(elapsed)
+                    if self.verbose:
+                        log(f"    {w.key:<16} {c.name:<17} {elapsed * 1000:10.1f} ms")
+            log(f"[{b.name}] repeat {repeat + 1}/{self.repeats} done in {time.perf_counter() - started:.1f}s")
+
+    async def _prepare(self, admin: Any, w: Workload, c: Contender, rng: random.Random,
+                       read_ids: list[int], deep_after: int) -> Ctx:
+        s = self.sizes
+        ctx = Ctx(sizes=s)
+        if w.key == "bulk_insert":
+            ctx.rows = _rows(s.bulk_rows)
+        elif w.key == "insert_commit":
+            ctx.rows = _rows(s.inserts)
+        elif w.key == "get_pk":
+            ctx.ids = rng.choices(read_ids, k=s.gets)
+        elif w.key == "concurrent_gets":
+            ctx.task_ids = [rng.choices(read_ids, k=s.gets_per_task) for _ in range(s.tasks)]
+        elif w.deep:
+            ctx.page, ctx.after_id = s.deep_page, deep_after
+        if w.prep == "empty":
+            await reset_write_table(admin, self.backend, c.write_table, 0)
+        elif w.prep == "seeded":
+            ids = await reset_write_table(admin, self.backend, c.write_table, s.updates)
+            ctx.ids = rng.sample(ids, len(ids))
+        return ctx
+
+    async def _verify(self, admin: Any, w: Workload, c: Contender, result: Any) -> str | None:
+        s = self.sizes
+        if w.key in ("read_rows", "read_objects") and result != s.read_rows:
+            return f"read {result} rows, expected {s.read_rows}"
+        if w.key in ("bulk_insert", "insert_commit"):
+            want = s.bulk_rows if w.key == "bulk_insert" else s.inserts
+            got = len(await ids_of(admin, c.write_table, want + 1))
+            if got != want:
+                return f"{got} rows in {c.write_table}, expected {want}"
+        return None
+
+    def _streams(self, names: list[str]) -> None:
+        """The stream workload, one fresh subprocess per contender and repeat (clean RSS)."""
+        runnable = [n for n in names if _has_stream(n)]
+        for repeat in range(self.stream_repeats):
+            shift = repeat % len(runnable) if runnable else 0
+            for name in runnable[shift:] + runnable[:shift]:
+                cmd = [sys.executable, "-m", "benchmarks.stream_child", self.backend.name, name]
+                if self.quick:
+                    cmd.append("--quick")
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+                if proc.returncode != 0:
+                    tail = (proc.stderr or proc.stdout).strip().splitlines()
+                    self._error("stream", name, RuntimeError(tail[-1] if tail else f"exit {proc.returncode}"))
+                    continue
+                data = json.loads(proc.stdout.strip().splitlines()[-1])
+                entry = self.stream.setdefault(name, {"seconds": [], "rss_growth_mb": []})
+                entry["seconds"].append(data["seconds"])
+                entry["rss_growth_mb"].append(data["rss_growth_mb"])
+                self.times.setdefault("stream", {}).setdefault(name, []).append(data["seconds"])
+            log(f"[{self.backend.name}] stream repeat {repeat + 1}/{self.stream_repeats} done")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend.name,
+            "driver": self.backend.driver,
+            "server_version": self.server_version,
+            "median_s": {w: {c: statistics.median(v) for c, v in cs.items()} for w, cs in self.times.items()},
+            "samples_s": self.times,
+            "stream": {
+                c: {"seconds": statistics.median(v["seconds"]), "rss_growth_mb": max(v["rss_growth_mb"])}
+                for c, v in self.stream.items()
+            },
+            "errors": self.errors,
+        }
+
+
+def _rows(n: int) -> list[dict[str, Any]]:
+    from .common import make_rows
+
+    return make_rows(n)
+
+
+def _has_stream(name: str) -> bool:
+    cls = CONTENDERS[name]
+    return cls is None or hasattr(cls, "w_stream")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="dsg_lib vs raw drivers, SQLAlchemy Core/ORM and peers, on every backend.",
+    )
+    parser.add_argument("--backends", default="sqlite,postgresql,mariadb,mariadb-asyncmy",
+                        help="comma list of: " + ", ".join(backends()))
+    parser.add_argument("--only", default="", help="comma list of workloads: " + ", ".join(WORKLOAD_KEYS))
+    parser.add_argument("--contenders", default="", help="comma list of: " + ", ".join(CONTENDERS))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 repeat (CI smoke test)")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 5)")
+    parser.add_argument("--stream-repeats", type=int, default=None,
+                        help="repeats of the 1M-row stream (default 1; each is a fresh process)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every timed run")
+    parser.add_argument("--out", default=None, help="directory for results.json, results.md, benchmarks.png")
+    return parser.parse_args(argv)
+
+
+def _split(value: str, allowed: tuple[str, ...] | list[str], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (choose from {', '.join(allowed)})")
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from loguru import logger
+
+    logger.remove()  # a production-like sink: warnings and up (debug calls still pay their level check)
+    logger.add(sys.stderr, level="WARNING")
+    all_backends = backends()
+    chosen = _split(args.backends, list(all_backends), "backend")
+    only = _split(args.only, WORKLOAD_KEYS, "workload") if args.only else list(WORKLOAD_KEYS)
+    names = _split(args.contenders, tuple(CONTENDERS), "contender") if args.contenders else list(CONTENDERS)
+    skipped = [n for n in names if not available(n)]
+    names = [n for n in names if n not in skipped]
+    if skipped:
+        log(f"not installed, skipped: {', '.join(skipped)} (pip install 'dsg-lib[bench]')")
+    sizes = QUICK if args.quick else FULL
+    repeats = args.repeats or (1 if args.quick else 5)
+    stream_repeats = args.stream_repeats or 1
+    workloads = [w for w in WORKLOADS if w.key in only]
+    started = time.perf_counter()
+    runs: list[BackendRun] = []
+    for name in chosen:
+        run = BackendRun(all_backends[name], names, workloads, sizes, repeats, stream_repeats, args.quick)
+        run.verbose = args.verbose
+        try:
+            asyncio.run(run.run())
+        except Exception as exc:  # an unreachable server skips its backend, the rest still runs
+            run._error("backend", "all", exc)
+        runs.append(run)
+    results = report.build(
+        [r.summary() for r in runs], workloads=workloads, sizes=sizes, repeats=repeats,
+        stream_repeats=stream_repeats, contenders=names, elapsed=time.perf_counter() - started,
+        quick=args.quick,
+    )
+    markdown = report.markdown(results)
+    sys.stdout.write(markdown + "\n")
+    if args.out:
+        report.write(results, markdown, args.out)
+        log(f"wrote {args.out}/results.json, results.md, benchmarks.png")
+    return 0

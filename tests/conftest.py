@@ -117,3 +117,9 @@ def postgres_url() -> str:
     """PostgreSQL only, for behaviour that exists only there (e.g. deferred constraints)."""
     require_backend("postgresql")
     return POSTGRES_URL
+
+
+@pytest.fixture
+def server_backend_url(server_backend: str) -> tuple[str, str]:
+    """``(backend, url)`` for PostgreSQL and MariaDB only."""
+    return server_backend, POSTGRES_URL if server_backend == "postgresql" else MYSQL_URL

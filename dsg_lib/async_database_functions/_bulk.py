@@ -21,6 +21,8 @@ BIND_LIMITS = {
     "mariadb": 65535,
 }
 DEFAULT_CHUNK_ROWS = 10_000
+#: below this many rows a plain INSERT beats COPY's extra type-introspection round trip
+COPY_MIN_ROWS = 200
 
 
 def table_of(model: Any) -> Table:

@@ -9,6 +9,7 @@ from typing import Any
 
 from loguru import logger
 from sqlalchemy import event, pool
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
@@ -50,6 +51,7 @@ def build_engine(
     kwargs.pop("future", None)  # SQLAlchemy 2 engines are always "future"
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", None) or {})
     keeper: MemoryKeeper | None = None
+    cheap_ping = False
 
     if backend == "sqlite":
         if is_memory_sqlite(url):
@@ -60,7 +62,9 @@ def build_engine(
             kwargs["max_overflow"] = 0
         kwargs.setdefault("pool_pre_ping", False)
     else:
-        kwargs.setdefault("pool_pre_ping", True)
+        # Our own pre-ping (one round trip, see _install_cheap_ping) replaces SQLAlchemy's,
+        # which on asyncpg costs BEGIN + SELECT + ROLLBACK on every checkout.
+        cheap_ping = kwargs.pop("pool_pre_ping", True)
         timeout = library.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         if backend == "postgresql":
             connect_args.setdefault("timeout", timeout)
@@ -77,10 +81,17 @@ def build_engine(
         else:
             connect_args.setdefault("connect_timeout", max(1, int(timeout)))
             kwargs.setdefault("pool_recycle", DEFAULT_MYSQL_RECYCLE)
+            # Reset returned connections ourselves: ROLLBACK only when the server says a
+            # transaction is open (see _install_mysql_reset), not on every return.
+            kwargs["pool_reset_on_return"] = None
     if connect_args:
         kwargs["connect_args"] = connect_args
 
     engine = create_async_engine(url, **kwargs)
+    if backend != "sqlite" and cheap_ping:
+        _install_cheap_ping(engine, backend)
+    if backend in ("mysql", "mariadb"):
+        _install_mysql_reset(engine)
     if backend == "sqlite":
         _install_sqlite_hooks(engine, library, memory=keeper is not None)
     elif backend in ("mysql", "mariadb") and library.get("statement_timeout_ms"):
@@ -88,6 +99,50 @@ def build_engine(
     if library.get("slow_query_ms") is not None:
         _install_slow_query_log(engine, float(library["slow_query_ms"]))
     return engine, keeper
+
+
+def _install_cheap_ping(engine: AsyncEngine, backend: str) -> None:
+    """Check a pooled connection is alive before handing it out, in one round trip.
+
+    A connection that fails the ping is discarded and the pool connects a fresh
+    one (SQLAlchemy's ``DisconnectionError`` protocol), so a server restart or a
+    killed backend costs nothing but the reconnect. Fresh connections skip it.
+    """
+
+    def ping(dbapi_conn: Any) -> None:
+        driver = dbapi_conn.driver_connection
+        if backend == "postgresql":
+            await_(driver.execute("SELECT 1"))  # simple-query protocol: no prepared statement, pooler-safe
+        else:
+            await_(driver.ping(False))  # COM_PING
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if not record.info.pop("dsg_lib_fresh", False):
+            try:
+                ping(dbapi_conn)
+            except Exception as exc:
+                raise sa_exc.DisconnectionError(f"pre-ping failed: {type(exc).__name__}") from exc
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        record.info["dsg_lib_fresh"] = True
+
+
+def _install_mysql_reset(engine: AsyncEngine) -> None:
+    """Roll back a connection returned to the pool only if it is inside a transaction.
+
+    The MySQL protocol reports the transaction state in every reply, so this
+    check costs no round trip; SQLAlchemy's default reset sends ROLLBACK always.
+    """
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_conn: Any, record: Any, reset_state: Any) -> None:
+        if reset_state.terminate_only:
+            return
+        status = getattr(dbapi_conn.driver_connection, "get_transaction_status", None)
+        if status is None or status():
+            dbapi_conn.rollback()
 
 
 def _unique_statement_name() -> str:

@@ -124,12 +124,16 @@ class AsyncDatabase:
         self._created: set[str] = set()
         self._extra_metadata: list[MetaData] = []
         self._pinned: AsyncConnection | None = None
-        # Reads outside a transaction skip BEGIN/ROLLBACK round trips where that is free.
+        # Reads and one-statement writes outside a transaction skip BEGIN/COMMIT round trips
+        # where that is free. Not behind PgBouncer: asyncpg's prepare and execute are separate
+        # round trips that only a transaction keeps on one server connection.
         read_options: dict[str, dict[str, Any]] = {
             "postgresql": {"isolation_level": "AUTOCOMMIT"},
             "sqlite": {"dsg_lib_autocommit": True},
         }
-        self._read_options: dict[str, Any] = read_options.get(db_config.dialect, {})
+        self._read_options: dict[str, Any] = (
+            {} if db_config.option("pgbouncer") else read_options.get(db_config.dialect, {})
+        )
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> AsyncDatabase:
@@ -354,14 +358,21 @@ class AsyncDatabase:
 
     @asynccontextmanager
     async def _op_session(
-        self, session: AsyncSession | None = None, *, write: bool, autocommit_read: bool = True
+        self,
+        session: AsyncSession | None = None,
+        *,
+        write: bool,
+        single_statement: bool = False,
+        autocommit_read: bool = True,
     ) -> AsyncIterator[AsyncSession]:
         """The session an operation runs in.
 
         A caller-owned ``session`` is used as is and never committed; inside
-        ``transaction()`` its session is joined; otherwise a short transaction
-        of its own is committed (writes) or a connection without a transaction
-        is used where the dialect makes that free (reads).
+        ``transaction()`` its session is joined. Otherwise a write of several
+        statements runs in a short transaction of its own, while a read or a
+        write of one statement (atomic by itself) runs without BEGIN/COMMIT
+        round trips where the dialect allows it (PostgreSQL, SQLite). Reads go
+        to a read replica when configured.
         """
         if session is not None:
             with self.db_config.errors():
@@ -376,38 +387,40 @@ class AsyncDatabase:
         self._check_open()
         if write and self._route.get() == "replica":
             raise InvalidInputError("a write operation inside 'async with db.read_only()'")
-        if write:
+        if self._pinned is not None or (write and not single_statement):
             own = self._new_session()
-            try:
-                with self.db_config.errors():
-                    yield own
-                    await own.commit()
-            except BaseException:
-                await _close_quietly(own, rollback=True)
-                raise
-            else:
-                await _close_quietly(own, rollback=False)
-            return
-        if self._pinned is not None:
-            pinned = self._new_session()
-            try:
-                with self.db_config.errors():
-                    yield pinned
-            finally:
-                await _close_quietly(pinned, rollback=False)
+            async with self._finishing(own, commit=write):
+                yield own
             return
         with self.db_config.errors():
-            conn = await self._read_connection()
-            try:
-                if self._read_options and autocommit_read:
-                    await conn.execution_options(**self._read_options)
-                reader = AsyncSession(bind=conn, expire_on_commit=False)
-                try:
-                    yield reader
-                finally:
-                    await _close_quietly(reader, rollback=False)
-            finally:
-                await asyncio.shield(conn.close())
+            conn = await (self._primary_connection() if write else self._read_connection())
+        try:
+            if self._read_options and autocommit_read:
+                await conn.execution_options(**self._read_options)
+            bound = AsyncSession(bind=conn, expire_on_commit=False)
+            async with self._finishing(bound, commit=write):
+                yield bound
+        finally:
+            await asyncio.shield(conn.close())
+
+    @asynccontextmanager
+    async def _finishing(self, session: AsyncSession, *, commit: bool) -> AsyncIterator[AsyncSession]:
+        """Yield ``session``; commit it (if asked) on success, roll back on error, always close."""
+        try:
+            with self.db_config.errors():
+                yield session
+                if commit:
+                    await session.commit()
+        except BaseException:
+            await _close_quietly(session, rollback=True)
+            raise
+        else:
+            await _close_quietly(session, rollback=False)
+
+    async def _primary_connection(self) -> AsyncConnection:
+        conn = self.engine.connect()
+        await conn.start()
+        return conn
 
     async def _read_connection(self) -> AsyncConnection:
         """A connection for a read outside a transaction: a healthy replica, else the primary."""
@@ -424,9 +437,7 @@ class AsyncDatabase:
                 return conn
             if self._route.get() == "replica":
                 logger.warning("dsg_lib: no healthy read replica; read_only() block reads the primary")
-        conn = self.engine.connect()
-        await conn.start()
-        return conn
+        return await self._primary_connection()
 
     @asynccontextmanager
     async def primary(self) -> AsyncIterator[None]:

@@ -100,9 +100,16 @@ class DatabaseOperations:
 
     # ================================================================== helpers
     def _session(
-        self, session: AsyncSession | None, *, write: bool, autocommit_read: bool = True
+        self,
+        session: AsyncSession | None,
+        *,
+        write: bool,
+        single_statement: bool = False,
+        autocommit_read: bool = True,
     ) -> AbstractAsyncContextManager[AsyncSession]:
-        return self.async_db._op_session(session, write=write, autocommit_read=autocommit_read)
+        return self.async_db._op_session(
+            session, write=write, single_statement=single_statement, autocommit_read=autocommit_read
+        )
 
     @staticmethod
     def _mapper(model: Any) -> Mapper[Any]:
@@ -333,7 +340,8 @@ class DatabaseOperations:
             >>> # await ops.execute_one(update(User).where(User.id == 1).values(name="Bo")) -> 1
         """
         statement = _as_statement(query)
-        async with self._session(session, write=True) as s:
+        single = values is None or isinstance(values, Mapping)
+        async with self._session(session, write=True, single_statement=single) as s:
             result = await s.execute(statement, values) if values is not None else await s.execute(statement)
             return _result_info(result, return_metadata)
 
@@ -703,23 +711,39 @@ class DatabaseOperations:
             if chunk_size is not None
             else _bulk.DEFAULT_CHUNK_ROWS
         )
-        total = 0
-        async with self._session(session, write=True) as s:
-            conn = await s.connection()
-            index = 0
-            async for chunk in _bulk.iter_chunks(rows, size):
-                prepared = [
-                    _bulk.prepare_row(model, columns, row, validate, index + i) for i, row in enumerate(chunk)
-                ]
-                index += len(chunk)
-                if self._dialect == "postgresql" and await _bulk.copy_insert(conn, table, prepared):
-                    total += len(prepared)
-                    continue
-                for group in _bulk.group_by_keys(prepared):
-                    await conn.execute(insert(table), group)
-                    total += len(group)
+        if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)) and len(rows) <= size:
+            # Small input: check it all first; one statement needs no BEGIN/COMMIT of its own.
+            prepared = [_bulk.prepare_row(model, columns, row, validate, i) for i, row in enumerate(rows)]
+            groups = _bulk.group_by_keys(prepared)
+            single = len(groups) == 1 and (len(prepared) == 1 or self._dialect != "sqlite")
+            async with self._session(session, write=True, single_statement=single) as s:
+                total = await self._insert_chunk(await s.connection(), table, prepared)
+        else:
+            total = 0
+            async with self._session(session, write=True) as s:
+                conn = await s.connection()
+                index = 0
+                async for chunk in _bulk.iter_chunks(rows, size):
+                    prepared = [
+                        _bulk.prepare_row(model, columns, row, validate, index + i)
+                        for i, row in enumerate(chunk)
+                    ]
+                    index += len(chunk)
+                    total += await self._insert_chunk(conn, table, prepared)
         logger.debug("dsg_lib: insert_many inserted {} rows into {}", total, table.name)
         return total
+
+    async def _insert_chunk(self, conn: Any, table: Any, prepared: list[dict[str, Any]]) -> int:
+        """COPY on PostgreSQL for larger chunks, else one executemany per key set."""
+        if (
+            self._dialect == "postgresql"
+            and len(prepared) >= _bulk.COPY_MIN_ROWS
+            and await _bulk.copy_insert(conn, table, prepared)
+        ):
+            return len(prepared)
+        for group in _bulk.group_by_keys(prepared):
+            await conn.execute(insert(table), group)
+        return len(prepared)
 
     async def upsert(
         self,
@@ -881,7 +905,7 @@ class DatabaseOperations:
     async def _execute_dml(self, stmt: Update | Delete, session: AsyncSession | None) -> int:
         joined = session is not None or self.async_db._in_scope()
         stmt = stmt.execution_options(synchronize_session="fetch" if joined else False)
-        async with self._session(session, write=True) as s:
+        async with self._session(session, write=True, single_statement=True) as s:
             result = await s.execute(stmt)
             return int(max(getattr(result, "rowcount", 0), 0))
 

@@ -535,9 +535,36 @@ def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> Ite
     except Exception as exc:
         if _is_driver_error(exc):
             raise translate_error(exc, secrets=secrets, show_values=show_values) from exc
+        if isinstance(exc, _DRIVER_VALUE_ERRORS) and _raised_in_driver(exc):
+            raise _value_error(exc) from exc
         raise
+
+
+_DRIVER_MODULES = ("asyncpg", "aiomysql", "pymysql", "asyncmy", "sqlite3", "aiosqlite")
+# Builtin exceptions a driver raises while binding a value it cannot send (a lone
+# surrogate, an int too large for SQLite, a dict/list for PyMySQL's escaping).
+_DRIVER_VALUE_ERRORS = (UnicodeEncodeError, OverflowError, TypeError)
 
 
 def _is_driver_error(exc: BaseException) -> bool:
     module = type(exc).__module__
-    return module.startswith(("asyncpg", "aiomysql", "pymysql", "asyncmy", "sqlite3", "aiosqlite"))
+    return module.startswith(_DRIVER_MODULES)
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    """True when a frame of ``exc``'s traceback belongs to a database driver."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVER_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _value_error(exc: BaseException) -> InvalidInputError:
+    # UnicodeEncodeError's text can hold the whole statement with its values (PyMySQL
+    # encodes the interpolated query): keep only the reason.
+    reason = exc.reason if isinstance(exc, UnicodeEncodeError) else str(exc)
+    error = InvalidInputError(f"value could not be sent to the database: {type(exc).__name__}: {reason}"[:300])
+    error.__cause__ = exc
+    return error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -695,8 +696,32 @@ def test_option_returns_library_keys() -> None:
     assert cfg.option("pgbouncer", "absent") == "absent"
 
 
-def test_server_defaults_enable_pre_ping() -> None:
-    assert DBConfig({"database_uri": "postgresql://u@h/d"}).engine.pool._pre_ping is True  # type: ignore[attr-defined]
-    assert DBConfig({"database_uri": "mysql://u@h/d"}).engine.pool._pre_ping is True  # type: ignore[attr-defined]
-    explicit = DBConfig({"database_uri": "postgresql://u@h/d", "pool_pre_ping": False})
-    assert explicit.engine.pool._pre_ping is False  # type: ignore[attr-defined]
+async def test_server_pre_ping_replaces_a_killed_pooled_connection(server_backend_url: tuple[str, str]) -> None:
+    """Pre-ping is on by default for servers: a pooled connection killed by the server is replaced."""
+    backend, url = server_backend_url
+    db = AsyncDatabase(DBConfig({"database_uri": url, "pool_size": 1, "max_overflow": 0}))
+    own_id = "SELECT pg_backend_pid()" if backend == "postgresql" else "SELECT CONNECTION_ID()"
+    kill = "SELECT pg_terminate_backend({})" if backend == "postgresql" else "KILL {}"
+    async with db.get_db_session() as session:
+        victim = (await session.execute(text(own_id))).scalar()
+    admin = AsyncDatabase(DBConfig({"database_uri": url}))
+    async with admin.get_db_session() as session:
+        await session.execute(text(kill.format(int(victim))))
+    await asyncio.sleep(0.2)
+    async with db.get_db_session() as session:  # same pool slot: pinged, found dead, reconnected
+        assert (await session.execute(text(own_id))).scalar() != victim
+    for database in (db, admin):
+        await database.disconnect()
+
+    no_ping = AsyncDatabase(DBConfig({"database_uri": url, "pool_pre_ping": False, "pool_size": 1}))
+    async with no_ping.get_db_session() as session:
+        victim = (await session.execute(text(own_id))).scalar()
+    admin = AsyncDatabase(DBConfig({"database_uri": url}))
+    async with admin.get_db_session() as session:
+        await session.execute(text(kill.format(int(victim))))
+    await asyncio.sleep(0.2)
+    with pytest.raises(DatabaseUnavailableError):  # without pre-ping the dead connection is used
+        async with no_ping.get_db_session() as session:
+            await session.execute(text(own_id))
+    for database in (no_ping, admin):
+        await database.disconnect()

@@ -19,15 +19,11 @@ from loguru import logger
 
 from dsg_lib import AsyncDatabase, DBConfig
 
-POSTGRES_URL = os.environ.get(
-    "DSG_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("DSG_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("DSG_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
 ALL_BACKENDS = ("sqlite_memory", "sqlite_file", "postgresql", "mariadb")
 BACKENDS = tuple(
-    b.strip()
-    for b in os.environ.get("DSG_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
-    if b.strip()
+    b.strip() for b in os.environ.get("DSG_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b.strip()
 )
 SERVER_BACKENDS = tuple(b for b in BACKENDS if b in ("postgresql", "mariadb"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -565,6 +565,8 @@ def _value_error(exc: BaseException) -> InvalidInputError:
     # UnicodeEncodeError's text can hold the whole statement with its values (PyMySQL
     # encodes the interpolated query): keep only the reason.
     reason = exc.reason if isinstance(exc, UnicodeEncodeError) else str(exc)
-    error = InvalidInputError(f"value could not be sent to the database: {type(exc).__name__}: {reason}"[:300])
+    error = InvalidInputError(
+        f"value could not be sent to the database: {type(exc).__name__}: {reason}"[:300]
+    )
     error.__cause__ = exc
     return error

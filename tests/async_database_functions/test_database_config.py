@@ -84,9 +84,20 @@ def test_devsetgo_lib_import_style_with_operations_verbatim() -> None:
     )
     # the DESIGN.md snippet, verbatim
     from dsg_lib.async_database_functions import (  # noqa: I001
-        async_database, base_schema, database_config, database_operations)
-    db_config = database_config.DBConfig({"database_uri": "sqlite+aiosqlite:///:memory:?cache=shared",
-                                          "echo": False, "future": True, "pool_recycle": 3600})
+        async_database,
+        base_schema,
+        database_config,
+        database_operations,
+    )
+
+    db_config = database_config.DBConfig(
+        {
+            "database_uri": "sqlite+aiosqlite:///:memory:?cache=shared",
+            "echo": False,
+            "future": True,
+            "pool_recycle": 3600,
+        }
+    )
     async_db = async_database.AsyncDatabase(db_config)
     db_ops = database_operations.DatabaseOperations(async_db)
 
@@ -261,9 +272,7 @@ def test_from_env_passes_options_through_validation(monkeypatch: pytest.MonkeyPa
         ("mariadb://u:pw@h/db", "mariadb+aiomysql", "mariadb"),
     ],
 )
-def test_sync_uris_are_upgraded(
-    uri: str, drivername: str, dialect: str, log_messages: list[str]
-) -> None:
+def test_sync_uris_are_upgraded(uri: str, drivername: str, dialect: str, log_messages: list[str]) -> None:
     cfg = DBConfig({"database_uri": uri})
     assert cfg.url.drivername == drivername
     assert cfg.dialect == dialect
@@ -275,7 +284,12 @@ def test_sync_uris_are_upgraded(
 
 @pytest.mark.parametrize(
     "uri",
-    ["sqlite+aiosqlite://", "postgresql+asyncpg://u@h/db", "mysql+aiomysql://u@h/db", "mysql+asyncmy://u@h/db"],
+    [
+        "sqlite+aiosqlite://",
+        "postgresql+asyncpg://u@h/db",
+        "mysql+aiomysql://u@h/db",
+        "mysql+asyncmy://u@h/db",
+    ],
 )
 def test_async_uris_are_kept_and_not_logged_as_upgraded(uri: str, log_messages: list[str]) -> None:
     cfg = DBConfig({"database_uri": uri})
@@ -650,8 +664,10 @@ async def test_in_memory_sqlite_is_one_shared_database(uri: str) -> None:
     other = DBConfig({"database_uri": uri})
     async with other.get_db_session() as session:
         names = (
-            await session.execute(text("SELECT name FROM sqlite_master WHERE name = 'cfg_mem_shared'"))
-        ).scalars().all()
+            (await session.execute(text("SELECT name FROM sqlite_master WHERE name = 'cfg_mem_shared'")))
+            .scalars()
+            .all()
+        )
     assert names == []
     await cfg.dispose()
     await other.dispose()
@@ -696,7 +712,9 @@ def test_option_returns_library_keys() -> None:
     assert cfg.option("pgbouncer", "absent") == "absent"
 
 
-async def test_server_pre_ping_replaces_a_killed_pooled_connection(server_backend_url: tuple[str, str]) -> None:
+async def test_server_pre_ping_replaces_a_killed_pooled_connection(
+    server_backend_url: tuple[str, str],
+) -> None:
     """Pre-ping is on by default for servers: a pooled connection killed by the server is replaced."""
     backend, url = server_backend_url
     db = AsyncDatabase(DBConfig({"database_uri": url, "pool_size": 1, "max_overflow": 0}))

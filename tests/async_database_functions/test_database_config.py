@@ -83,7 +83,7 @@ def test_devsetgo_lib_import_style_with_operations_verbatim() -> None:
         reason="database_operations is not in this checkout yet (written in a separate change)",
     )
     # the DESIGN.md snippet, verbatim
-    from dsg_lib.async_database_functions import (  # noqa: I001
+    from dsg_lib.async_database_functions import (
         async_database,
         base_schema,
         database_config,

@@ -1,6 +1,6 @@
 """dsg_lib: async database utilities on SQLAlchemy 2 for SQLite, PostgreSQL and MySQL/MariaDB.
 
-Example:
+Examples:
     >>> import asyncio
     >>> from dsg_lib import AsyncDatabase, DBConfig
     >>> async def main():

@@ -1,6 +1,6 @@
 """FastAPI integration (extra ``[fastapi]``): lifespan, per-request transactions, error handlers.
 
-Example:
+Examples:
     >>> from fastapi import Depends, FastAPI
     >>> from dsg_lib import AsyncDatabase, DBConfig
     >>> from dsg_lib.fastapi import lifespan, register_exception_handlers, session_dependency
@@ -37,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     from .async_database_functions.errors import MissingDependencyError
 
     raise MissingDependencyError(
-        'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg_lib[fastapi]"'
+        'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg-lib[fastapi]"'
     ) from exc
 
 __all__ = [
@@ -70,7 +70,7 @@ def lifespan(
         create_tables: Run ``db.create_tables()`` at startup.
         connect_timeout: Seconds to wait for the database at startup.
 
-    Example:
+    Examples:
         >>> from fastapi import FastAPI
         >>> from dsg_lib import AsyncDatabase, DBConfig
         >>> app = FastAPI(lifespan=lifespan(AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))))
@@ -97,7 +97,7 @@ def session_dependency(db: AsyncDatabase) -> Callable[..., AsyncIterator[AsyncSe
     lost write); it rolls back if the endpoint raises (``HTTPException``
     included). ``DatabaseOperations`` calls in the endpoint join it.
 
-    Example:
+    Examples:
         >>> from fastapi import Depends
         >>> from dsg_lib import AsyncDatabase, DBConfig
         >>> get_session = session_dependency(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
@@ -122,7 +122,7 @@ def error_response(exc: DatabaseError) -> JSONResponse:
 
     Server-side failures (5xx) carry a generic message; the real one is logged.
 
-    Example:
+    Examples:
         >>> from dsg_lib import RecordNotFoundError
         >>> error_response(RecordNotFoundError("no user 7")).status_code
         404
@@ -150,7 +150,7 @@ def register_exception_handlers(app: FastAPI) -> None:
     Any other ``DatabaseError`` is a 500. Bodies are ``{"error", "details"}`` JSON
     with no SQL, parameters or secrets in them.
 
-    Example:
+    Examples:
         >>> from fastapi import FastAPI
         >>> app = FastAPI()
         >>> register_exception_handlers(app)
@@ -166,7 +166,7 @@ def register_exception_handlers(app: FastAPI) -> None:
 def health_router(db: AsyncDatabase, path: str = "/health") -> APIRouter:
     """A router with ``GET path`` returning ``db.health_check()`` (HTTP 503 when not ok).
 
-    Example:
+    Examples:
         >>> from dsg_lib import AsyncDatabase, DBConfig
         >>> router = health_router(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
         >>> [r.path for r in router.routes]
@@ -197,7 +197,7 @@ class DBSessionMiddleware:
         app: The ASGI app.
         db: The database.
 
-    Example:
+    Examples:
         >>> from fastapi import FastAPI
         >>> from dsg_lib import AsyncDatabase, DBConfig
         >>> app = FastAPI()

@@ -11,18 +11,20 @@ concurrently (``asyncio.gather`` of writes) inside an isolated test; on
 MySQL/MariaDB DDL commits implicitly, so create tables before (the fixtures
 below do), not inside a test.
 
-In your ``conftest.py``::
+In your ``conftest.py``:
 
-    from dsg_lib.testing import database_fixtures
-    from myapp.models import Base
+```python
+from dsg_lib.testing import database_fixtures
+from myapp.models import Base
 
-    pytest_plugins = ["dsg_lib.testing"]  # runs tests using these fixtures on the session loop
-    db_session_fixture, db = database_fixtures(
-        "sqlite+aiosqlite:///:memory:", base=Base, name="db")
+pytest_plugins = ["dsg_lib.testing"]  # runs tests using these fixtures on the session loop
+db_session_fixture, db = database_fixtures(
+    "sqlite+aiosqlite:///:memory:", base=Base, name="db")
 
-    # tests: async def test_x(db): await DatabaseOperations(db).insert_many(...)
+# tests: async def test_x(db): await DatabaseOperations(db).insert_many(...)
+```
 
-Example:
+Examples:
     >>> import asyncio
     >>> from sqlalchemy import text
     >>> from dsg_lib import AsyncDatabase, DBConfig
@@ -62,7 +64,7 @@ _FIXTURE_FLAG = "_dsg_lib_session_loop"
 async def isolated(db: AsyncDatabase) -> AsyncIterator[AsyncDatabase]:
     """Run the block in an outer transaction that is rolled back at the end.
 
-    Example:
+    Examples:
         >>> # async with isolated(db):
         >>> #     await ops.insert_many(User, rows)   # gone after the block
     """
@@ -90,7 +92,7 @@ def database_fixtures(
 
     The session fixture (named ``f"{name}_session"``) connects, creates the
     tables of ``base`` once, and drops them at the end; the per-test fixture
-    (named ``name``) yields the same database inside :func:`isolated`. Both
+    (named ``name``) yields the same database inside `isolated`. Both
     run on the session event loop, so no loop-scope errors.
 
     Args:
@@ -99,7 +101,7 @@ def database_fixtures(
         name: The per-test fixture's name.
         create_tables: Create (and finally drop) the tables.
 
-    Example:
+    Examples:
         >>> session_fixture, db_fixture = database_fixtures("sqlite://", name="db")
     """
     import pytest_asyncio
@@ -136,9 +138,9 @@ def database_fixtures(
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
     """Pytest hook (``pytest_plugins = ["dsg_lib.testing"]``): run tests that use a
-    :func:`database_fixtures` fixture on the session event loop, where its engine lives.
+    `database_fixtures` fixture on the session event loop, where its engine lives.
 
-    Example:
+    Examples:
         >>> pytest_collection_modifyitems([])
     """
     import pytest

@@ -1,11 +1,13 @@
 """Async database functions: config, database, operations, schema mixins and errors.
 
-The devsetgo-lib import style keeps working::
+The devsetgo-lib import style keeps working:
 
-    from dsg_lib.async_database_functions import (
-        async_database, base_schema, database_config, database_operations)
+```python
+from dsg_lib.async_database_functions import (
+    async_database, base_schema, database_config, database_operations)
+```
 
-Example:
+Examples:
     >>> from dsg_lib.async_database_functions import DBConfig
     >>> DBConfig({"database_uri": "sqlite://"}).dialect
     'sqlite'

@@ -125,7 +125,7 @@ def normalize(url: URL) -> tuple[URL, str]:
     url = url.set(drivername=f"{backend}+{driver}")
     module, extra = DRIVER_PACKAGES[driver]
     if importlib.util.find_spec(module) is None:
-        hint = f'pip install "dsg_lib[{extra}]"' if extra else f"pip install {module}"
+        hint = f'pip install "dsg-lib[{extra}]"' if extra else f"pip install {module}"
         raise MissingDependencyError(
             f"the {backend} driver '{driver}' is not installed; install it with: {hint}"
         )

@@ -1,6 +1,6 @@
 """``AsyncDatabase``: sessions, transactions, tables and lifecycle for one ``DBConfig``.
 
-Example:
+Examples:
     >>> import asyncio
     >>> from dsg_lib import AsyncDatabase, DBConfig
     >>> async def main():
@@ -80,7 +80,7 @@ class _Scope:
 
 
 class AsyncDatabase:
-    """Sessions, transactions, tables and lifecycle on top of a :class:`DBConfig`.
+    """Sessions, transactions, tables and lifecycle on top of a `DBConfig`.
 
     Args:
         db_config: The configuration that owns the engine.
@@ -92,7 +92,7 @@ class AsyncDatabase:
         db_config: The configuration.
         engine: The ``AsyncEngine``.
 
-    Example:
+    Examples:
         >>> from sqlalchemy import Integer
         >>> from sqlalchemy.orm import mapped_column
         >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
@@ -146,7 +146,7 @@ class AsyncDatabase:
     async def connect(self, timeout: float = 10.0) -> None:
         """Wait until the database answers ``SELECT 1``, retrying with backoff.
 
-        Also re-opens a database closed by :meth:`disconnect`.
+        Also re-opens a database closed by `disconnect`.
 
         Args:
             timeout: Seconds to keep trying.
@@ -154,7 +154,7 @@ class AsyncDatabase:
         Raises:
             DatabaseUnavailableError: no answer within ``timeout``.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> asyncio.run(db.connect(timeout=2))
@@ -205,7 +205,7 @@ class AsyncDatabase:
     async def disconnect(self) -> None:
         """Close every pooled connection. Idempotent; later use raises ``NotConnectedError``.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> asyncio.run(db.disconnect())
@@ -219,9 +219,9 @@ class AsyncDatabase:
 
     @property
     def is_connected(self) -> bool:
-        """False after :meth:`disconnect` until :meth:`connect`.
+        """False after `disconnect` until `connect`.
 
-        Example:
+        Examples:
             >>> AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).is_connected
             True
         """
@@ -251,9 +251,9 @@ class AsyncDatabase:
         Operations do not join it unless you pass it as ``session=``.
 
         Raises:
-            NotConnectedError: after :meth:`disconnect`.
+            NotConnectedError: after `disconnect`.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> from sqlalchemy import text
             >>> async def main():
@@ -283,9 +283,9 @@ class AsyncDatabase:
         ``transaction()`` is a SAVEPOINT: its failure rolls back only itself.
 
         Raises:
-            NotConnectedError: after :meth:`disconnect`.
+            NotConnectedError: after `disconnect`.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> from sqlalchemy import text
             >>> async def main():
@@ -339,7 +339,7 @@ class AsyncDatabase:
         Raises:
             SessionMissingError: outside a ``transaction()`` / request scope.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> async def main():
             ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
@@ -443,7 +443,7 @@ class AsyncDatabase:
     async def primary(self) -> AsyncIterator[None]:
         """Send this block's reads to the primary (read-your-writes after a write).
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> async def main():
@@ -467,7 +467,7 @@ class AsyncDatabase:
         Raises:
             InvalidInputError: a ``DatabaseOperations`` write inside the block.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> async def main():
@@ -511,7 +511,7 @@ class AsyncDatabase:
         Raises:
             TransactionConflictError: still conflicting after ``retries`` re-runs.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> from sqlalchemy import text
             >>> async def main():
@@ -571,7 +571,7 @@ class AsyncDatabase:
             *models_or_tables: Mapped classes or ``Table`` objects. None means
                 every table of ``Base`` (and of the legacy ``database_config.BASE``).
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> from sqlalchemy import Integer
             >>> from sqlalchemy.orm import mapped_column
@@ -589,7 +589,7 @@ class AsyncDatabase:
         Later calls with the same models do nothing; ``drop_tables()`` and
         ``clean()`` include them.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> from sqlalchemy import Integer
             >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
@@ -614,7 +614,7 @@ class AsyncDatabase:
     async def clean(self) -> None:
         """Drop every table this database knows (``Base``, legacy ``BASE``, ``add_models``). For tests.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> asyncio.run(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).clean())
         """
@@ -623,7 +623,7 @@ class AsyncDatabase:
     async def drop_tables(self, *models_or_tables: Any) -> None:
         """Drop tables that exist (idempotent); no arguments drops every table of ``Base``.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> asyncio.run(db.drop_tables())
@@ -666,7 +666,7 @@ class AsyncDatabase:
     def pool_status(self) -> dict[str, int]:
         """Pool counters: ``size``, ``checked_in``, ``checked_out``, ``overflow``.
 
-        Example:
+        Examples:
             >>> AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).pool_status()["checked_out"]
             0
         """
@@ -690,7 +690,7 @@ class AsyncDatabase:
             ``{"ok": bool, "latency_ms": float, "dialect": str, "pool": {...}}``
             plus ``"error"`` (a message without secrets) when not ok.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> sorted(asyncio.run(db.health_check()))

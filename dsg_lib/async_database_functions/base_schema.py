@@ -1,10 +1,12 @@
 """Mixins adding a UUID ``pkid`` primary key and UTC ``date_created`` / ``date_updated``.
 
-Use them with any declarative base::
+Use them with any declarative base:
 
-    class User(base_schema.SchemaBasePostgres, async_db.Base):
-        __tablename__ = "users"
-        name: Mapped[str] = mapped_column(String(100))
+```python
+class User(base_schema.SchemaBasePostgres, async_db.Base):
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(100))
+```
 
 Timestamps are timezone-aware UTC ``datetime`` objects on every backend.
 ``SchemaBaseSQLite`` sets them in Python; ``SchemaBasePostgres`` and
@@ -13,7 +15,7 @@ and the values are fetched back on insert (``eager_defaults``), so they can be
 read after the session closed. If your model defines ``__mapper_args__``,
 include ``"eager_defaults": True`` in it.
 
-Example:
+Examples:
     >>> from sqlalchemy.orm import DeclarativeBase
     >>> class Base(DeclarativeBase):
     ...     pass
@@ -47,7 +49,7 @@ __all__ = [
 def utcnow() -> datetime:
     """The current time as an aware UTC ``datetime``.
 
-    Example:
+    Examples:
         >>> utcnow().tzinfo
         datetime.timezone.utc
     """
@@ -63,7 +65,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     Naive datetimes given to it are taken to be UTC.
 
-    Example:
+    Examples:
         >>> from sqlalchemy import Column
         >>> Column("seen_at", UTCDateTime()).type.impl.timezone
         True
@@ -102,7 +104,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 class SchemaBaseSQLite:
     """``pkid`` (UUID string) and Python-side UTC timestamps; works on every backend.
 
-    Example:
+    Examples:
         >>> "pkid" in SchemaBaseSQLite.__dict__
         True
     """
@@ -117,7 +119,7 @@ class SchemaBaseSQLite:
 class SchemaBasePostgres:
     """``pkid`` and server-side UTC timestamps (``now()``) for PostgreSQL.
 
-    Example:
+    Examples:
         >>> SchemaBasePostgres.__mapper_args__
         {'eager_defaults': True}
     """
@@ -136,7 +138,7 @@ class SchemaBasePostgres:
 class SchemaBaseMySQL:
     """``pkid`` and server-side UTC timestamps (``UTC_TIMESTAMP(6)``) for MySQL / MariaDB.
 
-    Example:
+    Examples:
         >>> SchemaBaseMySQL.__mapper_args__
         {'eager_defaults': True}
     """
@@ -167,7 +169,7 @@ class SoftDeleteMixin:
     reads skip deleted rows unless ``include_deleted=True``, and ``restore()``
     clears the mark.
 
-    Example:
+    Examples:
         >>> from sqlalchemy import Integer
         >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
         >>> class Base(DeclarativeBase):

@@ -1,6 +1,6 @@
 """``DBConfig``: one config mapping becomes a pooled async SQLAlchemy engine.
 
-Example:
+Examples:
     >>> from dsg_lib.async_database_functions import database_config
     >>> cfg = database_config.DBConfig({"database_uri": "sqlite+aiosqlite:///:memory:"})
     >>> cfg.dialect
@@ -52,7 +52,7 @@ class DBConfig:
     Either give ``database_uri`` or the parts ``dialect``, ``host``, ``port``,
     ``username``, ``password``, ``database``. Every other key is validated
     against the dialect: an unknown key, a key the dialect cannot use or a
-    wrong type raises :class:`ConfigurationError` naming the key.
+    wrong type raises `ConfigurationError` naming the key.
 
     A URI without an async driver gets the default one (``sqlite://`` ->
     aiosqlite, ``postgresql://`` -> asyncpg, ``mysql://`` -> aiomysql).
@@ -72,7 +72,7 @@ class DBConfig:
         ConfigurationError: a bad key, value or URI.
         MissingDependencyError: the driver for the backend is not installed.
 
-    Example:
+    Examples:
         >>> cfg = DBConfig({"dialect": "postgresql", "host": "db", "username": "app",
         ...                 "password": "s3cret", "database": "app", "pool_size": 5})
         >>> str(cfg)
@@ -142,7 +142,7 @@ class DBConfig:
         Raises:
             ConfigurationError: the variable is unset and there is no default.
 
-        Example:
+        Examples:
             >>> import os
             >>> os.environ["MY_DB"] = "sqlite:///:memory:"
             >>> DBConfig.from_env("MY_DB").dialect
@@ -157,7 +157,7 @@ class DBConfig:
     def config(self) -> dict[str, Any]:
         """A copy of the settings, with the password masked.
 
-        Example:
+        Examples:
             >>> DBConfig({"database_uri": "sqlite://", "echo": False}).config
             {'database_uri': 'sqlite://', 'echo': False}
         """
@@ -172,7 +172,7 @@ class DBConfig:
     def url(self) -> URL:
         """The engine's URL (its ``str()`` hides the password).
 
-        Example:
+        Examples:
             >>> DBConfig({"database_uri": "mysql://u:pw@h/db"}).url.drivername
             'mysql+aiomysql'
         """
@@ -182,7 +182,7 @@ class DBConfig:
     def safe_url(self) -> str:
         """The URL as a string with the password replaced by ``***``.
 
-        Example:
+        Examples:
             >>> DBConfig({"database_uri": "postgresql://u:pw@h/db"}).safe_url
             'postgresql+asyncpg://u:***@h/db'
         """
@@ -192,7 +192,7 @@ class DBConfig:
     def is_memory(self) -> bool:
         """True for an in-memory SQLite database.
 
-        Example:
+        Examples:
             >>> DBConfig({"database_uri": "sqlite://"}).is_memory
             True
         """
@@ -201,7 +201,7 @@ class DBConfig:
     def option(self, key: str, default: Any = None) -> Any:
         """The value of a ``dsg_lib`` config key such as ``slow_query_ms``.
 
-        Example:
+        Examples:
             >>> DBConfig({"database_uri": "sqlite://", "slow_query_ms": 50}).option("slow_query_ms")
             50
         """
@@ -210,7 +210,7 @@ class DBConfig:
     def translate(self, exc: BaseException) -> DatabaseError:
         """Translate ``exc`` with this config's secrets masked (see ``translate_error``).
 
-        Example:
+        Examples:
             >>> from sqlalchemy.exc import NoResultFound
             >>> type(DBConfig({"database_uri": "sqlite://"}).translate(NoResultFound())).__name__
             'RecordNotFoundError'
@@ -222,7 +222,7 @@ class DBConfig:
     def errors(self) -> AbstractContextManager[None]:
         """A context manager translating errors with this config's secrets masked.
 
-        Example:
+        Examples:
             >>> cfg = DBConfig({"database_uri": "sqlite://"})
             >>> with cfg.errors():
             ...     pass
@@ -235,7 +235,7 @@ class DBConfig:
 
         The session is closed on exit. It never commits for you.
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> from sqlalchemy import text
             >>> async def main():
@@ -258,7 +258,7 @@ class DBConfig:
     async def dispose(self) -> None:
         """Close every pooled connection (and the in-memory database, if any).
 
-        Example:
+        Examples:
             >>> import asyncio
             >>> asyncio.run(DBConfig({"database_uri": "sqlite://"}).dispose())
         """

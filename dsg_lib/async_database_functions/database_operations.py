@@ -1,12 +1,12 @@
 """``DatabaseOperations``: devsetgo-lib-compatible CRUD plus safe, fast model-level operations.
 
-Every method raises a :class:`~dsg_lib.DatabaseError` subclass on failure
+Every method raises a `dsg_lib.DatabaseError` subclass on failure
 (``err.to_dict()`` gives devsetgo-lib's ``{"error", "details"}`` shape).
 Every method joins the caller's open ``db.transaction()`` in the same task;
 outside one it runs in a short transaction of its own. Pass ``session=`` to use
 a session you own: the operation uses it and never commits it.
 
-Example:
+Examples:
     >>> import asyncio
     >>> from sqlalchemy import String
     >>> from sqlalchemy import Integer
@@ -76,12 +76,12 @@ _MAX_PAGE_SIZE = 10_000
 
 
 class DatabaseOperations:
-    """Generic CRUD over an :class:`AsyncDatabase`.
+    """Generic CRUD over an `AsyncDatabase`.
 
     Args:
         async_db: The database to operate on.
 
-    Example:
+    Examples:
         >>> from dsg_lib import AsyncDatabase, DBConfig
         >>> ops = DatabaseOperations(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
         >>> ops.async_db.db_config.dialect
@@ -209,7 +209,7 @@ class DatabaseOperations:
     async def get_columns_details(self, table: Any) -> dict[str, dict[str, Any]]:
         """Describe every column of a model: type, nullable, primary_key, unique, autoincrement, default.
 
-        Example:
+        Examples:
             >>> # columns = await ops.get_columns_details(User)
             >>> # columns["name"]["type"] -> 'VARCHAR(40)'
         """
@@ -233,7 +233,7 @@ class DatabaseOperations:
     async def get_primary_keys(self, table: Any) -> list[str]:
         """The primary key column names of a model.
 
-        Example:
+        Examples:
             >>> # await ops.get_primary_keys(User) -> ['pkid']
         """
         return [c.name for c in _bulk.table_of(table).primary_key.columns]
@@ -241,7 +241,7 @@ class DatabaseOperations:
     async def get_table_names(self) -> list[str]:
         """The table names this database's ``Base`` (and legacy ``BASE``) declares.
 
-        Example:
+        Examples:
             >>> # await ops.get_table_names() -> ['users', 'orders']
         """
         names: list[str] = []
@@ -252,7 +252,7 @@ class DatabaseOperations:
     async def count_query(self, query: Select[Any], *, session: AsyncSession | None = None) -> int:
         """Count the rows a ``select()`` returns.
 
-        Example:
+        Examples:
             >>> # await ops.count_query(select(User).where(User.age > 30)) -> 12
         """
         _require_select(query)
@@ -270,7 +270,7 @@ class DatabaseOperations:
     ) -> dict[str, Any]:
         """One page of a ``select()`` as ``{"items", "total", "page", "page_size", "pages"}``.
 
-        Example:
+        Examples:
             >>> # await ops.paginate_query(select(User).order_by(User.name), page=2, page_size=10)
         """
         return (await self.paginate(query, page, page_size, session=session)).to_dict()
@@ -281,7 +281,7 @@ class DatabaseOperations:
         Raises:
             MultipleRecordsFoundError: the query returned more than one row.
 
-        Example:
+        Examples:
             >>> # await ops.read_one_record(select(User).where(User.name == "Ada"))
         """
         _require_select(query)
@@ -295,7 +295,7 @@ class DatabaseOperations:
     async def read_query(self, query: Executable, *, session: AsyncSession | None = None) -> list[Any]:
         """Every row of a query: objects/scalars for one-entity queries, ``Row`` tuples otherwise.
 
-        Example:
+        Examples:
             >>> # await ops.read_query(select(User).where(User.age > 30)) -> [User, ...]
         """
         async with self._session(session, write=False) as s:
@@ -309,7 +309,7 @@ class DatabaseOperations:
     ) -> dict[str, list[Any]]:
         """Run several named queries in one session: ``{name: rows}``.
 
-        Example:
+        Examples:
             >>> # await ops.read_multi_query({"adults": select(User).where(User.age >= 18)})
         """
         if not isinstance(queries, Mapping):
@@ -336,7 +336,7 @@ class DatabaseOperations:
             ``rowcount``, ``inserted_primary_key`` (single inserts) and ``rows``
             (statements with RETURNING).
 
-        Example:
+        Examples:
             >>> # await ops.execute_one(update(User).where(User.id == 1).values(name="Bo")) -> 1
         """
         statement = _as_statement(query)
@@ -359,7 +359,7 @@ class DatabaseOperations:
             return_results: Return each statement's result (rows for RETURNING /
                 selects, else its rowcount) instead of the total rowcount.
 
-        Example:
+        Examples:
             >>> # await ops.execute_many([insert(User).values(name="a"), delete(User).where(User.id == 9)])
         """
         if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence):
@@ -385,7 +385,7 @@ class DatabaseOperations:
     async def create_one(self, record: M, *, session: AsyncSession | None = None) -> M:
         """Insert one ORM object and return it with generated values loaded.
 
-        Example:
+        Examples:
             >>> # user = await ops.create_one(User(name="Ada"))
         """
         self._check_instance(record)
@@ -398,9 +398,9 @@ class DatabaseOperations:
     async def create_many(self, records: Sequence[M], *, session: AsyncSession | None = None) -> list[M]:
         """Insert several ORM objects in one transaction; all or none.
 
-        For large loads of plain dicts use :meth:`insert_many`, which is much faster.
+        For large loads of plain dicts use `insert_many`, which is much faster.
 
-        Example:
+        Examples:
             >>> # users = await ops.create_many([User(name="a"), User(name="b")])
         """
         records = list(records)
@@ -439,7 +439,7 @@ class DatabaseOperations:
         Raises:
             RecordNotFoundError: no row has that primary key.
 
-        Example:
+        Examples:
             >>> # user = await ops.update_one(User, user.pkid, {"name": "Bo"})
         """
         if not isinstance(new_values, Mapping):
@@ -475,7 +475,7 @@ class DatabaseOperations:
         Raises:
             RecordNotFoundError: no row has that primary key.
 
-        Example:
+        Examples:
             >>> # await ops.delete_one(User, user.pkid)
         """
         clause = self._pk_clause(table, record_id)
@@ -495,7 +495,7 @@ class DatabaseOperations:
     ) -> int:
         """Delete the rows whose ``id_column_name`` is in ``id_values``; returns the count.
 
-        Example:
+        Examples:
             >>> # await ops.delete_many(User, "pkid", [a.pkid, b.pkid]) -> 2
         """
         values = list(id_values or [])
@@ -523,7 +523,7 @@ class DatabaseOperations:
             include_deleted: Also return soft-deleted rows.
             session: A caller-owned session to use (never committed).
 
-        Example:
+        Examples:
             >>> # user = await ops.get(User, 42)
         """
         ident = self._check_pk(model, id)
@@ -555,7 +555,7 @@ class DatabaseOperations:
             RecordNotFoundError: nothing matched.
             MultipleRecordsFoundError: more than one row matched.
 
-        Example:
+        Examples:
             >>> # user = await ops.get_one(User, email="ada@example.com")
         """
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
@@ -594,7 +594,7 @@ class DatabaseOperations:
             session: A caller-owned session.
             **filters: ``field__op=value`` filters.
 
-        Example:
+        Examples:
             >>> # await ops.find(User, or_(User.age < 18, User.age > 65), name__startswith="A",
             >>> #                order_by="-age", limit=10)
         """
@@ -620,9 +620,9 @@ class DatabaseOperations:
         session: AsyncSession | None = None,
         **filters: Any,
     ) -> list[dict[str, Any]]:
-        """Like :meth:`find`, but rows as plain dicts (no ORM objects: faster for large reads).
+        """Like `find`, but rows as plain dicts (no ORM objects: faster for large reads).
 
-        Example:
+        Examples:
             >>> # await ops.find_mappings(User, age__gte=18) -> [{"id": 1, "name": "Ada", ...}]
         """
         self._check_limit("limit", limit)
@@ -647,7 +647,7 @@ class DatabaseOperations:
     ) -> int:
         """How many rows match the filters.
 
-        Example:
+        Examples:
             >>> # await ops.count(User, age__gte=18) -> 1200
         """
         stmt = select(func.count()).select_from(_bulk.table_of(model))
@@ -665,7 +665,7 @@ class DatabaseOperations:
     ) -> bool:
         """Whether any row matches the filters (stops at the first match).
 
-        Example:
+        Examples:
             >>> # await ops.exists(User, email="ada@example.com") -> True
         """
         inner = select(literal(1)).select_from(_bulk.table_of(model))
@@ -701,7 +701,7 @@ class DatabaseOperations:
         Returns:
             The number of rows inserted.
 
-        Example:
+        Examples:
             >>> # await ops.insert_many(User, ({"name": f"u{i}"} for i in range(100_000)))
         """
         table = _bulk.table_of(model)
@@ -779,7 +779,7 @@ class DatabaseOperations:
         Raises:
             InvalidInputError: the same conflict key twice in ``rows``, or bad columns.
 
-        Example:
+        Examples:
             >>> # await ops.upsert(User, [{"email": "a@x", "name": "A"}], conflict="email")
         """
         table = _bulk.table_of(model)
@@ -824,7 +824,7 @@ class DatabaseOperations:
         Raises:
             InvalidInputError: no filter and ``all_rows`` is not True; bad values.
 
-        Example:
+        Examples:
             >>> # await ops.update_where(User, {"active": False}, last_login__lt=cutoff) -> 17
         """
         if not isinstance(values, Mapping) or not values:
@@ -856,7 +856,7 @@ class DatabaseOperations:
         Raises:
             InvalidInputError: no filter and ``all_rows`` is not True.
 
-        Example:
+        Examples:
             >>> # await ops.delete_where(Session, expires_at__lt=now) -> 3
         """
         criteria = self._criteria(model, where, filters, include_deleted=True)
@@ -873,7 +873,7 @@ class DatabaseOperations:
     ) -> int:
         """Undo soft deletes of the matching rows; returns how many were restored.
 
-        Example:
+        Examples:
             >>> # await ops.restore(Doc, id=7) -> 1
         """
         if not _is_soft(model):
@@ -929,7 +929,7 @@ class DatabaseOperations:
             session: A caller-owned session.
             **filters: Equality filters (``field=value``) identifying the row.
 
-        Example:
+        Examples:
             >>> # tag, created = await ops.get_or_create(Tag, name="python")
         """
         if not filters:
@@ -987,7 +987,7 @@ class DatabaseOperations:
         order (give it one for stable pages). The total is a separate
         ``COUNT(*)`` over the filtered query; ``with_total=False`` skips it.
 
-        Example:
+        Examples:
             >>> # page = await ops.paginate(select(User).order_by(User.name), page=3, page_size=20)
             >>> # page.items, page.total, page.pages
         """
@@ -1059,7 +1059,7 @@ class DatabaseOperations:
         Raises:
             InvalidInputError: malformed, tampered or foreign cursor; NULL sort key.
 
-        Example:
+        Examples:
             >>> # page = await ops.paginate_keyset(User, order_by=["-created", "name"], limit=50)
             >>> # nxt = await ops.paginate_keyset(User, ["-created", "name"], after=page.next_cursor)
         """
@@ -1134,7 +1134,10 @@ class DatabaseOperations:
         query: Any,
         batch_size: int = 1000,
         *,
+        options: Sequence[Any] = (),
+        include_deleted: bool = False,
         session: AsyncSession | None = None,
+        **filters: Any,
     ) -> AsyncIterator[Any]:
         """Iterate a large result without loading it into memory.
 
@@ -1147,13 +1150,18 @@ class DatabaseOperations:
         Args:
             query: A ``select()`` or a mapped class.
             batch_size: Rows fetched per round trip.
+            options: Loader options.
+            include_deleted: Include soft-deleted rows (for a mapped class).
+            session: A caller-owned session.
+            **filters: ``field__op=value`` filters.
 
-        Example:
+        Examples:
             >>> # async for user in ops.stream(select(User), batch_size=5000):
             >>> #     handle(user)
         """
         self._check_limit("batch_size", batch_size, 1, 1_000_000)
-        stmt = self._base_select(query, include_deleted=False)
+        stmt = self._base_select(query, include_deleted, filters)
+        stmt = stmt.options(*options) if options else stmt
         single = _single_column(stmt)
         stmt = stmt.execution_options(yield_per=batch_size, stream_results=True)
         # server-side cursors live inside a transaction (PostgreSQL requires one)

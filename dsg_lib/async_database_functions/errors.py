@@ -1,30 +1,32 @@
 """The one exception hierarchy of ``dsg_lib`` and the mapping from driver errors.
 
-Every failure that reaches a caller is a :class:`DatabaseError`::
+Every failure that reaches a caller is a `DatabaseError`:
 
-    DatabaseError                      .details  .to_dict()  __cause__ = driver error
-    ├── ConfigurationError             (also ValueError)
-    │   └── MissingDependencyError     driver not installed: says which extra to install
-    ├── InvalidInputError              (also ValueError)
-    ├── NotConnectedError
-    ├── SessionMissingError
-    ├── DatabaseUnavailableError       refused / lost / timed out
-    │   └── PoolTimeoutError
-    ├── RecordNotFoundError            (also LookupError)
-    ├── MultipleRecordsFoundError
-    ├── ConstraintViolationError       unique / foreign key / not null / check
-    ├── TransactionConflictError       deadlock / serialization failure
-    └── QueryError                     anything else the database rejected
-        └── StatementTimeoutError      the statement ran past its time limit
+```text
+DatabaseError                      .details  .to_dict()  __cause__ = driver error
+├── ConfigurationError             (also ValueError)
+│   └── MissingDependencyError     driver not installed: says which extra to install
+├── InvalidInputError              (also ValueError)
+├── NotConnectedError
+├── SessionMissingError
+├── DatabaseUnavailableError       refused / lost / timed out
+│   └── PoolTimeoutError
+├── RecordNotFoundError            (also LookupError)
+├── MultipleRecordsFoundError
+├── ConstraintViolationError       unique / foreign key / not null / check
+├── TransactionConflictError       deadlock / serialization failure
+└── QueryError                     anything else the database rejected
+    └── StatementTimeoutError      the statement ran past its time limit
+```
 
 Driver errors (asyncpg, aiomysql / asyncmy / PyMySQL, sqlite3 through
 aiosqlite) and SQLAlchemy's own errors are converted in exactly one place,
-:func:`translate_error`, by SQLSTATE (PostgreSQL), errno (MySQL / MariaDB) and
+`translate_error`, by SQLSTATE (PostgreSQL), errno (MySQL / MariaDB) and
 extended result code (SQLite). The original exception is kept as
 ``__cause__``. Messages never contain the connection password, and the
 values of a failed statement only when the engine was created with ``echo``.
 
-Example:
+Examples:
     >>> from dsg_lib import RecordNotFoundError
     >>> err = RecordNotFoundError("User 42 not found")
     >>> err.to_dict()
@@ -68,7 +70,7 @@ class DatabaseError(Exception):
     Args:
         details: A human readable message. It never holds a password.
 
-    Example:
+    Examples:
         >>> try:
         ...     raise DatabaseError("boom")
         ... except DatabaseError as err:
@@ -83,7 +85,7 @@ class DatabaseError(Exception):
     def to_dict(self) -> dict[str, str]:
         """Return the devsetgo-lib error shape ``{"error": ..., "details": ...}``.
 
-        Example:
+        Examples:
             >>> QueryError("syntax error").to_dict()["error"]
             'QueryError'
         """
@@ -96,7 +98,7 @@ class DatabaseError(Exception):
 class ConfigurationError(DatabaseError, ValueError):
     """The configuration is invalid: unknown key, wrong type, bad URI.
 
-    Example:
+    Examples:
         >>> raise ConfigurationError("unknown key 'poolsize'")
         Traceback (most recent call last):
         ...
@@ -109,7 +111,7 @@ class MissingDependencyError(ConfigurationError):
 
     The message names the extra to install, e.g. ``pip install "dsg_lib[postgres]"``.
 
-    Example:
+    Examples:
         >>> issubclass(MissingDependencyError, ConfigurationError)
         True
     """
@@ -121,7 +123,7 @@ class InvalidInputError(DatabaseError, ValueError):
     Raised before any SQL is sent where it can be checked, or mapped from the
     database's data errors (value too long, out of range, bad encoding).
 
-    Example:
+    Examples:
         >>> issubclass(InvalidInputError, ValueError)
         True
     """
@@ -130,7 +132,7 @@ class InvalidInputError(DatabaseError, ValueError):
 class NotConnectedError(DatabaseError):
     """The database was disconnected; create a new ``AsyncDatabase`` or ``connect()`` again.
 
-    Example:
+    Examples:
         >>> NotConnectedError("disconnected").to_dict()["error"]
         'NotConnectedError'
     """
@@ -139,7 +141,7 @@ class NotConnectedError(DatabaseError):
 class SessionMissingError(DatabaseError):
     """``current_session()`` was called outside ``transaction()`` or a request scope.
 
-    Example:
+    Examples:
         >>> SessionMissingError("no session").details
         'no session'
     """
@@ -148,7 +150,7 @@ class SessionMissingError(DatabaseError):
 class DatabaseUnavailableError(DatabaseError):
     """The database refused the connection, lost it, or did not answer in time.
 
-    Example:
+    Examples:
         >>> DatabaseUnavailableError("connection refused").to_dict()["error"]
         'DatabaseUnavailableError'
     """
@@ -157,7 +159,7 @@ class DatabaseUnavailableError(DatabaseError):
 class PoolTimeoutError(DatabaseUnavailableError):
     """No pooled connection became free within ``pool_timeout``.
 
-    Example:
+    Examples:
         >>> issubclass(PoolTimeoutError, DatabaseUnavailableError)
         True
     """
@@ -166,7 +168,7 @@ class PoolTimeoutError(DatabaseUnavailableError):
 class RecordNotFoundError(DatabaseError, LookupError):
     """No row matched where exactly one was required.
 
-    Example:
+    Examples:
         >>> issubclass(RecordNotFoundError, LookupError)
         True
     """
@@ -175,7 +177,7 @@ class RecordNotFoundError(DatabaseError, LookupError):
 class MultipleRecordsFoundError(DatabaseError):
     """More than one row matched where exactly one was required.
 
-    Example:
+    Examples:
         >>> MultipleRecordsFoundError("2 rows").details
         '2 rows'
     """
@@ -190,7 +192,7 @@ class ConstraintViolationError(DatabaseError):
         kind: One of ``"unique"``, ``"foreign_key"``, ``"not_null"``,
             ``"check"`` or ``"unknown"``.
 
-    Example:
+    Examples:
         >>> err = ConstraintViolationError("duplicate", constraint="uq_email", kind="unique")
         >>> (err.constraint, err.kind)
         ('uq_email', 'unique')
@@ -205,9 +207,9 @@ class ConstraintViolationError(DatabaseError):
 class TransactionConflictError(DatabaseError):
     """A deadlock, serialization failure or lock wait timeout; retrying may succeed.
 
-    :meth:`AsyncDatabase.run_in_transaction` retries on it.
+    `AsyncDatabase.run_in_transaction` retries on it.
 
-    Example:
+    Examples:
         >>> TransactionConflictError("deadlock detected").to_dict()["error"]
         'TransactionConflictError'
     """
@@ -216,7 +218,7 @@ class TransactionConflictError(DatabaseError):
 class QueryError(DatabaseError):
     """The database rejected the statement for any other reason.
 
-    Example:
+    Examples:
         >>> QueryError("syntax error").details
         'syntax error'
     """
@@ -227,7 +229,7 @@ class StatementTimeoutError(QueryError):
 
     The connection stays usable.
 
-    Example:
+    Examples:
         >>> issubclass(StatementTimeoutError, QueryError)
         True
     """
@@ -379,7 +381,7 @@ def translate_error(
 ) -> DatabaseError:
     """Convert a driver or SQLAlchemy exception into the ``dsg_lib`` hierarchy.
 
-    The returned error has ``exc`` as its ``__cause__``. A :class:`DatabaseError`
+    The returned error has ``exc`` as its ``__cause__``. A `DatabaseError`
     is returned unchanged.
 
     Args:
@@ -389,9 +391,9 @@ def translate_error(
             (``Duplicate entry 'x'``). Off unless the engine echoes SQL.
 
     Returns:
-        The matching :class:`DatabaseError` subclass instance.
+        The matching `DatabaseError` subclass instance.
 
-    Example:
+    Examples:
         >>> from sqlalchemy.exc import NoResultFound
         >>> type(translate_error(NoResultFound("none"))).__name__
         'RecordNotFoundError'
@@ -517,7 +519,7 @@ def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> Ite
     ``asyncio.CancelledError``, ``KeyboardInterrupt`` and other
     ``BaseException`` subclasses pass through untouched.
 
-    Example:
+    Examples:
         >>> from sqlalchemy.exc import NoResultFound
         >>> try:
         ...     with map_errors():

@@ -1,11 +1,11 @@
 """Safe ``field__op=value`` filters and value checks against column types.
 
 Column names are checked against the model's mapped columns, operators against
-:data:`OPERATORS`, and every value is sent as a bound parameter (never
+`OPERATORS`, and every value is sent as a bound parameter (never
 formatted into SQL). Values are checked against the column's Python type
 before any SQL is sent, so a wrong value fails the same way on every backend.
 
-Example:
+Examples:
     >>> from sqlalchemy import String
     >>> from sqlalchemy import Integer
     >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
@@ -81,7 +81,7 @@ def _mapper(model: Any) -> Mapper[Any]:
 def model_columns(model: Any) -> dict[str, Any]:
     """Map attribute key -> ``Column`` for the model's column attributes.
 
-    Example:
+    Examples:
         >>> from sqlalchemy import Integer
         >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
         >>> class B(DeclarativeBase):
@@ -127,7 +127,7 @@ def check_value(column: Any, value: Any, *, name: str | None = None) -> Any:
             on every backend (wrong type, too long, NUL byte, lone surrogate,
             NaN/inf, integer out of range, unknown enum member).
 
-    Example:
+    Examples:
         >>> from sqlalchemy import Column, Integer
         >>> check_value(Column("n", Integer), 5)
         5
@@ -296,7 +296,7 @@ def build_filters(
     Args:
         model: The mapped class the fields belong to.
         filters: Keys ``field`` (equality) or ``field__op`` with an op from
-            :data:`OPERATORS`.
+            `OPERATORS`.
         validate: Check values against the column types first.
         dialect: The backend name; SQLite gets case-sensitive
             ``contains`` / ``startswith`` / ``endswith`` like the other backends.
@@ -304,7 +304,7 @@ def build_filters(
     Raises:
         InvalidInputError: unknown field or operator, or a bad value.
 
-    Example:
+    Examples:
         >>> from sqlalchemy import Integer
         >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
         >>> class B(DeclarativeBase):

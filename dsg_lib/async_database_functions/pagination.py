@@ -7,7 +7,7 @@ ordering. Values inside are still type-checked and bound, never formatted into
 SQL. Set the ``cursor_secret`` config key to make cursors unforgeable across
 your deployment (the default key only detects accidents).
 
-Example:
+Examples:
     >>> codec = CursorCodec(b"k")
     >>> token = codec.encode("fp", ["a", 1], "next")
     >>> codec.decode(token, "fp")
@@ -49,7 +49,7 @@ class Page(Generic[T]):
         page_size: Rows per page.
         pages: Number of pages (``None`` without a total).
 
-    Example:
+    Examples:
         >>> Page(items=[1, 2], total=5, page=1, page_size=2, pages=3).has_next
         True
     """
@@ -64,7 +64,7 @@ class Page(Generic[T]):
     def has_next(self) -> bool:
         """Whether a later page exists (by the total, or a full page without one).
 
-        Example:
+        Examples:
             >>> Page(items=[1], total=1, page=1, page_size=10, pages=1).has_next
             False
         """
@@ -75,7 +75,7 @@ class Page(Generic[T]):
     def to_dict(self) -> dict[str, Any]:
         """The devsetgo-lib ``paginate_query`` shape.
 
-        Example:
+        Examples:
             >>> sorted(Page(items=[], total=0, page=1, page_size=10, pages=0).to_dict())
             ['items', 'page', 'page_size', 'pages', 'total']
         """
@@ -97,7 +97,7 @@ class CursorPage(Generic[T]):
         next_cursor: Pass as ``after=`` for the next page; ``None`` on the last page.
         prev_cursor: Pass as ``before=`` for the previous page; ``None`` on the first.
 
-    Example:
+    Examples:
         >>> CursorPage(items=[1], next_cursor=None).has_next
         False
     """
@@ -110,7 +110,7 @@ class CursorPage(Generic[T]):
     def has_next(self) -> bool:
         """Whether ``next_cursor`` leads to more rows.
 
-        Example:
+        Examples:
             >>> CursorPage(items=[1], next_cursor="x").has_next
             True
         """
@@ -172,7 +172,7 @@ class CursorCodec:
     Args:
         key: The HMAC key.
 
-    Example:
+    Examples:
         >>> CursorCodec(b"k").decode("garbage", "fp")
         Traceback (most recent call last):
         ...
@@ -189,7 +189,7 @@ class CursorCodec:
     def encode(self, fingerprint: str, values: Sequence[Any], direction: str) -> str:
         """Make a cursor for the row whose sort-key values are ``values``.
 
-        Example:
+        Examples:
             >>> isinstance(CursorCodec().encode("fp", [1], "next"), str)
             True
         """
@@ -203,7 +203,7 @@ class CursorCodec:
         Raises:
             InvalidInputError: malformed, tampered, or made for another ordering.
 
-        Example:
+        Examples:
             >>> c = CursorCodec()
             >>> try:
             ...     c.decode(c.encode("fp", [1], "next"), "other")

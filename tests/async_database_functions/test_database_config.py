@@ -582,11 +582,11 @@ def hide_module(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.mark.parametrize(
     ("uri", "module", "extra"),
     [
-        ("postgresql://u@h/d", "asyncpg", "dsg_lib[postgres]"),
-        ("postgresql+asyncpg://u@h/d", "asyncpg", "dsg_lib[postgres]"),
-        ("mysql://u@h/d", "aiomysql", "dsg_lib[mysql]"),
-        ("mariadb+aiomysql://u@h/d", "aiomysql", "dsg_lib[mysql]"),
-        ("mysql+asyncmy://u@h/d", "asyncmy", "dsg_lib[asyncmy]"),
+        ("postgresql://u@h/d", "asyncpg", "dsg-lib[postgres]"),
+        ("postgresql+asyncpg://u@h/d", "asyncpg", "dsg-lib[postgres]"),
+        ("mysql://u@h/d", "aiomysql", "dsg-lib[mysql]"),
+        ("mariadb+aiomysql://u@h/d", "aiomysql", "dsg-lib[mysql]"),
+        ("mysql+asyncmy://u@h/d", "asyncmy", "dsg-lib[asyncmy]"),
     ],
 )
 def test_missing_driver_names_the_extra(hide_module: set[str], uri: str, module: str, extra: str) -> None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
+from sqlalchemy import MetaData, Table
+
+from dsg_lib import AsyncDatabase, DBConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "examples" / "quickstart.py"
@@ -75,3 +83,119 @@ def test_readme_usage_example_runs(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("{'error': 'ConstraintViolationError', 'details': ")
     assert lines[1] == "['ada@example.com']"
+
+
+def test_transactions_example_keeps_money_consistent(db_url: str) -> None:
+    result = run_example(ROOT / "examples" / "transactions.py", db_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "start:           {'alice': 10000, 'bob': 0}",
+        "after 30.00:     {'alice': 7000, 'bob': 3000}",
+        "failed transfer: {'error': 'RecordNotFoundError', 'details': 'no account 99'}",
+        "after failure:   {'alice': 7000, 'bob': 3000}",
+        "refused:         account 2 cannot pay 50000",
+        "total unchanged: True",
+    ]
+
+
+def test_bulk_load_example_loads_every_row(db_url: str, tmp_path: Path) -> None:
+    csv_file = tmp_path / "rows.csv"
+    csv_file.write_text(
+        "sensor,value,taken_at\n"
+        + "".join(f"s{i % 7},{i / 10},2026-01-01T00:00:{i % 60:02d}+00:00\n" for i in range(3000)),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "bulk_load.py"), str(csv_file), "--chunk-size", "1000"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("inserted 3,000 rows in ")
+    assert lines[0].endswith(" rows/s")
+    assert lines[1] == "rows in table: 3,000"
+
+
+def test_bulk_load_example_generates_its_csv(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "bulk_load.py"), "--rows", "2500"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "bulk_load_2500.csv").exists()
+    assert "rows in table: 2,500" in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _drop_table(db_url: str, name: str) -> None:
+    async def drop() -> None:
+        db = AsyncDatabase(DBConfig({"database_uri": db_url}))
+        await db.drop_tables(Table(name, MetaData()))
+        await db.disconnect()
+
+    asyncio.run(drop())
+
+
+def test_fastapi_example_serves_the_notes_api(db_url: str) -> None:
+    _drop_table(db_url, "example_notes")  # start empty on a persistent server database
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": db_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the app did not start"
+                time.sleep(0.2)
+            created = [
+                client.post("/notes", json={"title": f"note {i}", "tag": "home" if i % 2 else "work"})
+                for i in range(5)
+            ]
+            assert [r.status_code for r in created] == [201] * 5
+            first = client.get("/notes", params={"limit": 2}).json()
+            second = client.get("/notes", params={"limit": 2, "after": first["next_cursor"]}).json()
+            titles = [n["title"] for n in first["items"] + second["items"]]
+            assert len(set(titles)) == 4
+            assert {n["tag"] for n in client.get("/notes", params={"tag": "home"}).json()["items"]} == {
+                "home"
+            }
+            pkid = created[0].json()["pkid"]
+            assert client.patch(f"/notes/{pkid}", json={"done": True}).json()["done"] is True
+            assert client.delete(f"/notes/{pkid}").status_code == 204
+            missing = client.get(f"/notes/{pkid}")
+            assert missing.status_code == 404
+            assert missing.json()["error"] == "RecordNotFoundError"
+            assert client.get("/notes", params={"after": "forged"}).status_code == 422
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        _drop_table(db_url, "example_notes")

@@ -1,0 +1,1 @@
+"""Fault-injection, abuse and load tests against real servers."""

@@ -102,8 +102,9 @@ def markdown(results: dict[str, Any]) -> str:
         med, errors = run["median_s"], run["errors"]
         out.append(f"### {run['backend']} ({run['driver']}, {run.get('server_version', '?')})\n")
         if "backend" in errors:
-            out.append(f"Skipped: {errors['backend']['all']}\n")
-            continue
+            out.append(f"Stopped early (results so far below): {errors['backend']['all']}\n")
+            if not med:
+                continue
         out.append("| workload | " + " | ".join(LABELS.get(n, n) for n in names) + " |")
         out.append("|---|" + "---:|" * len(names))
         for w in results["workloads"]:

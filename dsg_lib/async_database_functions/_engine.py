@@ -101,6 +101,22 @@ def build_engine(
     return engine, keeper
 
 
+def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:
+    """Execution options that run a statement without BEGIN/COMMIT round trips, where free.
+
+    PostgreSQL: driver-level autocommit (a flag in asyncpg). SQLite: skip our
+    ``BEGIN`` hook. Not behind PgBouncer (asyncpg prepares and executes in
+    separate round trips that only a transaction keeps on one server
+    connection) and not on MySQL/MariaDB, where switching autocommit costs
+    round trips of its own.
+    """
+    if backend == "postgresql" and not library.get("pgbouncer"):
+        return {"isolation_level": "AUTOCOMMIT"}
+    if backend == "sqlite":
+        return {"dsg_lib_autocommit": True}
+    return {}
+
+
 def _install_cheap_ping(engine: AsyncEngine, backend: str) -> None:
     """Check a pooled connection is alive before handing it out, in one round trip.
 

@@ -19,6 +19,7 @@ class Replica:
 
     safe_url: str
     engine: AsyncEngine
+    autocommit_engine: AsyncEngine
     down_until: float = 0.0
     reads: int = 0
 

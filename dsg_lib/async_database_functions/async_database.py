@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from sqlalchemy.orm import DeclarativeBase
 
 from . import database_config as _database_config
-from .database_config import DBConfig, _close_quietly
+from .database_config import DBConfig, _close_quietly, _shielded
 from .errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -124,16 +124,6 @@ class AsyncDatabase:
         self._created: set[str] = set()
         self._extra_metadata: list[MetaData] = []
         self._pinned: AsyncConnection | None = None
-        # Reads and one-statement writes outside a transaction skip BEGIN/COMMIT round trips
-        # where that is free. Not behind PgBouncer: asyncpg's prepare and execute are separate
-        # round trips that only a transaction keeps on one server connection.
-        read_options: dict[str, dict[str, Any]] = {
-            "postgresql": {"isolation_level": "AUTOCOMMIT"},
-            "sqlite": {"dsg_lib_autocommit": True},
-        }
-        self._read_options: dict[str, Any] = (
-            {} if db_config.option("pgbouncer") else read_options.get(db_config.dialect, {})
-        )
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> AsyncDatabase:
@@ -392,16 +382,60 @@ class AsyncDatabase:
             async with self._finishing(own, commit=write):
                 yield own
             return
+        # The hot path of every operation outside a transaction: kept flat on purpose.
         with self.db_config.errors():
-            conn = await (self._primary_connection() if write else self._read_connection())
+            if write:
+                conn = await self._primary_connection(autocommit_read)
+            else:
+                conn = await self._read_connection(autocommit_read)
+        bound = AsyncSession(bind=conn, expire_on_commit=False)
         try:
-            if self._read_options and autocommit_read:
-                await conn.execution_options(**self._read_options)
-            bound = AsyncSession(bind=conn, expire_on_commit=False)
-            async with self._finishing(bound, commit=write):
+            with self.db_config.errors():
                 yield bound
-        finally:
-            await asyncio.shield(conn.close())
+                if write:
+                    await bound.commit()
+        except BaseException:
+            await _shielded(_discard(bound, conn))
+            raise
+        try:
+            await bound.close()
+            await conn.close()
+        except asyncio.CancelledError:
+            await _shielded(conn.invalidate())
+            raise
+
+    @asynccontextmanager
+    async def _op_connection(
+        self, session: AsyncSession | None = None, *, write: bool, single_statement: bool = True
+    ) -> AsyncIterator[AsyncConnection]:
+        """Like ``_op_session`` for Core statements: a connection, with no ORM session when none is needed."""
+        if (
+            session is not None
+            or self._pinned is not None
+            or self._scope.get() is not None
+            or (write and not single_statement)
+        ):
+            async with self._op_session(session, write=write, single_statement=single_statement) as joined:
+                yield await joined.connection()
+            return
+        self._check_open()
+        if write and self._route.get() == "replica":
+            raise InvalidInputError("a write operation inside 'async with db.read_only()'")
+        with self.db_config.errors():
+            conn = await (self._primary_connection(True) if write else self._read_connection(True))
+        try:
+            with self.db_config.errors():
+                yield conn
+                if write:
+                    await conn.commit()
+        except BaseException:
+            await _shielded(_discard_connection(conn))
+            raise
+        try:
+            await conn.close()
+        except asyncio.CancelledError:
+            await _shielded(conn.invalidate())
+            raise
 
     @asynccontextmanager
     async def _finishing(self, session: AsyncSession, *, commit: bool) -> AsyncIterator[AsyncSession]:
@@ -417,17 +451,18 @@ class AsyncDatabase:
         else:
             await _close_quietly(session, rollback=False)
 
-    async def _primary_connection(self) -> AsyncConnection:
-        conn = self.engine.connect()
+    async def _primary_connection(self, autocommit: bool = False) -> AsyncConnection:
+        engine = self.db_config.autocommit_engine if autocommit else self.engine
+        conn = engine.connect()
         await conn.start()
         return conn
 
-    async def _read_connection(self) -> AsyncConnection:
+    async def _read_connection(self, autocommit: bool = True) -> AsyncConnection:
         """A connection for a read outside a transaction: a healthy replica, else the primary."""
         replicas = self.db_config.replicas
         if replicas and self._route.get() != "primary":
             for replica in replicas.candidates():
-                conn = replica.engine.connect()
+                conn = (replica.autocommit_engine if autocommit else replica.engine).connect()
                 try:
                     await conn.start()
                 except (DatabaseError, OSError, asyncio.TimeoutError, SQLAlchemyError) as exc:
@@ -437,7 +472,7 @@ class AsyncDatabase:
                 return conn
             if self._route.get() == "replica":
                 logger.warning("dsg_lib: no healthy read replica; read_only() block reads the primary")
-        return await self._primary_connection()
+        return await self._primary_connection(autocommit)
 
     @asynccontextmanager
     async def primary(self) -> AsyncIterator[None]:
@@ -715,6 +750,22 @@ class AsyncDatabase:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"AsyncDatabase({self.db_config.safe_url!r}, {state})"
+
+
+async def _discard_connection(conn: AsyncConnection) -> None:
+    try:
+        await conn.rollback()
+    finally:
+        await conn.close()
+
+
+async def _discard(session: AsyncSession, conn: AsyncConnection) -> None:
+    """Roll back and release after a failed operation (run shielded from cancellation)."""
+    try:
+        await session.rollback()
+        await session.close()
+    finally:
+        await conn.close()
 
 
 async def _rollback_savepoint(nested: Any) -> None:

@@ -18,11 +18,11 @@ from typing import Any
 from loguru import logger
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from . import _config_keys, _url
-from ._engine import build_engine, is_memory_sqlite
+from ._engine import autocommit_options, build_engine, is_memory_sqlite
 from ._routing import Replica, ReplicaSet
 from .errors import ConfigurationError, DatabaseError, map_errors
 
@@ -107,6 +107,11 @@ class DBConfig:
         with map_errors(secrets=self._secrets):
             self.engine, self._keeper = build_engine(url, backend, engine_opts, library)
         self._sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        no_begin = autocommit_options(backend, library)
+        #: the same pool, for single statements that need no BEGIN/COMMIT round trips
+        self.autocommit_engine: AsyncEngine = (
+            self.engine.execution_options(**no_begin) if no_begin else self.engine
+        )
         self.replicas = self._build_replicas(library, backend, engine_opts)
         logger.info("dsg_lib: engine configured for {}", self.safe_url)
 
@@ -127,7 +132,14 @@ class DBConfig:
             options = {k: v for k, v in library.items() if k != "read_replicas"}
             with map_errors(secrets=self._secrets):
                 engine, _ = build_engine(url, backend, engine_opts, options)
-            replicas.append(Replica(safe_url=_url.mask(url), engine=engine))
+            no_begin = autocommit_options(backend, options)
+            replicas.append(
+                Replica(
+                    safe_url=_url.mask(url),
+                    engine=engine,
+                    autocommit_engine=engine.execution_options(**no_begin) if no_begin else engine,
+                )
+            )
         return ReplicaSet(replicas)
 
     @classmethod
@@ -280,21 +292,40 @@ class DBConfig:
 
 
 async def _close_quietly(session: AsyncSession, *, rollback: bool) -> None:
-    """Roll back (optionally) and close, even while the task is being cancelled."""
+    """Roll back (optionally) and close, even while the task is being cancelled.
+
+    The common case (close after success) is awaited directly; a rollback, or
+    a close interrupted by cancellation, finishes in a shielded task so the
+    connection always goes back to the pool.
+    """
     import asyncio
+
+    if not rollback:
+        try:
+            await session.close()
+            return
+        except asyncio.CancelledError:
+            await _shielded(session.invalidate())
+            raise
 
     async def _cleanup() -> None:
         try:
-            if rollback:
-                await session.rollback()
+            await session.rollback()
         finally:
             await session.close()
 
-    task = asyncio.ensure_future(_cleanup())
+    await _shielded(_cleanup())
+
+
+async def _shielded(cleanup: Any) -> None:
+    """Run a cleanup coroutine to the end even if the caller is cancelled meanwhile."""
+    import asyncio
+
+    task = asyncio.ensure_future(cleanup)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
         await asyncio.wait([task])
         raise
-    except Exception as exc:  # pragma: no cover - logged, the original error wins
+    except Exception as exc:  # the original error wins; the connection is discarded
         logger.debug("dsg_lib: error while closing a session: {}", type(exc).__name__)

@@ -41,6 +41,7 @@ from sqlalchemy import (
     Select,
     Update,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -53,7 +54,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapper
 from sqlalchemy.sql.elements import ClauseElement, UnaryExpression
 
@@ -95,10 +96,16 @@ class DatabaseOperations:
             )
         self.async_db = async_db
         self._dialect = async_db.db_config.dialect
+        self._pk_selects: dict[tuple[Any, bool], Select[Any]] = {}
         secret = async_db.db_config.option("cursor_secret")
         self._cursors = CursorCodec(secret.encode() if isinstance(secret, str) else secret)
 
     # ================================================================== helpers
+    def _connection(
+        self, session: AsyncSession | None, *, write: bool, single_statement: bool = True
+    ) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.async_db._op_connection(session, write=write, single_statement=single_statement)
+
     def _session(
         self,
         session: AsyncSession | None,
@@ -257,8 +264,8 @@ class DatabaseOperations:
         """
         _require_select(query)
         counter = select(func.count()).select_from(query.order_by(None).subquery())
-        async with self._session(session, write=False) as s:
-            return int((await s.execute(counter)).scalar_one())
+        async with self._connection(session, write=False) as conn:
+            return int((await conn.execute(counter)).scalar_one())
 
     async def paginate_query(
         self,
@@ -389,7 +396,9 @@ class DatabaseOperations:
             >>> # user = await ops.create_one(User(name="Ada"))
         """
         self._check_instance(record)
-        async with self._session(session, write=True) as s:
+        # Without relationships the flush is one INSERT: atomic by itself.
+        single = not self._mapper(type(record)).relationships
+        async with self._session(session, write=True, single_statement=single) as s:
             s.add(record)
             await s.flush()
             await self._load_unloaded(s, [record])
@@ -527,18 +536,31 @@ class DatabaseOperations:
             >>> # user = await ops.get(User, 42)
         """
         ident = self._check_pk(model, id)
+        joined = session is not None or self.async_db._in_scope()
+        if joined and not (_is_soft(model) and not include_deleted):
+            async with self._session(session, write=False) as s:
+                return await s.get(model, ident, options=options)  # identity map first
+        stmt = self._pk_select(model, include_deleted)
+        if options:
+            stmt = stmt.options(*options)
+        pk = self._mapper(model).primary_key
+        values = ident.values() if isinstance(ident, dict) else ident if len(pk) > 1 else (ident,)
+        params = {f"pk_{i}": v for i, v in enumerate(values)}
         async with self._session(session, write=False) as s:
+            found: M | None = (await s.execute(stmt, params)).scalars().first()
+            return found
+
+    def _pk_select(self, model: Any, include_deleted: bool) -> Select[Any]:
+        """``select(model)`` by primary key with bound parameters, built once per model."""
+        key = (model, include_deleted)
+        stmt = self._pk_selects.get(key)
+        if stmt is None:
+            pk = self._mapper(model).primary_key
+            stmt = select(model).where(*[c == bindparam(f"pk_{i}") for i, c in enumerate(pk)])
             if _is_soft(model) and not include_deleted:
-                stmt = (
-                    select(model)
-                    .where(
-                        self._pk_clause(model, id),
-                        model.deleted_at.is_(None),  # type: ignore[attr-defined]
-                    )
-                    .options(*options)
-                )
-                return (await s.execute(stmt)).scalars().first()
-            return await s.get(model, ident, options=options)
+                stmt = stmt.where(model.deleted_at.is_(None))
+            self._pk_selects[key] = stmt
+        return stmt
 
     async def get_one(
         self,
@@ -634,8 +656,10 @@ class DatabaseOperations:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        async with self._session(session, write=False) as s:
-            return [dict(row) for row in (await s.execute(stmt)).mappings().all()]
+        async with self._connection(session, write=False) as conn:
+            result = await conn.execute(stmt)
+            keys = list(result.keys())
+            return [dict(zip(keys, row, strict=True)) for row in result]
 
     async def count(
         self,
@@ -652,8 +676,8 @@ class DatabaseOperations:
         """
         stmt = select(func.count()).select_from(_bulk.table_of(model))
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
-        async with self._session(session, write=False) as s:
-            return int((await s.execute(stmt)).scalar_one())
+        async with self._connection(session, write=False) as conn:
+            return int((await conn.execute(stmt)).scalar_one())
 
     async def exists(
         self,
@@ -670,8 +694,8 @@ class DatabaseOperations:
         """
         inner = select(literal(1)).select_from(_bulk.table_of(model))
         inner = inner.where(*self._criteria(model, where, filters, include_deleted))
-        async with self._session(session, write=False) as s:
-            return bool((await s.execute(select(exists(inner)))).scalar())
+        async with self._connection(session, write=False) as conn:
+            return bool((await conn.execute(select(exists(inner)))).scalar())
 
     # ================================================================== model layer: writes
     async def insert_many(
@@ -716,12 +740,11 @@ class DatabaseOperations:
             prepared = [_bulk.prepare_row(model, columns, row, validate, i) for i, row in enumerate(rows)]
             groups = _bulk.group_by_keys(prepared)
             single = len(groups) == 1 and (len(prepared) == 1 or self._dialect != "sqlite")
-            async with self._session(session, write=True, single_statement=single) as s:
-                total = await self._insert_chunk(await s.connection(), table, prepared)
+            async with self._connection(session, write=True, single_statement=single) as conn:
+                total = await self._insert_chunk(conn, table, prepared)
         else:
             total = 0
-            async with self._session(session, write=True) as s:
-                conn = await s.connection()
+            async with self._connection(session, write=True, single_statement=False) as conn:
                 index = 0
                 async for chunk in _bulk.iter_chunks(rows, size):
                     prepared = [
@@ -792,8 +815,7 @@ class DatabaseOperations:
         conflict_cols, update_cols = _bulk.check_upsert_args(model, conflict, update, list(prepared[0]))
         _bulk.check_no_duplicate_keys(prepared, conflict_cols)
         total = 0
-        async with self._session(session, write=True) as s:
-            conn = await s.connection()
+        async with self._connection(session, write=True, single_statement=False) as conn:
             for group in _bulk.group_by_keys(prepared):
                 size = _bulk.chunk_rows_for(self._dialect, len(group[0]), chunk_size)
                 for start in range(0, len(group), size):
@@ -903,11 +925,15 @@ class DatabaseOperations:
         return await self._execute_dml(stmt, session)
 
     async def _execute_dml(self, stmt: Update | Delete, session: AsyncSession | None) -> int:
-        joined = session is not None or self.async_db._in_scope()
-        stmt = stmt.execution_options(synchronize_session="fetch" if joined else False)
-        async with self._session(session, write=True, single_statement=True) as s:
-            result = await s.execute(stmt)
-            return int(max(getattr(result, "rowcount", 0), 0))
+        if session is not None or self.async_db._in_scope():
+            # keep objects already loaded in the joined session in step with the change
+            stmt = stmt.execution_options(synchronize_session="fetch")
+            async with self._session(session, write=True) as s:
+                result = await s.execute(stmt)
+        else:
+            async with self._connection(None, write=True) as conn:
+                result = await conn.execute(stmt)
+        return int(max(getattr(result, "rowcount", 0), 0))
 
     async def get_or_create(
         self,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ColumnDefault
 
 from .errors import InvalidInputError
-from .filters import check_value, model_columns
+from .filters import model_columns, value_checker
 
 #: bind parameters one statement may carry, per backend
 BIND_LIMITS = {
@@ -32,22 +32,39 @@ def table_of(model: Any) -> Table:
     return table
 
 
-def prepare_row(
-    model: Any, columns: Mapping[str, Any], row: Any, validate: bool, index: int
-) -> dict[str, Any]:
-    """Check one input row (a mapping of column keys) and return it as a dict."""
-    if not isinstance(row, Mapping):
-        raise InvalidInputError(f"row {index}: expected a dict of column values, got {type(row).__name__}")
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        column = columns.get(key) if isinstance(key, str) else None
-        if column is None:
+class RowChecker:
+    """Checks input rows (dicts of column keys) for one model, with per-column fast checkers."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.columns = model_columns(model)
+        self._checkers = {key: value_checker(column, key) for key, column in self.columns.items()}
+
+    def prepare(self, row: Any, validate: bool, index: int) -> dict[str, Any]:
+        """Return ``row`` as a dict of checked values, or raise ``InvalidInputError``."""
+        if not isinstance(row, Mapping):
             raise InvalidInputError(
-                f"row {index}: {str(key)[:60]!r} is not a column of {model.__name__}; "
-                f"columns: {', '.join(sorted(columns))}"
+                f"row {index}: expected a dict of column values, got {type(row).__name__}"
             )
-        out[key] = check_value(column, value, name=key) if validate else value
-    return out
+        checkers = self._checkers
+        if not validate:
+            if not checkers.keys() >= row.keys():
+                self._unknown(row, index)
+            return dict(row)
+        try:
+            return {key: checkers[key](value) for key, value in row.items()}
+        except KeyError:
+            self._unknown(row, index)
+            raise  # pragma: no cover - _unknown always raises
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"row {index}: {exc.details}") from None
+
+    def _unknown(self, row: Mapping[Any, Any], index: int) -> None:
+        key = next(k for k in row if not isinstance(k, str) or k not in self._checkers)
+        raise InvalidInputError(
+            f"row {index}: {str(key)[:60]!r} is not a column of {self.model.__name__}; "
+            f"columns: {', '.join(sorted(self.columns))}"
+        )
 
 
 async def iter_chunks(rows: Iterable[Any] | AsyncIterable[Any], size: int) -> AsyncIterator[list[Any]]:

@@ -97,6 +97,7 @@ class DatabaseOperations:
         self.async_db = async_db
         self._dialect = async_db.db_config.dialect
         self._pk_selects: dict[tuple[Any, bool], Select[Any]] = {}
+        self._row_checkers: dict[Any, _bulk.RowChecker] = {}
         secret = async_db.db_config.option("cursor_secret")
         self._cursors = CursorCodec(secret.encode() if isinstance(secret, str) else secret)
 
@@ -550,6 +551,12 @@ class DatabaseOperations:
             found: M | None = (await s.execute(stmt, params)).scalars().first()
             return found
 
+    def _row_checker(self, model: Any) -> _bulk.RowChecker:
+        checker = self._row_checkers.get(model)
+        if checker is None:
+            checker = self._row_checkers[model] = _bulk.RowChecker(model)
+        return checker
+
     def _pk_select(self, model: Any, include_deleted: bool) -> Select[Any]:
         """``select(model)`` by primary key with bound parameters, built once per model."""
         key = (model, include_deleted)
@@ -729,7 +736,7 @@ class DatabaseOperations:
             >>> # await ops.insert_many(User, ({"name": f"u{i}"} for i in range(100_000)))
         """
         table = _bulk.table_of(model)
-        columns = model_columns(model)
+        checker = self._row_checker(model)
         size = (
             _bulk.chunk_rows_for(self._dialect, 1, chunk_size)
             if chunk_size is not None
@@ -737,7 +744,7 @@ class DatabaseOperations:
         )
         if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)) and len(rows) <= size:
             # Small input: check it all first; one statement needs no BEGIN/COMMIT of its own.
-            prepared = [_bulk.prepare_row(model, columns, row, validate, i) for i, row in enumerate(rows)]
+            prepared = [checker.prepare(row, validate, i) for i, row in enumerate(rows)]
             groups = _bulk.group_by_keys(prepared)
             single = len(groups) == 1 and (len(prepared) == 1 or self._dialect != "sqlite")
             async with self._connection(session, write=True, single_statement=single) as conn:
@@ -747,10 +754,7 @@ class DatabaseOperations:
             async with self._connection(session, write=True, single_statement=False) as conn:
                 index = 0
                 async for chunk in _bulk.iter_chunks(rows, size):
-                    prepared = [
-                        _bulk.prepare_row(model, columns, row, validate, index + i)
-                        for i, row in enumerate(chunk)
-                    ]
+                    prepared = [checker.prepare(row, validate, index + i) for i, row in enumerate(chunk)]
                     index += len(chunk)
                     total += await self._insert_chunk(conn, table, prepared)
         logger.debug("dsg_lib: insert_many inserted {} rows into {}", total, table.name)
@@ -806,10 +810,8 @@ class DatabaseOperations:
             >>> # await ops.upsert(User, [{"email": "a@x", "name": "A"}], conflict="email")
         """
         table = _bulk.table_of(model)
-        columns = model_columns(model)
-        prepared = [
-            _bulk.prepare_row(model, columns, row, validate, i) for i, row in enumerate(_iter_rows(rows))
-        ]
+        checker = self._row_checker(model)
+        prepared = [checker.prepare(row, validate, i) for i, row in enumerate(_iter_rows(rows))]
         if not prepared:
             return 0
         conflict_cols, update_cols = _bulk.check_upsert_args(model, conflict, update, list(prepared[0]))
@@ -854,7 +856,7 @@ class DatabaseOperations:
         # SQL expressions (``Account.balance - 10``) are kept as they are; plain values are checked
         expressions = {k: v for k, v in values.items() if isinstance(v, ClauseElement)}
         plain = {k: v for k, v in values.items() if k not in expressions}
-        prepared = _bulk.prepare_row(model, model_columns(model), plain, validate, 0)
+        prepared = self._row_checker(model).prepare(plain, validate, 0)
         unknown = [k for k in expressions if k not in model_columns(model)]
         if unknown:
             raise InvalidInputError(f"{str(unknown[0])[:60]!r} is not a column of {model.__name__}")
@@ -960,11 +962,10 @@ class DatabaseOperations:
         """
         if not filters:
             raise InvalidInputError("get_or_create needs at least one field=value filter")
-        columns = model_columns(model)
         for key in filters:
             if "__" in key:
                 raise InvalidInputError("get_or_create takes equality filters only (field=value)")
-        values = _bulk.prepare_row(model, columns, {**(defaults or {}), **filters}, True, 0)
+        values = self._row_checker(model).prepare({**(defaults or {}), **filters}, True, 0)
         criteria = self._criteria(model, (), filters, include_deleted=False)
         stmt = select(model).where(*criteria).limit(2)
 

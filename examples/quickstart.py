@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import String, select
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dsg_lib import AsyncDatabase, DBConfig
+from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
 
 config = DBConfig.from_env("DATABASE_URL", default="sqlite+aiosqlite:///:memory:")
 db = AsyncDatabase(config)
+ops = DatabaseOperations(db)
 
 
 class Quickstart(db.Base):
@@ -33,18 +34,17 @@ async def main() -> None:
         await db.create_tables(Quickstart)
 
         # One transaction: committed on success, rolled back on any error.
-        async with db.transaction() as session:
-            session.add_all(
+        async with db.transaction():
+            await ops.insert_many(
+                Quickstart,
                 [
-                    Quickstart(name="Ada Lovelace", email="ada@example.com"),
-                    Quickstart(name="Grace Hopper", email="grace@example.com"),
-                    Quickstart(name="Alan Turing", email="alan@example.com"),
-                ]
+                    {"name": "Ada Lovelace", "email": "ada@example.com"},
+                    {"name": "Grace Hopper", "email": "grace@example.com"},
+                    {"name": "Alan Turing", "email": "alan@example.com"},
+                ],
             )
 
-        async with db.get_db_session() as session:
-            users = (await session.scalars(select(Quickstart).order_by(Quickstart.name))).all()
-
+        users = await ops.find(Quickstart, email__endswith="@example.com", order_by="name")
         print(f"{len(users)} users in {config.dialect}:")
         for user in users:
             print(f"  {user.name} <{user.email}>")

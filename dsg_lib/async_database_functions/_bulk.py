@@ -173,10 +173,11 @@ def upsert_statement(
     update: Sequence[str],
 ) -> Any:
     """Build one multi-row INSERT ... ON CONFLICT / ON DUPLICATE KEY statement."""
-    if backend == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    if backend in ("postgresql", "sqlite"):
+        from sqlalchemy.dialects import postgresql, sqlite
 
-        stmt: Any = pg_insert(table).values(rows)
+        dialect_insert: Any = postgresql.insert if backend == "postgresql" else sqlite.insert
+        stmt: Any = dialect_insert(table).values(rows)
         stmt = (
             stmt.on_conflict_do_update(
                 index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
@@ -184,19 +185,7 @@ def upsert_statement(
             if update
             else stmt.on_conflict_do_nothing(index_elements=list(conflict))
         )
-        return stmt.returning(*[table.c[c] for c in conflict])
-    if backend == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).values(rows)
-        stmt = (
-            stmt.on_conflict_do_update(
-                index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
-            )
-            if update
-            else stmt.on_conflict_do_nothing(index_elements=list(conflict))
-        )
-        return stmt.returning(*[table.c[c] for c in conflict])
+        return stmt.returning(*[table.c[c] for c in conflict])  # rows written, for the count
     from sqlalchemy.dialects.mysql import insert as mysql_insert
 
     stmt = mysql_insert(table).values(rows)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from sqlalchemy.orm import DeclarativeBase
 
 from . import database_config as _database_config
-from .database_config import DBConfig, _close_quietly, _shielded
+from .database_config import DBConfig, _shielded, managed_session
 from .errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -253,15 +253,8 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             2
         """
-        session = self._new_session()
-        try:
-            with self.db_config.errors():
-                yield session
-        except BaseException:
-            await _close_quietly(session, rollback=True)
-            raise
-        else:
-            await _close_quietly(session, rollback=False)
+        async with managed_session(self._new_session(), self.db_config.errors, commit=False) as session:
+            yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -296,15 +289,9 @@ class AsyncDatabase:
         session = self._new_session()
         token = self._scope.set(_Scope(session))
         try:
-            with self.db_config.errors():
+            async with managed_session(session, self.db_config.errors, commit=True):
                 await session.begin()
                 yield session
-                await session.commit()
-        except BaseException:
-            await _close_quietly(session, rollback=True)
-            raise
-        else:
-            await _close_quietly(session, rollback=False)
         finally:
             self._scope.reset(token)
 
@@ -379,7 +366,7 @@ class AsyncDatabase:
             raise InvalidInputError("a write operation inside 'async with db.read_only()'")
         if self._pinned is not None or (write and not single_statement):
             own = self._new_session()
-            async with self._finishing(own, commit=write):
+            async with managed_session(own, self.db_config.errors, commit=write):
                 yield own
             return
         # The hot path of every operation outside a transaction: kept flat on purpose.
@@ -437,20 +424,6 @@ class AsyncDatabase:
             await _shielded(conn.invalidate())
             raise
 
-    @asynccontextmanager
-    async def _finishing(self, session: AsyncSession, *, commit: bool) -> AsyncIterator[AsyncSession]:
-        """Yield ``session``; commit it (if asked) on success, roll back on error, always close."""
-        try:
-            with self.db_config.errors():
-                yield session
-                if commit:
-                    await session.commit()
-        except BaseException:
-            await _close_quietly(session, rollback=True)
-            raise
-        else:
-            await _close_quietly(session, rollback=False)
-
     async def _primary_connection(self, autocommit: bool = False) -> AsyncConnection:
         engine = self.db_config.autocommit_engine if autocommit else self.engine
         conn = engine.connect()
@@ -487,11 +460,8 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             True
         """
-        token = self._route.set("primary")
-        try:
+        async with self._routed("primary"):
             yield
-        finally:
-            self._route.reset(token)
 
     @asynccontextmanager
     async def read_only(self) -> AsyncIterator[None]:
@@ -511,7 +481,12 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             True
         """
-        token = self._route.set("replica")
+        async with self._routed("replica"):
+            yield
+
+    @asynccontextmanager
+    async def _routed(self, route: str) -> AsyncIterator[None]:
+        token = self._route.set(route)
         try:
             yield
         finally:

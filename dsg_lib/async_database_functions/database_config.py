@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
@@ -257,15 +257,8 @@ class DBConfig:
             >>> asyncio.run(main())
             1
         """
-        session = self._sessionmaker()
-        try:
-            with self.errors():
-                yield session
-        except BaseException:
-            await _close_quietly(session, rollback=True)
-            raise
-        else:
-            await _close_quietly(session, rollback=False)
+        async with managed_session(self._sessionmaker(), self.errors, commit=False) as session:
+            yield session
 
     async def dispose(self) -> None:
         """Close every pooled connection (and the in-memory database, if any).
@@ -289,6 +282,24 @@ class DBConfig:
 
     def __str__(self) -> str:
         return self.safe_url
+
+
+@asynccontextmanager
+async def managed_session(
+    session: AsyncSession, errors: Callable[[], AbstractContextManager[None]], *, commit: bool
+) -> AsyncIterator[AsyncSession]:
+    """Yield ``session`` with errors translated; commit (if asked) on success,
+    roll back on any exception (cancellation included); always close it."""
+    try:
+        with errors():
+            yield session
+            if commit:
+                await session.commit()
+    except BaseException:
+        await _close_quietly(session, rollback=True)
+        raise
+    else:
+        await _close_quietly(session, rollback=False)
 
 
 async def _close_quietly(session: AsyncSession, *, rollback: bool) -> None:

@@ -1,0 +1,267 @@
+"""Shared state and helpers of ``DatabaseOperations`` (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Executable,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Mapper
+
+from . import _bulk
+from .async_database import AsyncDatabase
+from .base_schema import SoftDeleteMixin, utcnow
+from .errors import (
+    InvalidInputError,
+)
+from .filters import build_filters, check_value, model_columns
+from .pagination import CursorCodec
+
+M = TypeVar("M")
+MAX_PAGE_SIZE = 10_000
+
+
+class OperationsBase:
+    """The database, caches and helpers every group of operations uses."""
+
+    def __init__(self, async_db: AsyncDatabase) -> None:
+        if not isinstance(async_db, AsyncDatabase):
+            raise InvalidInputError(
+                f"DatabaseOperations needs an AsyncDatabase, got {type(async_db).__name__}"
+            )
+        self.async_db = async_db
+        self._dialect = async_db.db_config.dialect
+        self._pk_selects: dict[tuple[Any, bool], Select[Any]] = {}
+        self._row_checkers: dict[Any, _bulk.RowChecker] = {}
+        secret = async_db.db_config.option("cursor_secret")
+        self._cursors = CursorCodec(secret.encode() if isinstance(secret, str) else secret)
+
+    def _connection(
+        self, session: AsyncSession | None, *, write: bool, single_statement: bool = True
+    ) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.async_db._op_connection(session, write=write, single_statement=single_statement)
+
+    def _session(
+        self,
+        session: AsyncSession | None,
+        *,
+        write: bool,
+        single_statement: bool = False,
+        autocommit_read: bool = True,
+    ) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.async_db._op_session(
+            session, write=write, single_statement=single_statement, autocommit_read=autocommit_read
+        )
+
+    @staticmethod
+    def _mapper(model: Any) -> Mapper[Any]:
+        mapper = inspect(model, raiseerr=False)
+        if not isinstance(mapper, Mapper):
+            raise InvalidInputError(f"expected a mapped model class, got {model!r}"[:200])
+        return mapper
+
+    def _criteria(
+        self,
+        model: Any,
+        where: Sequence[Any],
+        filters: Mapping[str, Any],
+        include_deleted: bool,
+        validate: bool = True,
+    ) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        for expression in where:
+            if not isinstance(expression, ColumnElement):
+                raise InvalidInputError(
+                    f"positional filters must be SQLAlchemy expressions, got {type(expression).__name__}; "
+                    "use keyword filters (field__op=value) for plain values"
+                )
+            clauses.append(expression)
+        clauses.extend(build_filters(model, filters, validate=validate, dialect=self._dialect))
+        if not include_deleted and is_soft(model):
+            clauses.append(model.deleted_at.is_(None))
+        return clauses
+
+    def _order(self, model: Any, order_by: Any) -> list[Any]:
+        if order_by is None:
+            return []
+        items = order_by if isinstance(order_by, (list, tuple)) else [order_by]
+        columns = model_columns(model) if model is not None else {}
+        result: list[Any] = []
+        for item in items:
+            if isinstance(item, str):
+                descending = item.startswith("-")
+                name = item.lstrip("-")
+                if name not in columns:
+                    raise InvalidInputError(
+                        f"cannot order by {name[:60]!r}: not a column of {getattr(model, '__name__', model)}"
+                    )
+                attribute = getattr(model, name)
+                result.append(attribute.desc() if descending else attribute.asc())
+            elif isinstance(item, ColumnElement) or hasattr(item, "__clause_element__"):
+                result.append(item)
+            else:
+                raise InvalidInputError(f"order_by takes column names or expressions, got {item!r}"[:200])
+        return result
+
+    @staticmethod
+    def _check_limit(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> None:
+        if value is None:
+            return
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
+            bounds = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            raise InvalidInputError(f"{name} must be an int {bounds}, got {value!r}"[:200])
+
+    def _check_pk(self, model: Any, record_id: Any) -> Any:
+        pk = self._mapper(model).primary_key
+        if len(pk) == 1:
+            if isinstance(record_id, (tuple, list)) and len(record_id) == 1:
+                record_id = record_id[0]
+            return check_value(pk[0], record_id, name=pk[0].key)
+        if isinstance(record_id, Mapping):
+            return {c.key: check_value(c, record_id.get(c.key), name=c.key) for c in pk}
+        if not isinstance(record_id, (tuple, list)) or len(record_id) != len(pk):
+            raise InvalidInputError(
+                f"{model.__name__} has a composite primary key ({', '.join(str(c.key) for c in pk)}): "
+                "pass a tuple or dict"
+            )
+        return tuple(check_value(c, v, name=c.key) for c, v in zip(pk, record_id, strict=True))
+
+    def _pk_clause(self, model: Any, record_id: Any) -> ColumnElement[bool]:
+        pk = self._mapper(model).primary_key
+        value = self._check_pk(model, record_id)
+        if len(pk) == 1:
+            return cast(ColumnElement[bool], pk[0] == value)
+        values = value.values() if isinstance(value, dict) else value
+        return and_(*[c == v for c, v in zip(pk, values, strict=True)])
+
+    @staticmethod
+    async def _load_unloaded(session: AsyncSession, records: Iterable[Any]) -> None:
+        """Refresh server-generated attributes so objects are usable after the session closes."""
+        for record in records:
+            state = inspect(record)
+            if state.expired_attributes or state.unloaded:
+                await session.refresh(record)
+
+    def _check_instance(self, record: Any) -> None:
+        state = inspect(record, raiseerr=False)
+        if state is None or not hasattr(state, "mapper"):
+            raise InvalidInputError(f"expected an instance of a mapped model, got {type(record).__name__}")
+        columns = model_columns(type(record))
+        for key, column in columns.items():
+            if key in state.dict:
+                check_value(column, state.dict[key], name=key)
+
+    def _row_checker(self, model: Any) -> _bulk.RowChecker:
+        checker = self._row_checkers.get(model)
+        if checker is None:
+            checker = self._row_checkers[model] = _bulk.RowChecker(model)
+        return checker
+
+    def _pk_select(self, model: Any, include_deleted: bool) -> Select[Any]:
+        """``select(model)`` by primary key with bound parameters, built once per model."""
+        key = (model, include_deleted)
+        stmt = self._pk_selects.get(key)
+        if stmt is None:
+            pk = self._mapper(model).primary_key
+            stmt = select(model).where(*[c == bindparam(f"pk_{i}") for i, c in enumerate(pk)])
+            if is_soft(model) and not include_deleted:
+                stmt = stmt.where(model.deleted_at.is_(None))
+            self._pk_selects[key] = stmt
+        return stmt
+
+    def _base_select(
+        self, query_or_model: Any, include_deleted: bool, filters: Mapping[str, Any] | None = None
+    ) -> Select[Any]:
+        """``select(Model)`` with soft-delete and keyword filters, or a given ``select()`` as is.
+
+        Keyword filters on a ``select()`` apply to its single entity.
+        """
+        if isinstance(query_or_model, Select):
+            if not filters:
+                return query_or_model
+            return query_or_model.where(
+                *build_filters(entity_of(query_or_model), filters, dialect=self._dialect)
+            )
+        self._mapper(query_or_model)
+        return select(query_or_model).where(
+            *self._criteria(query_or_model, (), filters or {}, include_deleted)
+        )
+
+    @staticmethod
+    def _guard(criteria: list[Any], all_rows: bool, name: str, model: Any, include_deleted: bool) -> None:
+        user_criteria = criteria if include_deleted or not is_soft(model) else criteria[:-1]
+        if not user_criteria and all_rows is not True:
+            raise InvalidInputError(
+                f"{name} without a filter would change every row of {model.__name__}; "
+                "pass all_rows=True if that is what you want"
+            )
+
+    async def _delete(
+        self, model: Any, criteria: list[Any], *, hard: bool, session: AsyncSession | None
+    ) -> int:
+        stmt: Update | Delete
+        if is_soft(model) and not hard:
+            stmt = update(model).where(*criteria, model.deleted_at.is_(None)).values(deleted_at=utcnow())
+        else:
+            stmt = delete(model).where(*criteria)
+        return await self._execute_dml(stmt, session)
+
+    async def _execute_dml(self, stmt: Update | Delete, session: AsyncSession | None) -> int:
+        if session is not None or self.async_db._in_scope():
+            # keep objects already loaded in the joined session in step with the change
+            stmt = stmt.execution_options(synchronize_session="fetch")
+            async with self._session(session, write=True) as s:
+                result = await s.execute(stmt)
+        else:
+            async with self._connection(None, write=True) as conn:
+                result = await conn.execute(stmt)
+        return int(max(getattr(result, "rowcount", 0), 0))
+
+
+def is_soft(model: Any) -> bool:
+    return isinstance(model, type) and issubclass(model, SoftDeleteMixin)
+
+
+def require_select(query: Any) -> None:
+    if not isinstance(query, Select):
+        raise InvalidInputError(f"expected a select() statement, got {type(query).__name__}")
+
+
+def as_statement(query: Any) -> Executable:
+    if isinstance(query, str):
+        return text(query)
+    if not isinstance(query, Executable):
+        raise InvalidInputError(f"expected a SQLAlchemy statement or SQL text, got {type(query).__name__}")
+    return query
+
+
+def single_column(query: Any) -> bool:
+    return isinstance(query, Select) and len(query.column_descriptions) == 1
+
+
+def entity_of(stmt: Select[Any]) -> Any:
+    descriptions = stmt.column_descriptions
+    entity = descriptions[0].get("entity") if len(descriptions) == 1 else None
+    if entity is None or descriptions[0].get("type") is not entity:
+        raise InvalidInputError("paginate_keyset takes a mapped class or select(Model) of one entity")
+    return entity

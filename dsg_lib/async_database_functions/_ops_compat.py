@@ -1,0 +1,344 @@
+"""The devsetgo-lib-compatible methods of ``DatabaseOperations`` (private module)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Executable,
+    Select,
+    func,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import _bulk
+from ._ops_base import (
+    M,
+    as_statement,
+    is_soft,
+    require_select,
+    single_column,
+)
+from ._ops_paging import PagingOperations
+from .errors import (
+    InvalidInputError,
+    MultipleRecordsFoundError,
+    RecordNotFoundError,
+)
+from .filters import build_filters, check_value, model_columns
+
+
+class CompatOperations(PagingOperations):
+    """devsetgo-lib-compatible methods of ``DatabaseOperations``."""
+
+    async def get_columns_details(self, table: Any) -> dict[str, dict[str, Any]]:
+        """Describe every column of a model: type, nullable, primary_key, unique, autoincrement, default.
+
+        Examples:
+            >>> # columns = await ops.get_columns_details(User)
+            >>> # columns["name"]["type"] -> 'VARCHAR(40)'
+        """
+        table_obj = _bulk.table_of(table)
+        return {
+            c.name: {
+                "type": str(c.type),
+                "nullable": c.nullable,
+                "primary_key": c.primary_key,
+                "unique": c.unique,
+                "autoincrement": c.autoincrement,
+                "default": (
+                    str(getattr(c.default, "arg", None))
+                    if c.default is not None and not callable(getattr(c.default, "arg", None))
+                    else None
+                ),
+            }
+            for c in table_obj.columns
+        }
+
+    async def get_primary_keys(self, table: Any) -> list[str]:
+        """The primary key column names of a model.
+
+        Examples:
+            >>> # await ops.get_primary_keys(User) -> ['pkid']
+        """
+        return [c.name for c in _bulk.table_of(table).primary_key.columns]
+
+    async def get_table_names(self) -> list[str]:
+        """The table names this database's ``Base`` (and legacy ``BASE``) declares.
+
+        Examples:
+            >>> # await ops.get_table_names() -> ['users', 'orders']
+        """
+        names: list[str] = []
+        for metadata in self.async_db._metadatas():
+            names.extend(t for t in metadata.tables if t not in names)
+        return names
+
+    async def count_query(self, query: Select[Any], *, session: AsyncSession | None = None) -> int:
+        """Count the rows a ``select()`` returns.
+
+        Examples:
+            >>> # await ops.count_query(select(User).where(User.age > 30)) -> 12
+        """
+        require_select(query)
+        counter = select(func.count()).select_from(query.order_by(None).subquery())
+        async with self._connection(session, write=False) as conn:
+            return int((await conn.execute(counter)).scalar_one())
+
+    async def paginate_query(
+        self,
+        query: Select[Any],
+        page: int = 1,
+        page_size: int = 100,
+        *,
+        session: AsyncSession | None = None,
+    ) -> dict[str, Any]:
+        """One page of a ``select()`` as ``{"items", "total", "page", "page_size", "pages"}``.
+
+        Examples:
+            >>> # await ops.paginate_query(select(User).order_by(User.name), page=2, page_size=10)
+        """
+        return (await self.paginate(query, page, page_size, session=session)).to_dict()
+
+    async def read_one_record(self, query: Select[Any], *, session: AsyncSession | None = None) -> Any:
+        """The single object a query returns, or ``None`` when there is none.
+
+        Raises:
+            MultipleRecordsFoundError: the query returned more than one row.
+
+        Examples:
+            >>> # await ops.read_one_record(select(User).where(User.name == "Ada"))
+        """
+        require_select(query)
+        async with self._session(session, write=False) as s:
+            result = await s.execute(query)
+            rows = result.scalars().fetchmany(2) if single_column(query) else result.fetchmany(2)
+        if len(rows) > 1:
+            raise MultipleRecordsFoundError("the query returned more than one row; expected at most one")
+        return rows[0] if rows else None
+
+    async def read_query(self, query: Executable, *, session: AsyncSession | None = None) -> list[Any]:
+        """Every row of a query: objects/scalars for one-entity queries, ``Row`` tuples otherwise.
+
+        Examples:
+            >>> # await ops.read_query(select(User).where(User.age > 30)) -> [User, ...]
+        """
+        async with self._session(session, write=False) as s:
+            result = await s.execute(as_statement(query))
+            if single_column(query):
+                return list(result.scalars().all())
+            return list(result.all())
+
+    async def read_multi_query(
+        self, queries: Mapping[str, Executable], *, session: AsyncSession | None = None
+    ) -> dict[str, list[Any]]:
+        """Run several named queries in one session: ``{name: rows}``.
+
+        Examples:
+            >>> # await ops.read_multi_query({"adults": select(User).where(User.age >= 18)})
+        """
+        if not isinstance(queries, Mapping):
+            raise InvalidInputError("read_multi_query takes a dict of {name: query}")
+        results: dict[str, list[Any]] = {}
+        async with self._session(session, write=False) as s:
+            for name, query in queries.items():
+                result = await s.execute(as_statement(query))
+                results[name] = list(result.scalars().all() if single_column(query) else result.all())
+        return results
+
+    async def execute_one(
+        self,
+        query: Executable | str,
+        values: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        return_metadata: bool = False,
+        *,
+        session: AsyncSession | None = None,
+    ) -> Any:
+        """Execute one write statement (insert / update / delete / text) in a transaction.
+
+        Returns:
+            The affected row count, or with ``return_metadata=True`` a dict with
+            ``rowcount``, ``inserted_primary_key`` (single inserts) and ``rows``
+            (statements with RETURNING).
+
+        Examples:
+            >>> # await ops.execute_one(update(User).where(User.id == 1).values(name="Bo")) -> 1
+        """
+        statement = as_statement(query)
+        single = values is None or isinstance(values, Mapping)
+        async with self._session(session, write=True, single_statement=single) as s:
+            result = await s.execute(statement, values) if values is not None else await s.execute(statement)
+            return _result_info(result, return_metadata)
+
+    async def execute_many(
+        self,
+        queries: Sequence[Any],
+        return_results: bool = False,
+        *,
+        session: AsyncSession | None = None,
+    ) -> Any:
+        """Execute several statements in one transaction: all succeed or none does.
+
+        Args:
+            queries: Statements, or ``(statement, values)`` pairs.
+            return_results: Return each statement's result (rows for RETURNING /
+                selects, else its rowcount) instead of the total rowcount.
+
+        Examples:
+            >>> # await ops.execute_many([insert(User).values(name="a"), delete(User).where(User.id == 9)])
+        """
+        if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence):
+            raise InvalidInputError("execute_many takes a list of statements or (statement, values) pairs")
+        results: list[Any] = []
+        total = 0
+        async with self._session(session, write=True) as s:
+            for item in queries:
+                statement, values = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+                statement = as_statement(statement)
+                result = (
+                    await s.execute(statement, values) if values is not None else await s.execute(statement)
+                )
+                if getattr(result, "returns_rows", True):  # ORM selects give a Result without it
+                    rows = list(result.all())
+                    results.append(rows)
+                else:
+                    count = max(getattr(result, "rowcount", 0), 0)
+                    total += count
+                    results.append(count)
+        return results if return_results else total
+
+    async def create_one(self, record: M, *, session: AsyncSession | None = None) -> M:
+        """Insert one ORM object and return it with generated values loaded.
+
+        Examples:
+            >>> # user = await ops.create_one(User(name="Ada"))
+        """
+        self._check_instance(record)
+        # Without relationships the flush is one INSERT: atomic by itself.
+        single = not self._mapper(type(record)).relationships
+        async with self._session(session, write=True, single_statement=single) as s:
+            s.add(record)
+            await s.flush()
+            await self._load_unloaded(s, [record])
+        return record
+
+    async def create_many(self, records: Sequence[M], *, session: AsyncSession | None = None) -> list[M]:
+        """Insert several ORM objects in one transaction; all or none.
+
+        For large loads of plain dicts use `insert_many`, which is much faster.
+
+        Examples:
+            >>> # users = await ops.create_many([User(name="a"), User(name="b")])
+        """
+        records = list(records)
+        for record in records:
+            self._check_instance(record)
+        if not records:
+            return []
+        async with self._session(session, write=True) as s:
+            s.add_all(records)
+            await s.flush()
+            await self._load_unloaded(s, records)
+        return records
+
+    async def update_one(
+        self,
+        table: type[M],
+        record_id: Any,
+        new_values: Mapping[str, Any],
+        *,
+        session: AsyncSession | None = None,
+    ) -> M:
+        """Update the row with primary key ``record_id`` and return the updated object.
+
+        Primary key columns and ``date_created`` in ``new_values`` are ignored (as in
+        devsetgo-lib); an unknown column is an ``InvalidInputError``.
+
+        Raises:
+            RecordNotFoundError: no row has that primary key.
+
+        Examples:
+            >>> # user = await ops.update_one(User, user.pkid, {"name": "Bo"})
+        """
+        if not isinstance(new_values, Mapping):
+            raise InvalidInputError("new_values must be a dict of column values")
+        columns = model_columns(table)
+        pk_keys = {c.key for c in self._mapper(table).primary_key}
+        values = {}
+        for key, value in new_values.items():
+            if key in pk_keys or key == "date_created":
+                continue
+            if key not in columns:
+                raise InvalidInputError(f"{str(key)[:60]!r} is not a column of {table.__name__}")
+            values[key] = check_value(columns[key], value, name=key)
+        ident = self._check_pk(table, record_id)
+        async with self._session(session, write=True) as s:
+            record = await s.get(table, ident)
+            if record is None or (is_soft(table) and getattr(record, "deleted_at", None) is not None):
+                raise RecordNotFoundError(f"no {table.__name__} with primary key {record_id!r}"[:200])
+            for key, value in values.items():
+                setattr(record, key, value)
+            await s.flush()
+            await self._load_unloaded(s, [record])
+        return record
+
+    async def delete_one(
+        self, table: Any, record_id: Any, *, hard: bool = False, session: AsyncSession | None = None
+    ) -> dict[str, str]:
+        """Delete the row with primary key ``record_id`` (soft for ``SoftDeleteMixin`` models).
+
+        Returns:
+            ``{"success": "Record deleted successfully"}`` as devsetgo-lib did.
+
+        Raises:
+            RecordNotFoundError: no row has that primary key.
+
+        Examples:
+            >>> # await ops.delete_one(User, user.pkid)
+        """
+        clause = self._pk_clause(table, record_id)
+        deleted = await self._delete(table, [clause], hard=hard, session=session)
+        if deleted == 0:
+            raise RecordNotFoundError(f"no {table.__name__} with primary key {record_id!r}"[:200])
+        return {"success": "Record deleted successfully"}
+
+    async def delete_many(
+        self,
+        table: Any,
+        id_column_name: str = "pkid",
+        id_values: Sequence[Any] | None = None,
+        *,
+        hard: bool = False,
+        session: AsyncSession | None = None,
+    ) -> int:
+        """Delete the rows whose ``id_column_name`` is in ``id_values``; returns the count.
+
+        Examples:
+            >>> # await ops.delete_many(User, "pkid", [a.pkid, b.pkid]) -> 2
+        """
+        values = list(id_values or [])
+        if not values:
+            return 0
+        clauses = build_filters(table, {f"{id_column_name}__in": values}, dialect=self._dialect)
+        return await self._delete(table, clauses, hard=hard, session=session)
+
+
+def _result_info(result: Any, return_metadata: bool) -> Any:
+    rowcount = max(getattr(result, "rowcount", -1) or 0, 0)
+    if not return_metadata:
+        return rowcount
+    info: dict[str, Any] = {"rowcount": rowcount}
+    try:
+        if result.returns_rows:
+            info["rows"] = list(result.all())
+    except Exception:  # pragma: no cover - drivers without row info
+        pass
+    try:
+        pk = result.inserted_primary_key
+        if pk is not None:
+            info["inserted_primary_key"] = list(pk)
+    except Exception:
+        pass
+    return info

@@ -1,0 +1,239 @@
+"""Pagination and streaming of ``DatabaseOperations`` (private module)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import UnaryExpression
+
+from ._ops_base import (
+    MAX_PAGE_SIZE,
+    OperationsBase,
+    entity_of,
+    single_column,
+)
+from .errors import (
+    InvalidInputError,
+)
+from .filters import check_value, model_columns
+from .pagination import CursorPage, Page
+
+
+class PagingOperations(OperationsBase):
+    """Pagination and streaming of ``DatabaseOperations``."""
+
+    async def paginate(
+        self,
+        query_or_model: Any,
+        page: int = 1,
+        page_size: int = 100,
+        *,
+        with_total: bool = True,
+        options: Sequence[Any] = (),
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> Page[Any]:
+        """Offset pagination: page ``page`` (1-based) of ``page_size`` rows.
+
+        A model is ordered by its primary key; a ``select()`` keeps its own
+        order (give it one for stable pages). The total is a separate
+        ``COUNT(*)`` over the filtered query; ``with_total=False`` skips it.
+
+        Examples:
+            >>> # page = await ops.paginate(select(User).order_by(User.name), page=3, page_size=20)
+            >>> # page.items, page.total, page.pages
+        """
+        self._check_limit("page", page, 1)
+        self._check_limit("page_size", page_size, 1, MAX_PAGE_SIZE)
+        stmt = self._base_select(query_or_model, include_deleted, filters)
+        if isinstance(query_or_model, type) and not stmt._order_by_clauses:
+            stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
+        stmt = stmt.options(*options) if options else stmt
+        async with self._session(session, write=False) as s:
+            total: int | None = None
+            if with_total:
+                counter = select(func.count()).select_from(stmt.order_by(None).subquery())
+                total = int((await s.execute(counter)).scalar_one())
+            result = await s.execute(stmt.limit(page_size).offset((page - 1) * page_size))
+            items = list(result.scalars().all() if single_column(stmt) else result.all())
+        pages = None if total is None else (total + page_size - 1) // page_size
+        return Page(items=items, total=total, page=page, page_size=page_size, pages=pages)
+
+    async def paginate_keyset(
+        self,
+        query_or_model: Any,
+        order_by: Any,
+        after: str | None = None,
+        limit: int = 100,
+        *,
+        before: str | None = None,
+        options: Sequence[Any] = (),
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> CursorPage[Any]:
+        """Keyset (cursor) pagination: constant cost per page, however deep.
+
+        The order is ``order_by`` plus the primary key as a unique tiebreaker.
+        Pass ``next_cursor`` back as ``after=`` for the next page, or
+        ``prev_cursor`` as ``before=`` for the previous one. Sort columns must
+        not be NULL in the rows paged over.
+
+        Args:
+            query_or_model: A mapped class or ``select(Model)`` (one entity).
+            order_by: Column name(s) (``"-created"`` for descending) or column expressions.
+            after: A ``next_cursor`` from the previous page.
+            limit: Rows per page.
+            before: A ``prev_cursor`` to page backwards.
+            options: Loader options.
+            include_deleted: Include soft-deleted rows.
+            session: A caller-owned session.
+            **filters: ``field__op=value`` filters.
+
+        Raises:
+            InvalidInputError: malformed, tampered or foreign cursor; NULL sort key.
+
+        Examples:
+            >>> # page = await ops.paginate_keyset(User, order_by=["-created", "name"], limit=50)
+            >>> # nxt = await ops.paginate_keyset(User, ["-created", "name"], after=page.next_cursor)
+        """
+        self._check_limit("limit", limit, 1, MAX_PAGE_SIZE)
+        if after is not None and before is not None:
+            raise InvalidInputError("pass either after= or before=, not both")
+        stmt = self._base_select(query_or_model, include_deleted, filters)
+        model = entity_of(stmt)
+        keys = self._keyset_columns(model, order_by)
+        fingerprint = hashlib.sha256(
+            repr([(model.__tablename__, col.key, desc) for col, desc in keys]).encode()
+        ).hexdigest()[:16]
+        cursor = after if after is not None else before
+        backwards = before is not None
+        if cursor is not None:
+            values, _direction = self._cursors.decode(cursor, fingerprint)
+            if len(values) != len(keys):
+                raise InvalidInputError("invalid pagination cursor")
+            values = [check_value(col, v, name=col.key) for (col, _), v in zip(keys, values, strict=True)]
+            stmt = stmt.where(_keyset_condition(keys, values, backwards))
+        ordering = [(col.desc() if desc != backwards else col.asc()) for col, desc in keys]
+        stmt = stmt.order_by(None).order_by(*ordering).limit(limit + 1)
+        stmt = stmt.options(*options) if options else stmt
+        async with self._session(session, write=False) as s:
+            items = list((await s.execute(stmt)).scalars().all())
+        more = len(items) > limit
+        items = items[:limit]
+        if backwards:
+            items.reverse()
+
+        def cursor_for(item: Any, direction: str) -> str:
+            row_values = [getattr(item, col.key) for col, _ in keys]
+            if any(v is None for v in row_values):
+                raise InvalidInputError("keyset pagination needs non-NULL values in every sort column")
+            return self._cursors.encode(fingerprint, row_values, direction)
+
+        next_cursor = prev_cursor = None
+        if items:
+            has_later = backwards or more  # coming back from a later page, or more ahead
+            has_earlier = more if backwards else cursor is not None
+            next_cursor = cursor_for(items[-1], "next") if has_later else None
+            prev_cursor = cursor_for(items[0], "prev") if has_earlier else None
+        return CursorPage(items=items, next_cursor=next_cursor, prev_cursor=prev_cursor)
+
+    def _keyset_columns(self, model: Any, order_by: Any) -> list[tuple[Any, bool]]:
+        items = order_by if isinstance(order_by, (list, tuple)) else [order_by]
+        if not items or items == [None]:
+            raise InvalidInputError("paginate_keyset needs order_by")
+        columns = model_columns(model)
+        keys: list[tuple[Any, bool]] = []
+        for item in items:
+            if isinstance(item, str):
+                name = item.lstrip("-")
+                if name not in columns:
+                    raise InvalidInputError(
+                        f"cannot order by {name[:60]!r}: not a column of {model.__name__}"
+                    )
+                keys.append((getattr(model, name), item.startswith("-")))
+            elif isinstance(item, UnaryExpression) and item.element is not None:
+                element = item.element
+                descending = getattr(item.modifier, "__name__", "") == "desc_op"
+                keys.append((_column_attr(model, element), descending))
+            else:
+                keys.append((_column_attr(model, item), False))
+        for pk in self._mapper(model).primary_key:
+            if all(getattr(col, "key", None) != pk.key for col, _ in keys):
+                keys.append((getattr(model, str(pk.key)), keys[-1][1]))
+        return keys
+
+    async def stream(
+        self,
+        query: Any,
+        batch_size: int = 1000,
+        *,
+        options: Sequence[Any] = (),
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> AsyncIterator[Any]:
+        """Iterate a large result without loading it into memory.
+
+        PostgreSQL and MySQL/MariaDB use a server-side cursor; SQLite fetches
+        in batches. Objects for one-entity queries, ``Row`` tuples otherwise.
+        Close it early with ``contextlib.aclosing`` so the connection returns
+        to the pool at once. On MySQL/MariaDB no other statement may run on the
+        same connection while the stream is open (use another session).
+
+        Args:
+            query: A ``select()`` or a mapped class.
+            batch_size: Rows fetched per round trip.
+            options: Loader options.
+            include_deleted: Include soft-deleted rows (for a mapped class).
+            session: A caller-owned session.
+            **filters: ``field__op=value`` filters.
+
+        Examples:
+            >>> # async for user in ops.stream(select(User), batch_size=5000):
+            >>> #     handle(user)
+        """
+        self._check_limit("batch_size", batch_size, 1, 1_000_000)
+        stmt = self._base_select(query, include_deleted, filters)
+        stmt = stmt.options(*options) if options else stmt
+        single = single_column(stmt)
+        stmt = stmt.execution_options(yield_per=batch_size, stream_results=True)
+        # server-side cursors live inside a transaction (PostgreSQL requires one)
+        async with self._session(session, write=False, autocommit_read=False) as s:
+            result = await s.stream(stmt)
+            try:
+                iterator = result.scalars() if single else result
+                async for partition in iterator.partitions(batch_size):
+                    for item in partition:
+                        yield item
+            finally:
+                await result.close()
+
+
+def _column_attr(model: Any, element: Any) -> Any:
+    key = getattr(element, "key", None)
+    if key is None or key not in model_columns(model):
+        raise InvalidInputError(f"cannot order by {element!r}: not a column of {model.__name__}"[:200])
+    return getattr(model, key)
+
+
+def _keyset_condition(keys: list[tuple[Any, bool]], values: list[Any], backwards: bool) -> Any:
+    """Rows strictly after (or before) ``values`` in the mixed-direction key order."""
+    alternatives = []
+    for i, (col, desc) in enumerate(keys):
+        forward_greater = not desc
+        greater = forward_greater != backwards
+        compare = col > values[i] if greater else col < values[i]
+        equal_prefix = [keys[j][0] == values[j] for j in range(i)]
+        alternatives.append(and_(*equal_prefix, compare))
+    return or_(*alternatives)

@@ -1,0 +1,200 @@
+"""Model-level reads of ``DatabaseOperations`` (private module)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    exists,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import _bulk
+from ._ops_base import (
+    M,
+    OperationsBase,
+    is_soft,
+)
+from .errors import (
+    MultipleRecordsFoundError,
+    RecordNotFoundError,
+)
+
+
+class ReadOperations(OperationsBase):
+    """Model-level reads of ``DatabaseOperations``."""
+
+    async def get(
+        self,
+        model: type[M],
+        id: Any,
+        *,
+        options: Sequence[Any] = (),
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+    ) -> M | None:
+        """The object with primary key ``id``, or ``None``.
+
+        Args:
+            model: The mapped class.
+            id: The primary key value (a tuple or dict for composite keys).
+            options: Loader options, e.g. ``selectinload(User.orders)``.
+            include_deleted: Also return soft-deleted rows.
+            session: A caller-owned session to use (never committed).
+
+        Examples:
+            >>> # user = await ops.get(User, 42)
+        """
+        ident = self._check_pk(model, id)
+        joined = session is not None or self.async_db._in_scope()
+        if joined and not (is_soft(model) and not include_deleted):
+            async with self._session(session, write=False) as s:
+                return await s.get(model, ident, options=options)  # identity map first
+        stmt = self._pk_select(model, include_deleted)
+        if options:
+            stmt = stmt.options(*options)
+        pk = self._mapper(model).primary_key
+        values = ident.values() if isinstance(ident, dict) else ident if len(pk) > 1 else (ident,)
+        params = {f"pk_{i}": v for i, v in enumerate(values)}
+        async with self._session(session, write=False) as s:
+            found: M | None = (await s.execute(stmt, params)).scalars().first()
+            return found
+
+    async def get_one(
+        self,
+        model: type[M],
+        *where: Any,
+        options: Sequence[Any] = (),
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> M:
+        """Exactly one object matching the filters.
+
+        Raises:
+            RecordNotFoundError: nothing matched.
+            MultipleRecordsFoundError: more than one row matched.
+
+        Examples:
+            >>> # user = await ops.get_one(User, email="ada@example.com")
+        """
+        stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
+        stmt = stmt.options(*options).limit(2)
+        async with self._session(session, write=False) as s:
+            rows = list((await s.execute(stmt)).scalars().all())
+        if not rows:
+            raise RecordNotFoundError(f"no {model.__name__} matched the filters")
+        if len(rows) > 1:
+            raise MultipleRecordsFoundError(f"more than one {model.__name__} matched the filters")
+        return rows[0]
+
+    async def find(
+        self,
+        model: type[M],
+        *where: Any,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        options: Sequence[Any] = (),
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> list[M]:
+        """Objects matching the filters.
+
+        Args:
+            model: The mapped class.
+            *where: SQLAlchemy expressions (``or_(...)`` for OR).
+            order_by: A column name (``"-name"`` for descending), an expression,
+                or a list of them.
+            limit: At most this many rows.
+            offset: Skip this many rows.
+            options: Loader options.
+            include_deleted: Include soft-deleted rows.
+            session: A caller-owned session.
+            **filters: ``field__op=value`` filters.
+
+        Examples:
+            >>> # await ops.find(User, or_(User.age < 18, User.age > 65), name__startswith="A",
+            >>> #                order_by="-age", limit=10)
+        """
+        self._check_limit("limit", limit)
+        self._check_limit("offset", offset)
+        stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
+        stmt = stmt.order_by(*self._order(model, order_by)).options(*options)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        async with self._session(session, write=False) as s:
+            return list((await s.execute(stmt)).scalars().all())
+
+    async def find_mappings(
+        self,
+        model: Any,
+        *where: Any,
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> list[dict[str, Any]]:
+        """Like `find`, but rows as plain dicts (no ORM objects: faster for large reads).
+
+        Examples:
+            >>> # await ops.find_mappings(User, age__gte=18) -> [{"id": 1, "name": "Ada", ...}]
+        """
+        self._check_limit("limit", limit)
+        self._check_limit("offset", offset)
+        table = _bulk.table_of(model)
+        stmt = select(*table.columns).where(*self._criteria(model, where, filters, include_deleted))
+        stmt = stmt.order_by(*self._order(model, order_by))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        async with self._connection(session, write=False) as conn:
+            result = await conn.execute(stmt)
+            keys = list(result.keys())
+            return [dict(zip(keys, row, strict=True)) for row in result]
+
+    async def count(
+        self,
+        model: Any,
+        *where: Any,
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> int:
+        """How many rows match the filters.
+
+        Examples:
+            >>> # await ops.count(User, age__gte=18) -> 1200
+        """
+        stmt = select(func.count()).select_from(_bulk.table_of(model))
+        stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
+        async with self._connection(session, write=False) as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def exists(
+        self,
+        model: Any,
+        *where: Any,
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> bool:
+        """Whether any row matches the filters (stops at the first match).
+
+        Examples:
+            >>> # await ops.exists(User, email="ada@example.com") -> True
+        """
+        inner = select(literal(1)).select_from(_bulk.table_of(model))
+        inner = inner.where(*self._criteria(model, where, filters, include_deleted))
+        async with self._connection(session, write=False) as conn:
+            return bool((await conn.execute(select(exists(inner)))).scalar())

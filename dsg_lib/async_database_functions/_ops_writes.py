@@ -1,0 +1,299 @@
+"""Model-level writes of ``DatabaseOperations`` (private module)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import (
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ClauseElement
+
+from . import _bulk
+from ._ops_base import (
+    M,
+    OperationsBase,
+    is_soft,
+)
+from .errors import (
+    ConstraintViolationError,
+    InvalidInputError,
+    MultipleRecordsFoundError,
+)
+from .filters import model_columns
+
+
+class WriteOperations(OperationsBase):
+    """Model-level writes of ``DatabaseOperations``."""
+
+    async def insert_many(
+        self,
+        model: Any,
+        rows: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        chunk_size: int | None = None,
+        *,
+        validate: bool = True,
+        session: AsyncSession | None = None,
+    ) -> int:
+        """Insert many rows given as dicts: the bulk fast path (no ORM objects).
+
+        Rows are consumed in chunks, so a generator or async generator keeps
+        memory flat. PostgreSQL uses binary COPY when every row has the same
+        keys and all defaults are Python-side; other backends use the driver's
+        ``executemany``. All rows are inserted in one transaction (or the
+        caller's).
+
+        Args:
+            model: The mapped class.
+            rows: Dicts of column values (sync or async iterable).
+            chunk_size: Rows per round trip (default 10,000).
+            validate: Check values against column types (skip for trusted loads).
+            session: A caller-owned session.
+
+        Returns:
+            The number of rows inserted.
+
+        Examples:
+            >>> # await ops.insert_many(User, ({"name": f"u{i}"} for i in range(100_000)))
+        """
+        table = _bulk.table_of(model)
+        checker = self._row_checker(model)
+        size = (
+            _bulk.chunk_rows_for(self._dialect, 1, chunk_size)
+            if chunk_size is not None
+            else _bulk.DEFAULT_CHUNK_ROWS
+        )
+        if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)) and len(rows) <= size:
+            # Small input: check it all first; one statement needs no BEGIN/COMMIT of its own.
+            prepared = [checker.prepare(row, validate, i) for i, row in enumerate(rows)]
+            groups = _bulk.group_by_keys(prepared)
+            single = len(groups) == 1 and (len(prepared) == 1 or self._dialect != "sqlite")
+            async with self._connection(session, write=True, single_statement=single) as conn:
+                total = await self._insert_chunk(conn, table, prepared)
+        else:
+            total = 0
+            async with self._connection(session, write=True, single_statement=False) as conn:
+                index = 0
+                async for chunk in _bulk.iter_chunks(rows, size):
+                    prepared = [checker.prepare(row, validate, index + i) for i, row in enumerate(chunk)]
+                    index += len(chunk)
+                    total += await self._insert_chunk(conn, table, prepared)
+        logger.debug("dsg_lib: insert_many inserted {} rows into {}", total, table.name)
+        return total
+
+    async def _insert_chunk(self, conn: Any, table: Any, prepared: list[dict[str, Any]]) -> int:
+        """COPY on PostgreSQL for larger chunks, else one executemany per key set."""
+        if (
+            self._dialect == "postgresql"
+            and len(prepared) >= _bulk.COPY_MIN_ROWS
+            and await _bulk.copy_insert(conn, table, prepared)
+        ):
+            return len(prepared)
+        for group in _bulk.group_by_keys(prepared):
+            await conn.execute(insert(table), group)
+        return len(prepared)
+
+    async def upsert(
+        self,
+        model: Any,
+        rows: Iterable[Mapping[str, Any]],
+        conflict: Sequence[str] | str,
+        update: Sequence[str] | str | None = None,
+        *,
+        chunk_size: int | None = None,
+        validate: bool = True,
+        session: AsyncSession | None = None,
+    ) -> int:
+        """Insert rows, or update them when ``conflict`` columns match an existing row.
+
+        ``INSERT .. ON CONFLICT`` on PostgreSQL and SQLite, ``ON DUPLICATE KEY
+        UPDATE`` on MySQL/MariaDB, chunked under the bind-parameter limit.
+
+        Args:
+            model: The mapped class.
+            rows: Dicts of column values; each must contain the conflict columns.
+            conflict: The unique column(s) that identify a row.
+            update: Columns to overwrite on conflict. ``None`` = every given
+                non-conflict column; ``()`` = leave existing rows unchanged.
+            chunk_size: Rows per statement (capped by the bind limit).
+            validate: Check values against column types.
+            session: A caller-owned session.
+
+        Returns:
+            Rows inserted or updated. With ``update=()`` PostgreSQL and SQLite
+            count only inserted rows; MySQL/MariaDB cannot tell skipped rows
+            apart and count every row processed.
+
+        Raises:
+            InvalidInputError: the same conflict key twice in ``rows``, or bad columns.
+
+        Examples:
+            >>> # await ops.upsert(User, [{"email": "a@x", "name": "A"}], conflict="email")
+        """
+        table = _bulk.table_of(model)
+        checker = self._row_checker(model)
+        prepared = [checker.prepare(row, validate, i) for i, row in enumerate(_iter_rows(rows))]
+        if not prepared:
+            return 0
+        conflict_cols, update_cols = _bulk.check_upsert_args(model, conflict, update, list(prepared[0]))
+        _bulk.check_no_duplicate_keys(prepared, conflict_cols)
+        total = 0
+        async with self._connection(session, write=True, single_statement=False) as conn:
+            for group in _bulk.group_by_keys(prepared):
+                size = _bulk.chunk_rows_for(self._dialect, len(group[0]), chunk_size)
+                for start in range(0, len(group), size):
+                    chunk = group[start : start + size]
+                    stmt = _bulk.upsert_statement(self._dialect, table, chunk, conflict_cols, update_cols)
+                    result = await conn.execute(stmt)
+                    if self._dialect in ("postgresql", "sqlite"):
+                        total += len(result.all())
+                    else:
+                        total += len(chunk)
+        return total
+
+    async def update_where(
+        self,
+        model: Any,
+        values: Mapping[str, Any],
+        *where: Any,
+        all_rows: bool = False,
+        validate: bool = True,
+        include_deleted: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> int:
+        """Set ``values`` on every row matching the filters; returns the rows matched.
+
+        Values may be SQL expressions, e.g. ``{"balance": Account.balance - 10}``.
+
+        Raises:
+            InvalidInputError: no filter and ``all_rows`` is not True; bad values.
+
+        Examples:
+            >>> # await ops.update_where(User, {"active": False}, last_login__lt=cutoff) -> 17
+        """
+        if not isinstance(values, Mapping) or not values:
+            raise InvalidInputError("update_where needs a non-empty dict of column values")
+        # SQL expressions (``Account.balance - 10``) are kept as they are; plain values are checked
+        expressions = {k: v for k, v in values.items() if isinstance(v, ClauseElement)}
+        plain = {k: v for k, v in values.items() if k not in expressions}
+        prepared = self._row_checker(model).prepare(plain, validate, 0)
+        unknown = [k for k in expressions if k not in model_columns(model)]
+        if unknown:
+            raise InvalidInputError(f"{str(unknown[0])[:60]!r} is not a column of {model.__name__}")
+        prepared.update(expressions)
+        criteria = self._criteria(model, where, filters, include_deleted, validate)
+        self._guard(criteria, all_rows, "update_where", model, include_deleted)
+        stmt = update(model).where(*criteria).values(**prepared)
+        return await self._execute_dml(stmt, session)
+
+    async def delete_where(
+        self,
+        model: Any,
+        *where: Any,
+        all_rows: bool = False,
+        hard: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> int:
+        """Delete every row matching the filters (soft for ``SoftDeleteMixin`` unless ``hard``).
+
+        Raises:
+            InvalidInputError: no filter and ``all_rows`` is not True.
+
+        Examples:
+            >>> # await ops.delete_where(Session, expires_at__lt=now) -> 3
+        """
+        criteria = self._criteria(model, where, filters, include_deleted=True)
+        self._guard(criteria, all_rows, "delete_where", model, True)
+        return await self._delete(model, criteria, hard=hard, session=session)
+
+    async def restore(
+        self,
+        model: Any,
+        *where: Any,
+        all_rows: bool = False,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> int:
+        """Undo soft deletes of the matching rows; returns how many were restored.
+
+        Examples:
+            >>> # await ops.restore(Doc, id=7) -> 1
+        """
+        if not is_soft(model):
+            raise InvalidInputError(f"{model.__name__} does not use SoftDeleteMixin")
+        criteria = self._criteria(model, where, filters, include_deleted=True)
+        self._guard(criteria, all_rows, "restore", model, True)
+        stmt = update(model).where(*criteria, model.deleted_at.is_not(None)).values(deleted_at=None)
+        return await self._execute_dml(stmt, session)
+
+    async def get_or_create(
+        self,
+        model: type[M],
+        defaults: Mapping[str, Any] | None = None,
+        *,
+        session: AsyncSession | None = None,
+        **filters: Any,
+    ) -> tuple[M, bool]:
+        """Return ``(object, False)`` if a row matches ``filters``, else create it: ``(object, True)``.
+
+        Safe under concurrent callers: the insert relies on a unique constraint
+        over the filter columns; when another caller wins the race the unique
+        violation is caught and the winner's row is returned.
+
+        Args:
+            model: The mapped class.
+            defaults: Extra column values used only when creating.
+            session: A caller-owned session.
+            **filters: Equality filters (``field=value``) identifying the row.
+
+        Examples:
+            >>> # tag, created = await ops.get_or_create(Tag, name="python")
+        """
+        if not filters:
+            raise InvalidInputError("get_or_create needs at least one field=value filter")
+        for key in filters:
+            if "__" in key:
+                raise InvalidInputError("get_or_create takes equality filters only (field=value)")
+        values = self._row_checker(model).prepare({**(defaults or {}), **filters}, True, 0)
+        criteria = self._criteria(model, (), filters, include_deleted=False)
+        stmt = select(model).where(*criteria).limit(2)
+
+        async def read(s: AsyncSession, locking: bool = False) -> M | None:
+            query = (
+                stmt.with_for_update(read=True) if locking and self._dialect in ("mysql", "mariadb") else stmt
+            )
+            found = list((await s.execute(query)).scalars().all())
+            if len(found) > 1:
+                raise MultipleRecordsFoundError(f"more than one {model.__name__} matched the filters")
+            return found[0] if found else None
+
+        async with self._session(session, write=True) as s:
+            existing = await read(s)
+            if existing is not None:
+                return existing, False
+            record = model(**values)
+            try:
+                async with s.begin_nested():
+                    s.add(record)
+                    await s.flush()
+            except (IntegrityError, ConstraintViolationError) as exc:
+                winner = await read(s, locking=True)
+                if winner is None:
+                    raise self.async_db.db_config.translate(exc) from exc
+                return winner, False
+            await self._load_unloaded(s, [record])
+            return record, True
+
+
+def _iter_rows(rows: Any) -> Iterable[Any]:
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+        raise InvalidInputError("rows must be an iterable of dicts")
+    return rows

@@ -315,3 +315,23 @@ async def test_stream_empty(env: SimpleNamespace) -> None:
     assert env.db.pool_status()["checked_out"] == 0
     async with env.db.get_db_session() as s:
         assert (await s.execute(select(func.count()).select_from(B))).scalar_one() == 0
+
+
+async def test_stream_batched_yields_lists_and_does_not_block_writers(env: SimpleNamespace) -> None:
+    B = env.m.Big
+    await env.ops.insert_many(B, ({"id": i, "val": i % 97} for i in range(2_500)))
+    batches = [batch async for batch in env.ops.stream(B, batch_size=1_000, batched=True)]
+    assert [len(b) for b in batches] == [1_000, 1_000, 500]
+    assert sorted(row.id for b in batches for row in b) == list(range(2_500))
+
+    seen = 0
+    async with contextlib.aclosing(env.ops.stream(B, batch_size=100, val__lt=50)) as rows:
+        async for _row in rows:
+            seen += 1
+            # another operation writes while the stream is open (SQLite: the stream holds no
+            # write lock); in-memory SQLite has one connection, which the stream is using
+            if seen == 1 and not env.db.db_config.is_memory:
+                assert await env.ops.insert_many(B, [{"id": 10_000, "val": 1}]) == 1
+    assert seen >= sum(1 for i in range(2_500) if i % 97 < 50)
+    assert await env.ops.count(B, id=10_000) == (0 if env.db.db_config.is_memory else 1)
+    assert env.db.pool_status()["checked_out"] == 0

@@ -29,14 +29,14 @@ Examples:
     >>> from sqlalchemy import text
     >>> from dsg_lib import AsyncDatabase, DBConfig
     >>> async def main():
-    ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
-    ...     async with db.transaction() as s:
-    ...         await s.execute(text("create table t (x int)"))
-    ...     async with isolated(db):
+    ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
     ...         async with db.transaction() as s:
-    ...             await s.execute(text("insert into t values (1)"))
-    ...     async with db.get_db_session() as s:
-    ...         return (await s.execute(text("select count(*) from t"))).scalar()
+    ...             await s.execute(text("create table t (x int)"))
+    ...         async with isolated(db):
+    ...             async with db.transaction() as s:
+    ...                 await s.execute(text("insert into t values (1)"))
+    ...         async with db.get_db_session() as s:
+    ...             return (await s.execute(text("select count(*) from t"))).scalar()
     >>> asyncio.run(main())
     0
 """

@@ -148,6 +148,7 @@ class AsyncDatabase:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> asyncio.run(db.connect(timeout=2))
+            >>> asyncio.run(db.disconnect())
         """
         if self._closed:
             self.db_config._reopen()
@@ -247,9 +248,9 @@ class AsyncDatabase:
             >>> import asyncio
             >>> from sqlalchemy import text
             >>> async def main():
-            ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
-            ...     async with db.get_db_session() as session:
-            ...         return (await session.execute(text("select 2"))).scalar()
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async with db.get_db_session() as session:
+            ...             return (await session.execute(text("select 2"))).scalar()
             >>> asyncio.run(main())
             2
         """
@@ -272,12 +273,12 @@ class AsyncDatabase:
             >>> import asyncio
             >>> from sqlalchemy import text
             >>> async def main():
-            ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
-            ...     async with db.transaction() as session:
-            ...         await session.execute(text("create table t (x int)"))
-            ...         await session.execute(text("insert into t values (1)"))
-            ...     async with db.get_db_session() as session:
-            ...         return (await session.execute(text("select count(*) from t"))).scalar()
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async with db.transaction() as session:
+            ...             await session.execute(text("create table t (x int)"))
+            ...             await session.execute(text("insert into t values (1)"))
+            ...         async with db.get_db_session() as session:
+            ...             return (await session.execute(text("select count(*) from t"))).scalar()
             >>> asyncio.run(main())
             1
         """
@@ -319,9 +320,9 @@ class AsyncDatabase:
         Examples:
             >>> import asyncio
             >>> async def main():
-            ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
-            ...     async with db.transaction() as session:
-            ...         return db.current_session() is session
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async with db.transaction() as session:
+            ...             return db.current_session() is session
             >>> asyncio.run(main())
             True
         """
@@ -459,6 +460,7 @@ class AsyncDatabase:
             ...         return (await db.health_check())["ok"]
             >>> asyncio.run(main())
             True
+            >>> asyncio.run(db.disconnect())
         """
         async with self._routed("primary"):
             yield
@@ -480,6 +482,7 @@ class AsyncDatabase:
             ...         return (await db.health_check())["ok"]
             >>> asyncio.run(main())
             True
+            >>> asyncio.run(db.disconnect())
         """
         async with self._routed("replica"):
             yield
@@ -525,10 +528,10 @@ class AsyncDatabase:
             >>> import asyncio
             >>> from sqlalchemy import text
             >>> async def main():
-            ...     db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
-            ...     async def work(session):
-            ...         return (await session.execute(text("select 40 + 2"))).scalar()
-            ...     return await db.run_in_transaction(work, retries=2)
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async def work(session):
+            ...             return (await session.execute(text("select 40 + 2"))).scalar()
+            ...         return await db.run_in_transaction(work, retries=2)
             >>> asyncio.run(main())
             42
         """
@@ -590,6 +593,7 @@ class AsyncDatabase:
             ...     __tablename__ = "tags"
             ...     id = mapped_column(Integer, primary_key=True)
             >>> asyncio.run(db.create_tables(Tag))
+            >>> asyncio.run(db.disconnect())
         """
         await self._run_ddl(models_or_tables, create=True)
 
@@ -610,6 +614,7 @@ class AsyncDatabase:
             ...     id = mapped_column(Integer, primary_key=True)
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> asyncio.run(db.add_models(Plugin))
+            >>> asyncio.run(db.disconnect())
         """
         tables = self._resolve_tables(models)
         for table in tables:
@@ -626,7 +631,9 @@ class AsyncDatabase:
 
         Examples:
             >>> import asyncio
-            >>> asyncio.run(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).clean())
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> asyncio.run(db.clean())
+            >>> asyncio.run(db.disconnect())
         """
         await self.drop_tables()
 
@@ -637,6 +644,7 @@ class AsyncDatabase:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> asyncio.run(db.drop_tables())
+            >>> asyncio.run(db.disconnect())
         """
         await self._run_ddl(models_or_tables, create=False)
 
@@ -705,6 +713,7 @@ class AsyncDatabase:
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> sorted(asyncio.run(db.health_check()))
             ['dialect', 'latency_ms', 'ok', 'pool']
+            >>> asyncio.run(db.disconnect())
         """
         start = time.perf_counter()
         result: dict[str, Any] = {"ok": True, "latency_ms": 0.0, "dialect": self.db_config.dialect}

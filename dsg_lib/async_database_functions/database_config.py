@@ -252,8 +252,11 @@ class DBConfig:
             >>> from sqlalchemy import text
             >>> async def main():
             ...     cfg = DBConfig({"database_uri": "sqlite://"})
-            ...     async with cfg.get_db_session() as session:
-            ...         return (await session.execute(text("select 1"))).scalar()
+            ...     try:
+            ...         async with cfg.get_db_session() as session:
+            ...             return (await session.execute(text("select 1"))).scalar()
+            ...     finally:
+            ...         await cfg.dispose()
             >>> asyncio.run(main())
             1
         """

@@ -24,6 +24,7 @@ Examples:
     ...     return [p.name for p in await ops.find(Pet, name__startswith="R")]
     >>> asyncio.run(main())
     ['Rex']
+    >>> asyncio.run(db.disconnect())
 """
 
 from __future__ import annotations

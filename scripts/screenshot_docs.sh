@@ -13,6 +13,7 @@ MKDOCS="${MKDOCS:-$(command -v mkdocs || echo "python3 -m mkdocs")}"
 PYTHON="${PYTHON:-python3}"
 PORT="${PORT:-8765}"
 OUT_DIR="${OUT_DIR:-/tmp}"
+mkdir -p "$OUT_DIR"
 SITE_DIR="$(mktemp -d)"
 PROFILE_DIR="$(mktemp -d)"
 SERVER_PID=""
@@ -37,7 +38,7 @@ if [[ -z "$CHROMIUM" ]]; then
     fi
 fi
 
-NO_MKDOCS_2_WARNING=1 "$MKDOCS" build --strict -q -d "$SITE_DIR"
+NO_MKDOCS_2_WARNING=1 $MKDOCS build --strict -q -d "$SITE_DIR"
 
 "$PYTHON" -m http.server "$PORT" --bind 127.0.0.1 --directory "$SITE_DIR" >/dev/null 2>&1 &
 SERVER_PID=$!

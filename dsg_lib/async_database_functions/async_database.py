@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from sqlalchemy.orm import DeclarativeBase
 
 from . import database_config as _database_config
-from .database_config import DBConfig, _shielded, managed_session
+from .database_config import DBConfig, _shielded, _managed_session
 from .errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -254,7 +254,7 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             2
         """
-        async with managed_session(self._new_session(), self.db_config.errors, commit=False) as session:
+        async with _managed_session(self._new_session(), self.db_config.errors, commit=False) as session:
             yield session
 
     @asynccontextmanager
@@ -290,7 +290,7 @@ class AsyncDatabase:
         session = self._new_session()
         token = self._scope.set(_Scope(session))
         try:
-            async with managed_session(session, self.db_config.errors, commit=True):
+            async with _managed_session(session, self.db_config.errors, commit=True):
                 await session.begin()
                 yield session
         finally:
@@ -367,7 +367,7 @@ class AsyncDatabase:
             raise InvalidInputError("a write operation inside 'async with db.read_only()'")
         if self._pinned is not None or (write and not single_statement):
             own = self._new_session()
-            async with managed_session(own, self.db_config.errors, commit=write):
+            async with _managed_session(own, self.db_config.errors, commit=write):
                 yield own
             return
         # The hot path of every operation outside a transaction: kept flat on purpose.

@@ -260,7 +260,7 @@ class DBConfig:
             >>> asyncio.run(main())
             1
         """
-        async with managed_session(self._sessionmaker(), self.errors, commit=False) as session:
+        async with _managed_session(self._sessionmaker(), self.errors, commit=False) as session:
             yield session
 
     async def dispose(self) -> None:
@@ -288,7 +288,7 @@ class DBConfig:
 
 
 @asynccontextmanager
-async def managed_session(
+async def _managed_session(
     session: AsyncSession, errors: Callable[[], AbstractContextManager[None]], *, commit: bool
 ) -> AsyncIterator[AsyncSession]:
     """Yield ``session`` with errors translated; commit (if asked) on success,

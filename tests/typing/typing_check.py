@@ -1,6 +1,6 @@
 """Static typing check for DatabaseOperations (run with mypy, not collected by pytest).
 
-mypy --strict tests/typing/typing_check.py
+mypy --strict tests/typing/typing_check.py (also run by .ci/run)
 """
 
 from __future__ import annotations

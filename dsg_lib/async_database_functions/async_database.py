@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from sqlalchemy.orm import DeclarativeBase
 
 from . import database_config as _database_config
-from .database_config import DBConfig, _shielded, _managed_session
+from .database_config import DBConfig, _managed_session, _shielded
 from .errors import (
     DatabaseError,
     DatabaseUnavailableError,

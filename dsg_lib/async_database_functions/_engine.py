@@ -244,14 +244,15 @@ def _install_slow_query_log(engine: AsyncEngine, threshold_ms: float) -> None:
 
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _before(conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        conn.info.setdefault("dsg_lib_query_start", []).append(time.perf_counter())
+        if context is not None:
+            context._dsg_lib_started = time.perf_counter()  # per statement: nothing left behind on errors
 
     @event.listens_for(sync_engine, "after_cursor_execute")
     def _after(conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        starts = conn.info.get("dsg_lib_query_start")
-        if not starts:
+        started = getattr(context, "_dsg_lib_started", None)
+        if started is None:
             return
-        elapsed = (time.perf_counter() - starts.pop()) * 1000.0
+        elapsed = (time.perf_counter() - started) * 1000.0
         if elapsed >= threshold_ms:
             text = " ".join(statement.split())
             logger.warning(

@@ -62,10 +62,10 @@ class OperationsBase:
         *,
         write: bool,
         single_statement: bool = False,
-        autocommit_read: bool = True,
+        autocommit: bool = True,
     ) -> AbstractAsyncContextManager[AsyncSession]:
         return self.async_db._op_session(
-            session, write=write, single_statement=single_statement, autocommit_read=autocommit_read
+            session, write=write, single_statement=single_statement, autocommit=autocommit
         )
 
     @staticmethod

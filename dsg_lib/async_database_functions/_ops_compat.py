@@ -216,8 +216,10 @@ class CompatOperations(PagingOperations):
             >>> # user = await ops.create_one(User(name="Ada"))
         """
         self._check_instance(record)
-        # Without relationships the flush is one INSERT: atomic by itself.
-        single = not self._mapper(type(record)).relationships
+        # One table and no relationships: the flush is one INSERT, atomic by itself
+        # (joined-table inheritance or cascades flush several and need a transaction).
+        mapper = self._mapper(type(record))
+        single = len(mapper.tables) == 1 and not mapper.relationships
         async with self._session(session, write=True, single_statement=single) as s:
             s.add(record)
             await s.flush()

@@ -213,9 +213,11 @@ class PagingOperations(OperationsBase):
         stmt = stmt.options(*options) if options else stmt
         single = single_column(stmt)
         stmt = stmt.execution_options(yield_per=batch_size, stream_results=True)
-        # PostgreSQL keeps server-side cursors only inside a transaction
-        in_transaction = self._dialect == "postgresql"
-        async with self._session(session, write=False, autocommit_read=not in_transaction) as s:
+        # PostgreSQL keeps server-side cursors only inside a transaction; on SQLite the
+        # stream must not BEGIN (IMMEDIATE would hold the write lock while it is read).
+        # MySQL/MariaDB read in the implicit transaction they always have.
+        needs_transaction = self._dialect == "postgresql"
+        async with self._session(session, write=False, autocommit=not needs_transaction) as s:
             result = await s.stream(stmt)
             try:
                 iterator = result.scalars() if single else result

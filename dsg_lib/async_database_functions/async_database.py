@@ -73,10 +73,20 @@ class _TaskLock:
 
 @dataclass
 class _Scope:
-    """The session of an open ``transaction()`` and the lock that serialises its users."""
+    """One level of an open ``transaction()``: its session and the lock its users take turns on.
+
+    A nested ``transaction()`` (SAVEPOINT) is a child level on the same session.
+    The task that opens it holds the parent level's lock until it ends, so
+    sibling tasks cannot interleave their statements with the savepoint; tasks
+    started inside it use the child level's lock among themselves. ``closed``
+    is set when the level ends: a task that outlives its transaction then runs
+    on the nearest open level, or on its own.
+    """
 
     session: AsyncSession
+    parent: _Scope | None = None
     lock: _TaskLock = field(default_factory=_TaskLock)
+    closed: bool = False
 
 
 class AsyncDatabase:
@@ -282,34 +292,48 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             1
         """
-        scope = self._scope.get()
-        if scope is not None:
-            async with self._savepoint(scope) as session:
+        parent = self._active_scope()
+        if parent is not None:
+            async with self._savepoint(parent) as session:
                 yield session
             return
         session = self._new_session()
-        token = self._scope.set(_Scope(session))
+        scope = _Scope(session)
+        token = self._scope.set(scope)
         try:
             async with _managed_session(session, self.db_config.errors, commit=True):
                 await session.begin()
                 yield session
         finally:
+            scope.closed = True
             self._scope.reset(token)
 
     @asynccontextmanager
-    async def _savepoint(self, scope: _Scope) -> AsyncIterator[AsyncSession]:
-        with self.db_config.errors():
-            async with scope.lock:
-                nested = await scope.session.begin_nested()
+    async def _savepoint(self, parent: _Scope) -> AsyncIterator[AsyncSession]:
+        # Hold the parent level for the whole savepoint: a sibling task's statements
+        # must not land inside it (and be rolled back with it).
+        async with parent.lock:
+            scope = _Scope(parent.session, parent=parent)
+            token = self._scope.set(scope)
             try:
-                yield scope.session
-            except BaseException:
-                async with scope.lock:
-                    await asyncio.shield(_rollback_savepoint(nested))
-                raise
-            else:
-                async with scope.lock:
+                with self.db_config.errors():
+                    nested = await parent.session.begin_nested()
+                    try:
+                        yield parent.session
+                    except BaseException:
+                        await _shielded(_rollback_savepoint(nested))
+                        raise
                     await nested.commit()
+            finally:
+                scope.closed = True
+                self._scope.reset(token)
+
+    def _active_scope(self) -> _Scope | None:
+        """The innermost open transaction level visible from this task, if any."""
+        scope = self._scope.get()
+        while scope is not None and scope.closed:
+            scope = scope.parent
+        return scope
 
     def current_session(self) -> AsyncSession:
         """The session of the enclosing ``transaction()`` or request scope.
@@ -326,7 +350,7 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             True
         """
-        scope = self._scope.get()
+        scope = self._active_scope()
         if scope is None:
             raise SessionMissingError(
                 "no session in this context: call current_session() inside "
@@ -341,7 +365,7 @@ class AsyncDatabase:
         *,
         write: bool,
         single_statement: bool = False,
-        autocommit_read: bool = True,
+        autocommit: bool = True,
     ) -> AsyncIterator[AsyncSession]:
         """The session an operation runs in.
 
@@ -356,7 +380,7 @@ class AsyncDatabase:
             with self.db_config.errors():
                 yield session
             return
-        scope = self._scope.get()
+        scope = self._active_scope()
         if scope is not None:
             async with scope.lock:
                 with self.db_config.errors():
@@ -373,9 +397,9 @@ class AsyncDatabase:
         # The hot path of every operation outside a transaction: kept flat on purpose.
         with self.db_config.errors():
             if write:
-                conn = await self._primary_connection(autocommit_read)
+                conn = await self._primary_connection(autocommit)
             else:
-                conn = await self._read_connection(autocommit_read)
+                conn = await self._read_connection(autocommit)
         bound = AsyncSession(bind=conn, expire_on_commit=False)
         try:
             with self.db_config.errors():
@@ -383,14 +407,9 @@ class AsyncDatabase:
                 if write:
                     await bound.commit()
         except BaseException:
-            await _shielded(_discard(bound, conn))
+            await _shielded(_discard(conn, bound))
             raise
-        try:
-            await bound.close()
-            await conn.close()
-        except asyncio.CancelledError:
-            await _shielded(conn.invalidate())
-            raise
+        await _release(conn, bound)
 
     @asynccontextmanager
     async def _op_connection(
@@ -400,7 +419,7 @@ class AsyncDatabase:
         if (
             session is not None
             or self._pinned is not None
-            or self._scope.get() is not None
+            or self._active_scope() is not None
             or (write and not single_statement)
         ):
             async with self._op_session(session, write=write, single_statement=single_statement) as joined:
@@ -417,13 +436,9 @@ class AsyncDatabase:
                 if write:
                     await conn.commit()
         except BaseException:
-            await _shielded(_discard_connection(conn))
+            await _shielded(_discard(conn))
             raise
-        try:
-            await conn.close()
-        except asyncio.CancelledError:
-            await _shielded(conn.invalidate())
-            raise
+        await _release(conn)
 
     async def _primary_connection(self, autocommit: bool = False) -> AsyncConnection:
         engine = self.db_config.autocommit_engine if autocommit else self.engine
@@ -496,7 +511,7 @@ class AsyncDatabase:
             self._route.reset(token)
 
     def _in_scope(self) -> bool:
-        return self._scope.get() is not None
+        return self._active_scope() is not None
 
     async def run_in_transaction(
         self,
@@ -537,7 +552,7 @@ class AsyncDatabase:
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
-        if self._scope.get() is not None:
+        if self._active_scope() is not None:
             async with self.transaction() as session:
                 return await fn(session)
         attempt = 0
@@ -618,9 +633,7 @@ class AsyncDatabase:
         """
         tables = self._resolve_tables(models)
         for table in tables:
-            if all(table.metadata is not m for m in self._metadatas()) and all(
-                table.metadata is not m for m in self._extra_metadata
-            ):
+            if all(table.metadata is not m for m in (*self._metadatas(), *self._extra_metadata)):
                 self._extra_metadata.append(table.metadata)
         new = [t for t in tables if t.fullname not in self._created]
         if new:
@@ -736,20 +749,31 @@ class AsyncDatabase:
         return f"AsyncDatabase({self.db_config.safe_url!r}, {state})"
 
 
-async def _discard_connection(conn: AsyncConnection) -> None:
-    try:
-        await conn.rollback()
-    finally:
-        await conn.close()
-
-
-async def _discard(session: AsyncSession, conn: AsyncConnection) -> None:
+async def _discard(conn: AsyncConnection, session: AsyncSession | None = None) -> None:
     """Roll back and release after a failed operation (run shielded from cancellation)."""
     try:
-        await session.rollback()
-        await session.close()
+        if session is not None:
+            try:
+                await session.rollback()
+            finally:
+                await session.close()
+        else:
+            await conn.rollback()
     finally:
         await conn.close()
+
+
+async def _release(conn: AsyncConnection, session: AsyncSession | None = None) -> None:
+    """Return the connection to the pool after a successful operation, whatever happens."""
+    try:
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            await conn.close()
+    except asyncio.CancelledError:
+        await _shielded(conn.invalidate())
+        raise
 
 
 async def _rollback_savepoint(nested: Any) -> None:

@@ -9,6 +9,7 @@ Examples:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -312,8 +313,6 @@ async def _close_quietly(session: AsyncSession, *, rollback: bool) -> None:
     a close interrupted by cancellation, finishes in a shielded task so the
     connection always goes back to the pool.
     """
-    import asyncio
-
     if not rollback:
         try:
             await session.close()
@@ -333,8 +332,6 @@ async def _close_quietly(session: AsyncSession, *, rollback: bool) -> None:
 
 async def _shielded(cleanup: Any) -> None:
     """Run a cleanup coroutine to the end even if the caller is cancelled meanwhile."""
-    import asyncio
-
     task = asyncio.ensure_future(cleanup)
     try:
         await asyncio.shield(task)

@@ -67,7 +67,7 @@ def require_backend(backend: str) -> None:
         message = f"{backend} unreachable: {problem}"
         if IN_CI:
             pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        pytest.skip(reason=message)
 
 
 @pytest.fixture(scope="session", autouse=True)

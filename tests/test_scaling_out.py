@@ -43,7 +43,7 @@ def scaleout() -> Iterator[None]:
         message = f"scaleout_setup.sh failed: {result.stderr[-2000:]}"
         if IN_CI:
             pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        pytest.skip(reason=message)
     yield
     if _script("status").returncode != 0:  # leave the topology healthy for the next run
         _script("start-replica")

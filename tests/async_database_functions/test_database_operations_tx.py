@@ -190,12 +190,13 @@ async def live_ids(env: SimpleNamespace, **kw: Any) -> list[int]:
 async def test_soft_delete_one_hides_row(env: SimpleNamespace) -> None:
     D = env.m.Doc
     await seed_docs(env)
-    assert await env.ops.delete_one(D, 1) == {"success": "Record deleted successfully"}
+    deleted_id = 1
+    assert await env.ops.delete_one(D, deleted_id) == {"success": "Record deleted successfully"}
     assert await raw_count(env.db, D) == 8  # still there
-    assert await env.ops.get(D, 1) is None
-    assert (await env.ops.get(D, 1, include_deleted=True)).deleted_at is not None
-    assert 1 not in await live_ids(env)
-    assert 1 in await live_ids(env, include_deleted=True)
+    assert await env.ops.get(D, deleted_id) is None
+    assert (await env.ops.get(D, deleted_id, include_deleted=True)).deleted_at is not None
+    assert deleted_id not in await live_ids(env)
+    assert deleted_id in await live_ids(env, include_deleted=True)
     assert await env.ops.count(D) == 7 and await env.ops.count(D, include_deleted=True) == 8
     assert await env.ops.exists(D, id=1) is False
     assert await env.ops.exists(D, id=1, include_deleted=True) is True

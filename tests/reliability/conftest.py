@@ -71,7 +71,7 @@ async def require(backend: str) -> None:
     if problem:
         if IN_CI:
             pytest.fail(f"{backend} unreachable: {problem}", pytrace=False)
-        pytest.skip(f"{backend} unreachable: {problem}")
+        pytest.skip(reason=f"{backend} unreachable: {problem}")
 
 
 def unique(prefix: str) -> str:

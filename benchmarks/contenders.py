@@ -71,6 +71,21 @@ class Contender:
     def supports(self, workload: str) -> bool:
         return callable(getattr(self, f"w_{workload}", None))
 
+    async def _get(self, i: int) -> Any:  # pragma: no cover - interface
+        """Fetch the read-table row with primary key ``i`` the contender's idiomatic way."""
+        raise NotImplementedError
+
+    async def w_get_pk(self, ctx: Ctx) -> None:
+        for i in ctx.ids:
+            await self._get(i)
+
+    async def w_concurrent_gets(self, ctx: Ctx) -> None:
+        async def task(ids: list[int]) -> None:
+            for i in ids:
+                await self._get(i)
+
+        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
+
     async def run(self, workload: str, ctx: Ctx) -> Any:
         return await getattr(self, f"w_{workload}")(ctx)
 
@@ -98,10 +113,6 @@ class RawPostgres(Contender):
     async def _get(self, i: int) -> Any:
         return await self.pool.fetchrow(f"SELECT {COLS} FROM {self.read_t} WHERE id = $1", i)
 
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        for i in ctx.ids:
-            await self._get(i)
-
     async def w_read_rows(self, ctx: Ctx) -> int:
         return len(await self.pool.fetch(f"SELECT {COLS} FROM {self.read_t}"))
 
@@ -116,13 +127,6 @@ class RawPostgres(Contender):
         sql = f"INSERT INTO {self.write_table} (name, grp, value, note) VALUES ($1, $2, $3, $4) RETURNING id"
         for r in ctx.rows:
             await self.pool.fetchval(sql, r["name"], r["grp"], r["value"], r["note"])
-
-    async def w_concurrent_gets(self, ctx: Ctx) -> None:
-        async def task(ids: list[int]) -> None:
-            for i in ids:
-                await self._get(i)
-
-        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
 
     async def _page(self, conn: Any, page: int, size: int) -> list[Any]:
         sql = f"SELECT {COLS} FROM {self.big_t} ORDER BY id LIMIT $1 OFFSET $2"
@@ -202,6 +206,9 @@ class RawMySQL(Contender):
             await cur.execute(sql, args)
             return await cur.fetchall()
 
+    async def _get(self, i: int) -> Any:
+        return await self._fetch(f"SELECT {COLS} FROM {self.read_t} WHERE id = %s", (i,))
+
     async def _execute(self, sql: str, args: Any) -> int:
         async with self.pool.acquire() as conn, conn.cursor() as cur:
             await cur.execute(sql, args)
@@ -214,10 +221,6 @@ class RawMySQL(Contender):
             async with conn.cursor() as cur:
                 await cur.executemany(sql, _tuples(ctx.rows))
             await conn.commit()
-
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        for i in ctx.ids:
-            await self._fetch(f"SELECT {COLS} FROM {self.read_t} WHERE id = %s", (i,))
 
     async def w_read_rows(self, ctx: Ctx) -> int:
         return len(await self._fetch(f"SELECT {COLS} FROM {self.read_t}"))
@@ -233,15 +236,6 @@ class RawMySQL(Contender):
         sql = f"INSERT INTO {self.write_table} (name, grp, value, note) VALUES (%s, %s, %s, %s)"
         for r in ctx.rows:
             await self._execute(sql, (r["name"], r["grp"], r["value"], r["note"]))
-
-    async def w_concurrent_gets(self, ctx: Ctx) -> None:
-        sql = f"SELECT {COLS} FROM {self.read_t} WHERE id = %s"
-
-        async def task(ids: list[int]) -> None:
-            for i in ids:
-                await self._fetch(sql, (i,))
-
-        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
 
     async def w_offset_pages(self, ctx: Ctx) -> None:
         size = ctx.sizes.page_size
@@ -305,10 +299,8 @@ class RawSQLite(Contender):
         await self.db.executemany(sql, _tuples(ctx.rows))
         await self.db.commit()
 
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        sql = f"SELECT {COLS} FROM {self.read_t} WHERE id = ?"
-        for i in ctx.ids:
-            await self.db.execute_fetchall(sql, (i,))
+    async def _get(self, i: int) -> Any:
+        return await self.db.execute_fetchall(f"SELECT {COLS} FROM {self.read_t} WHERE id = ?", (i,))
 
     async def w_read_rows(self, ctx: Ctx) -> int:
         return len(list(await self.db.execute_fetchall(f"SELECT {COLS} FROM {self.read_t}")))
@@ -408,10 +400,6 @@ class Core(_SQLAlchemyContender):
         async with self.engine.connect() as conn:
             return (await conn.execute(select(self.read).where(self.read.c.id == i))).first()
 
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        for i in ctx.ids:
-            await self._get(i)
-
     async def w_read_rows(self, ctx: Ctx) -> int:
         async with self.engine.connect() as conn:
             return len((await conn.execute(select(self.read))).mappings().all())
@@ -427,13 +415,6 @@ class Core(_SQLAlchemyContender):
             async with self.engine.begin() as conn:
                 result = await conn.execute(insert(self.write).values(**r))
                 _ = result.inserted_primary_key
-
-    async def w_concurrent_gets(self, ctx: Ctx) -> None:
-        async def task(ids: list[int]) -> None:
-            for i in ids:
-                await self._get(i)
-
-        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
 
     def _page_stmt(self, page: int, size: int) -> Any:
         return select(self.big).order_by(self.big.c.id).limit(size).offset((page - 1) * size)
@@ -496,10 +477,6 @@ class Orm(_SQLAlchemyContender):
         async with self.Session() as s:
             return await s.get(self.models.Read, i)
 
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        for i in ctx.ids:
-            await self._get(i)
-
     async def w_read_objects(self, ctx: Ctx) -> int:
         async with self.Session() as s:
             return len((await s.scalars(select(self.models.Read))).all())
@@ -517,13 +494,6 @@ class Orm(_SQLAlchemyContender):
             async with self.Session() as s, s.begin():
                 s.add(obj)
             _ = obj.id
-
-    async def w_concurrent_gets(self, ctx: Ctx) -> None:
-        async def task(ids: list[int]) -> None:
-            for i in ids:
-                await self._get(i)
-
-        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
 
     async def w_offset_pages(self, ctx: Ctx) -> None:
         B = self.models.Big
@@ -603,9 +573,8 @@ class DsgLib(Contender):
     async def w_bulk_insert(self, ctx: Ctx) -> None:
         await self.ops.insert_many(self.models.Write, ctx.rows)
 
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        for i in ctx.ids:
-            await self.ops.get(self.models.Read, i)
+    async def _get(self, i: int) -> Any:
+        return await self.ops.get(self.models.Read, i)
 
     async def w_read_rows(self, ctx: Ctx) -> int:
         return len(await self.ops.find_mappings(self.models.Read))
@@ -622,13 +591,6 @@ class DsgLib(Contender):
         for r in ctx.rows:
             obj = await self.ops.create_one(W(**r))
             _ = obj.id
-
-    async def w_concurrent_gets(self, ctx: Ctx) -> None:
-        async def task(ids: list[int]) -> None:
-            for i in ids:
-                await self.ops.get(self.models.Read, i)
-
-        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
 
     async def w_offset_pages(self, ctx: Ctx) -> None:
         for page in range(1, ctx.sizes.pages + 1):
@@ -689,10 +651,6 @@ class AdvancedAlchemy(_SQLAlchemyContender):
         async with self.Session() as s:
             return await self.ReadRepo(session=s).get(i)
 
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        for i in ctx.ids:
-            await self._get(i)
-
     async def w_read_objects(self, ctx: Ctx) -> int:
         async with self.Session() as s:
             return len(await self.ReadRepo(session=s).list())
@@ -709,13 +667,6 @@ class AdvancedAlchemy(_SQLAlchemyContender):
             async with self.Session() as s:
                 obj = await self.WriteRepo(session=s).add(W(**r), auto_commit=True)
             _ = obj.id
-
-    async def w_concurrent_gets(self, ctx: Ctx) -> None:
-        async def task(ids: list[int]) -> None:
-            for i in ids:
-                await self._get(i)
-
-        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
 
     async def w_offset_pages(self, ctx: Ctx) -> None:
         from advanced_alchemy.filters import LimitOffset
@@ -761,10 +712,6 @@ class FastCrud(_SQLAlchemyContender):
         async with self.Session() as s:
             return await self.read.get(s, id=i)
 
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        for i in ctx.ids:
-            await self._get(i)
-
     async def w_read_rows(self, ctx: Ctx) -> int:
         async with self.Session() as s:
             result = await self.read.get_multi(s, offset=0, limit=None, return_total_count=False)
@@ -779,13 +726,6 @@ class FastCrud(_SQLAlchemyContender):
         for r in ctx.rows:
             async with self.Session() as s:
                 await self.write.create(s, self.schema(**r))
-
-    async def w_concurrent_gets(self, ctx: Ctx) -> None:
-        async def task(ids: list[int]) -> None:
-            for i in ids:
-                await self._get(i)
-
-        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
 
     async def w_offset_pages(self, ctx: Ctx) -> None:
         size = ctx.sizes.page_size

@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from loguru import logger
+from sqlalchemy import event
 
 from dsg_lib import AsyncDatabase, DBConfig
 
@@ -45,29 +48,73 @@ def backend_url(backend: str, tmp_path: Path) -> str:
 
 
 async def _probe(url: str) -> str | None:
-    db = AsyncDatabase(DBConfig({"database_uri": url}))
+    db = AsyncDatabase(DBConfig({"database_uri": url, "connect_timeout": 3}))
     try:
         await db.connect(timeout=5)
         return None
-    except Exception as exc:  # reported below
+    except Exception as exc:  # reported by unreachable()
         return f"{type(exc).__name__}: {exc}"
     finally:
         await db.disconnect()
 
 
+async def backend_problem(backend: str) -> str | None:
+    """Why a server backend cannot be reached (``None`` when it can); probed once per run."""
+    if backend not in _reachable:
+        _reachable[backend] = await _probe(POSTGRES_URL if backend == "postgresql" else MYSQL_URL)
+    return _reachable[backend]
+
+
+def unreachable(backend: str, problem: str) -> NoReturn:
+    """Skip the test, or under ``CI=true`` fail it: an unreachable backend is never silent there."""
+    message = f"{backend} unreachable: {problem}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(reason=message)
+
+
 def require_backend(backend: str) -> None:
-    """Skip (or, under CI, fail) when a server backend cannot be reached."""
+    """Skip (or, under CI, fail) when a server backend cannot be reached. For sync fixtures."""
     if backend not in ("postgresql", "mariadb"):
         return
     if backend not in _reachable:
-        url = POSTGRES_URL if backend == "postgresql" else MYSQL_URL
-        _reachable[backend] = asyncio.new_event_loop().run_until_complete(_probe(url))
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(backend_problem(backend))
+        finally:
+            loop.close()
     problem = _reachable[backend]
     if problem:
-        message = f"{backend} unreachable: {problem}"
-        if IN_CI:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(reason=message)
+        unreachable(backend, problem)
+
+
+@contextmanager
+def captured_sql(db: AsyncDatabase) -> Iterator[list[str]]:
+    """Every statement text sent through ``db``'s engine while the block runs."""
+    statements: list[str] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+@pytest.fixture
+def log_messages() -> Iterator[list[str]]:
+    """Everything ``dsg_lib`` logs through loguru during the test (all levels)."""
+    messages: list[str] = []
+    logger.enable("dsg_lib")
+    sink_id = logger.add(lambda m: messages.append(str(m)), level="DEBUG", format="{message}")
+    try:
+        yield messages
+    finally:
+        logger.remove(sink_id)
+        logger.disable("dsg_lib")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,11 +6,9 @@ import asyncio
 import os
 import time
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from loguru import logger
 from sqlalchemy import ForeignKey, String, Table, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,18 +28,6 @@ from dsg_lib.async_database_functions import database_config
 RUN = os.getpid()
 
 POOL_KEYS = {"size", "checked_in", "checked_out", "overflow"}
-
-
-@pytest.fixture
-def log_messages() -> Iterator[list[str]]:
-    messages: list[str] = []
-    logger.enable("dsg_lib")
-    sink_id = logger.add(lambda m: messages.append(str(m)), level="DEBUG", format="{message}")
-    try:
-        yield messages
-    finally:
-        logger.remove(sink_id)
-        logger.disable("dsg_lib")
 
 
 def make_item_model(db: AsyncDatabase, table: str) -> Any:

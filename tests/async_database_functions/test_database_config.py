@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from loguru import logger
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,19 +32,6 @@ RUN = os.getpid()
 SPECIAL_PASSWORD = "p@ss:w/rd%"
 # The same password as it appears percent-encoded inside a URI.
 SPECIAL_PASSWORD_ENCODED = "p%40ss%3Aw%2Frd%25"
-
-
-@pytest.fixture
-def log_messages() -> Iterator[list[str]]:
-    """Everything ``dsg_lib`` logs through loguru during the test (all levels)."""
-    messages: list[str] = []
-    logger.enable("dsg_lib")
-    sink_id = logger.add(lambda m: messages.append(str(m)), level="DEBUG", format="{message}")
-    try:
-        yield messages
-    finally:
-        logger.remove(sink_id)
-        logger.disable("dsg_lib")
 
 
 # --------------------------------------------------------------------------- imports

@@ -11,13 +11,12 @@ never differ only by case.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import Float, ForeignKey, Integer, SmallInteger, String, and_, event, or_
+from conftest import captured_sql
+from sqlalchemy import Float, ForeignKey, Integer, SmallInteger, String, and_, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dsg_lib import (
@@ -90,22 +89,6 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
         ],
     )
     return SimpleNamespace(db=db, ops=ops, m=m)
-
-
-@contextmanager
-def captured_sql(db: AsyncDatabase) -> Iterator[list[str]]:
-    """Every statement text sent through the engine while the block runs."""
-    statements: list[str] = []
-
-    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 async def ids(env: SimpleNamespace, *where: Any, **filters: Any) -> list[int]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Float, Integer, String, UniqueConstraint, event, func, select
+from conftest import captured_sql
+from sqlalchemy import JSON, Float, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from dsg_lib import (
@@ -85,21 +85,6 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
     await db.drop_tables()
     await db.create_tables()
     return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=m, dialect=db.db_config.dialect)
-
-
-@contextmanager
-def captured_sql(db: AsyncDatabase) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def listener(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def inserts(statements: list[str]) -> list[str]:

@@ -12,7 +12,6 @@ Environment (same as ``tests/conftest.py``):
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 import uuid
@@ -21,17 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MYSQL_URL, POSTGRES_URL, backend_problem, unreachable
 from sqlalchemy import BigInteger, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DatabaseError, DBConfig
 
-POSTGRES_URL = os.environ.get("DSG_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-MYSQL_URL = os.environ.get("DSG_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_CLUSTER = ("15", "main")
-
-_reachable: dict[str, str | None] = {}
 
 
 # --------------------------------------------------------------------------- #
@@ -48,30 +43,15 @@ def url_for(backend: str, tmp_path: Path | None = None) -> str:
     raise ValueError(backend)
 
 
-async def _probe(url: str) -> str | None:
-    db = AsyncDatabase(DBConfig({"database_uri": url, "connect_timeout": 3}))
-    try:
-        await db.connect(timeout=5)
-        return None
-    except Exception as exc:  # reported as a skip / failure
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        await db.disconnect()
-
-
 async def require(backend: str) -> None:
     """Skip (under CI: fail) when a server backend cannot be reached."""
     if backend not in ("postgresql", "mariadb"):
         return
     if backend == "postgresql":
         pg_ensure_up()
-    if backend not in _reachable:
-        _reachable[backend] = await _probe(url_for(backend))
-    problem = _reachable[backend]
+    problem = await backend_problem(backend)
     if problem:
-        if IN_CI:
-            pytest.fail(f"{backend} unreachable: {problem}", pytrace=False)
-        pytest.skip(reason=f"{backend} unreachable: {problem}")
+        unreachable(backend, problem)
 
 
 def unique(prefix: str) -> str:

@@ -6,7 +6,6 @@ import asyncio
 import os
 
 import pytest
-from loguru import logger
 from sqlalchemy import ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -110,11 +109,10 @@ async def test_create_one_with_joined_table_inheritance_is_atomic(db: AsyncDatab
     assert await ops.count(Child) == 1
 
 
-async def test_slow_query_log_names_slow_statements_and_survives_failures(db_url: str) -> None:
+async def test_slow_query_log_names_slow_statements_and_survives_failures(
+    db_url: str, log_messages: list[str]
+) -> None:
     db = AsyncDatabase(DBConfig({"database_uri": db_url, "slow_query_ms": 0}))
-    messages: list[str] = []
-    sink = logger.add(lambda m: messages.append(str(m)), level="WARNING")
-    logger.enable("dsg_lib")
     try:
         for _ in range(3):
             with pytest.raises(Exception):  # noqa: B017 - any typed error; the log is what is tested
@@ -123,9 +121,7 @@ async def test_slow_query_log_names_slow_statements_and_survives_failures(db_url
         async with db.get_db_session() as session:
             await session.execute(text("SELECT 42"))
     finally:
-        logger.remove(sink)
-        logger.disable("dsg_lib")
         await db.disconnect()
-    slow = [m for m in messages if "slow query" in m]
+    slow = [m for m in log_messages if "slow query" in m]
     assert any("SELECT 42" in m for m in slow)
     assert not any("no_such_table_for_slow_log" in m for m in slow)  # failed statements are not timed

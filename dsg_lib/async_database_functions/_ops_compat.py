@@ -37,8 +37,10 @@ class CompatOperations(PagingOperations):
         """Describe every column of a model: type, nullable, primary_key, unique, autoincrement, default.
 
         Examples:
-            >>> # columns = await ops.get_columns_details(User)
-            >>> # columns["name"]["type"] -> 'VARCHAR(40)'
+            >>> sorted(run(ops.get_columns_details(User)))
+            ['age', 'email', 'id', 'name']
+            >>> run(ops.get_columns_details(User))["email"]["unique"]
+            True
         """
         table_obj = _bulk.table_of(table)
         return {
@@ -61,7 +63,8 @@ class CompatOperations(PagingOperations):
         """The primary key column names of a model.
 
         Examples:
-            >>> # await ops.get_primary_keys(User) -> ['pkid']
+            >>> run(ops.get_primary_keys(User))
+            ['id']
         """
         return [c.name for c in _bulk.table_of(table).primary_key.columns]
 
@@ -69,7 +72,8 @@ class CompatOperations(PagingOperations):
         """The table names this database's ``Base`` (and legacy ``BASE``) declares.
 
         Examples:
-            >>> # await ops.get_table_names() -> ['users', 'orders']
+            >>> run(ops.get_table_names())
+            ['doc_users', 'doc_notes']
         """
         names: list[str] = []
         for metadata in self.async_db._metadatas():
@@ -80,7 +84,8 @@ class CompatOperations(PagingOperations):
         """Count the rows a ``select()`` returns.
 
         Examples:
-            >>> # await ops.count_query(select(User).where(User.age > 30)) -> 12
+            >>> run(ops.count_query(select(User).where(User.age > 40)))
+            1
         """
         require_select(query)
         counter = select(func.count()).select_from(query.order_by(None).subquery())
@@ -98,7 +103,9 @@ class CompatOperations(PagingOperations):
         """One page of a ``select()`` as ``{"items", "total", "page", "page_size", "pages"}``.
 
         Examples:
-            >>> # await ops.paginate_query(select(User).order_by(User.name), page=2, page_size=10)
+            >>> page = run(ops.paginate_query(select(User).order_by(User.id), page=1, page_size=2))
+            >>> (page["total"], page["pages"], [u.name for u in page["items"]])
+            (3, 2, ['Ada', 'Alan'])
         """
         return (await self.paginate(query, page, page_size, session=session)).to_dict()
 
@@ -109,7 +116,10 @@ class CompatOperations(PagingOperations):
             MultipleRecordsFoundError: the query returned more than one row.
 
         Examples:
-            >>> # await ops.read_one_record(select(User).where(User.name == "Ada"))
+            >>> run(ops.read_one_record(select(User).where(User.name == "Ada"))).email
+            'ada@example.com'
+            >>> run(ops.read_one_record(select(User).where(User.name == "Nobody"))) is None
+            True
         """
         require_select(query)
         async with self._session(session, write=False) as s:
@@ -123,7 +133,10 @@ class CompatOperations(PagingOperations):
         """Every row of a query: objects/scalars for one-entity queries, ``Row`` tuples otherwise.
 
         Examples:
-            >>> # await ops.read_query(select(User).where(User.age > 30)) -> [User, ...]
+            >>> [u.name for u in run(ops.read_query(select(User).order_by(User.name)))]
+            ['Ada', 'Alan', 'Grace']
+            >>> run(ops.read_query(select(User.name, User.age).where(User.id == 1)))
+            [('Ada', 36)]
         """
         async with self._session(session, write=False) as s:
             result = await s.execute(as_statement(query))
@@ -137,7 +150,10 @@ class CompatOperations(PagingOperations):
         """Run several named queries in one session: ``{name: rows}``.
 
         Examples:
-            >>> # await ops.read_multi_query({"adults": select(User).where(User.age >= 18)})
+            >>> queries = {"over_40": select(User).where(User.age > 40), "all": select(User)}
+            >>> found = run(ops.read_multi_query(queries))
+            >>> {name: len(rows) for name, rows in found.items()}
+            {'over_40': 1, 'all': 3}
         """
         if not isinstance(queries, Mapping):
             raise InvalidInputError("read_multi_query takes a dict of {name: query}")
@@ -164,7 +180,11 @@ class CompatOperations(PagingOperations):
             (statements with RETURNING).
 
         Examples:
-            >>> # await ops.execute_one(update(User).where(User.id == 1).values(name="Bo")) -> 1
+            >>> run(ops.execute_one(update(User).where(User.age.is_(None)).values(age=85)))
+            1
+            >>> tim = insert(User).values(name="Tim", email="tim@example.com")
+            >>> run(ops.execute_one(tim, return_metadata=True))
+            {'rowcount': 1, 'inserted_primary_key': [4]}
         """
         statement = as_statement(query)
         single = values is None or isinstance(values, Mapping)
@@ -187,7 +207,11 @@ class CompatOperations(PagingOperations):
                 selects, else its rowcount) instead of the total rowcount.
 
         Examples:
-            >>> # await ops.execute_many([insert(User).values(name="a"), delete(User).where(User.id == 9)])
+            >>> run(ops.execute_many([
+            ...     insert(User).values(name="Tim", email="tim@example.com"),
+            ...     delete(User).where(User.name == "Tim"),
+            ... ]))
+            2
         """
         if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence):
             raise InvalidInputError("execute_many takes a list of statements or (statement, values) pairs")
@@ -213,7 +237,9 @@ class CompatOperations(PagingOperations):
         """Insert one ORM object and return it with generated values loaded.
 
         Examples:
-            >>> # user = await ops.create_one(User(name="Ada"))
+            >>> user = run(ops.create_one(User(name="Tim", email="tim@example.com")))
+            >>> user.id
+            4
         """
         self._check_instance(record)
         # One table and no relationships: the flush is one INSERT, atomic by itself
@@ -232,7 +258,10 @@ class CompatOperations(PagingOperations):
         For large loads of plain dicts use `insert_many`, which is much faster.
 
         Examples:
-            >>> # users = await ops.create_many([User(name="a"), User(name="b")])
+            >>> new = [User(name="A", email="a@example.com"), User(name="B", email="b@example.com")]
+            >>> users = run(ops.create_many(new))
+            >>> [u.id for u in users]
+            [4, 5]
         """
         records = list(records)
         for record in records:
@@ -262,7 +291,8 @@ class CompatOperations(PagingOperations):
             RecordNotFoundError: no row has that primary key.
 
         Examples:
-            >>> # user = await ops.update_one(User, user.pkid, {"name": "Bo"})
+            >>> run(ops.update_one(User, 1, {"age": 37})).age
+            37
         """
         if not isinstance(new_values, Mapping):
             raise InvalidInputError("new_values must be a dict of column values")
@@ -298,7 +328,10 @@ class CompatOperations(PagingOperations):
             RecordNotFoundError: no row has that primary key.
 
         Examples:
-            >>> # await ops.delete_one(User, user.pkid)
+            >>> run(ops.delete_one(User, 3))
+            {'success': 'Record deleted successfully'}
+            >>> run(ops.get(User, 3)) is None
+            True
         """
         clause = self._pk_clause(table, record_id)
         deleted = await self._delete(table, [clause], hard=hard, session=session)
@@ -318,7 +351,8 @@ class CompatOperations(PagingOperations):
         """Delete the rows whose ``id_column_name`` is in ``id_values``; returns the count.
 
         Examples:
-            >>> # await ops.delete_many(User, "pkid", [a.pkid, b.pkid]) -> 2
+            >>> run(ops.delete_many(User, "id", [2, 3]))
+            2
         """
         values = list(id_values or [])
         if not values:

@@ -50,8 +50,9 @@ class PagingOperations(OperationsBase):
         ``COUNT(*)`` over the filtered query; ``with_total=False`` skips it.
 
         Examples:
-            >>> # page = await ops.paginate(select(User).order_by(User.name), page=3, page_size=20)
-            >>> # page.items, page.total, page.pages
+            >>> page = run(ops.paginate(User, page=2, page_size=2))
+            >>> (page.total, page.pages, [u.name for u in page.items])
+            (3, 2, ['Grace'])
         """
         self._check_limit("page", page, 1)
         self._check_limit("page_size", page_size, 1, MAX_PAGE_SIZE)
@@ -104,8 +105,12 @@ class PagingOperations(OperationsBase):
             InvalidInputError: malformed, tampered or foreign cursor; NULL sort key.
 
         Examples:
-            >>> # page = await ops.paginate_keyset(User, order_by=["-created", "name"], limit=50)
-            >>> # nxt = await ops.paginate_keyset(User, ["-created", "name"], after=page.next_cursor)
+            >>> first = run(ops.paginate_keyset(User, order_by="name", limit=2))
+            >>> [u.name for u in first.items]
+            ['Ada', 'Alan']
+            >>> last = run(ops.paginate_keyset(User, order_by="name", after=first.next_cursor, limit=2))
+            >>> ([u.name for u in last.items], last.next_cursor)
+            (['Grace'], None)
         """
         self._check_limit("limit", limit, 1, MAX_PAGE_SIZE)
         if after is not None and before is not None:
@@ -203,10 +208,14 @@ class PagingOperations(OperationsBase):
             **filters: ``field__op=value`` filters.
 
         Examples:
-            >>> # async for user in ops.stream(select(User), batch_size=5000):
-            >>> #     handle(user)
-            >>> # async for users in ops.stream(User, batch_size=5000, batched=True):
-            >>> #     bulk_handle(users)
+            >>> async def names():
+            ...     return [user.name async for user in ops.stream(User, batch_size=2)]
+            >>> sorted(run(names()))
+            ['Ada', 'Alan', 'Grace']
+            >>> async def batch_sizes():
+            ...     return [len(batch) async for batch in ops.stream(User, batch_size=2, batched=True)]
+            >>> run(batch_sizes())
+            [2, 1]
         """
         self._check_limit("batch_size", batch_size, 1, 1_000_000)
         stmt = self._base_select(query, include_deleted, filters)

@@ -47,7 +47,10 @@ class ReadOperations(OperationsBase):
             session: A caller-owned session to use (never committed).
 
         Examples:
-            >>> # user = await ops.get(User, 42)
+            >>> run(ops.get(User, 1)).name
+            'Ada'
+            >>> run(ops.get(User, 99)) is None
+            True
         """
         ident = self._check_pk(model, id)
         joined = session is not None or self.async_db._in_scope()
@@ -80,7 +83,8 @@ class ReadOperations(OperationsBase):
             MultipleRecordsFoundError: more than one row matched.
 
         Examples:
-            >>> # user = await ops.get_one(User, email="ada@example.com")
+            >>> run(ops.get_one(User, email="alan@example.com")).name
+            'Alan'
         """
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.options(*options).limit(2)
@@ -119,8 +123,10 @@ class ReadOperations(OperationsBase):
             **filters: ``field__op=value`` filters.
 
         Examples:
-            >>> # await ops.find(User, or_(User.age < 18, User.age > 65), name__startswith="A",
-            >>> #                order_by="-age", limit=10)
+            >>> [u.name for u in run(ops.find(User, name__startswith="A", order_by="-age"))]
+            ['Alan', 'Ada']
+            >>> [u.name for u in run(ops.find(User, or_(User.age < 40, User.age.is_(None)), order_by="name"))]
+            ['Ada', 'Grace']
         """
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
@@ -147,7 +153,8 @@ class ReadOperations(OperationsBase):
         """Like `find`, but rows as plain dicts (no ORM objects: faster for large reads).
 
         Examples:
-            >>> # await ops.find_mappings(User, age__gte=18) -> [{"id": 1, "name": "Ada", ...}]
+            >>> run(ops.find_mappings(User, id=1))
+            [{'id': 1, 'name': 'Ada', 'email': 'ada@example.com', 'age': 36}]
         """
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
@@ -174,7 +181,10 @@ class ReadOperations(OperationsBase):
         """How many rows match the filters.
 
         Examples:
-            >>> # await ops.count(User, age__gte=18) -> 1200
+            >>> run(ops.count(User, age__gte=40))
+            1
+            >>> run(ops.count(User, age__is_null=True))
+            1
         """
         stmt = select(func.count()).select_from(_bulk.table_of(model))
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
@@ -192,7 +202,10 @@ class ReadOperations(OperationsBase):
         """Whether any row matches the filters (stops at the first match).
 
         Examples:
-            >>> # await ops.exists(User, email="ada@example.com") -> True
+            >>> run(ops.exists(User, email="ada@example.com"))
+            True
+            >>> run(ops.exists(User, name__contains="%"))
+            False
         """
         inner = select(literal(1)).select_from(_bulk.table_of(model))
         inner = inner.where(*self._criteria(model, where, filters, include_deleted))

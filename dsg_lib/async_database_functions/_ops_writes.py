@@ -60,7 +60,9 @@ class WriteOperations(OperationsBase):
             The number of rows inserted.
 
         Examples:
-            >>> # await ops.insert_many(User, ({"name": f"u{i}"} for i in range(100_000)))
+            >>> rows = ({"name": f"user {i}", "email": f"u{i}@example.com"} for i in range(1000))
+            >>> run(ops.insert_many(User, rows, chunk_size=250))
+            1000
         """
         table = _bulk.table_of(model)
         checker = self._row_checker(model)
@@ -134,7 +136,13 @@ class WriteOperations(OperationsBase):
             InvalidInputError: the same conflict key twice in ``rows``, or bad columns.
 
         Examples:
-            >>> # await ops.upsert(User, [{"email": "a@x", "name": "A"}], conflict="email")
+            >>> run(ops.upsert(User, [
+            ...     {"email": "ada@example.com", "name": "Ada Lovelace"},
+            ...     {"email": "kay@example.com", "name": "Kay"},
+            ... ], conflict="email"))
+            2
+            >>> run(ops.get(User, 1)).name
+            'Ada Lovelace'
         """
         table = _bulk.table_of(model)
         checker = self._row_checker(model)
@@ -176,7 +184,13 @@ class WriteOperations(OperationsBase):
             InvalidInputError: no filter and ``all_rows`` is not True; bad values.
 
         Examples:
-            >>> # await ops.update_where(User, {"active": False}, last_login__lt=cutoff) -> 17
+            >>> run(ops.update_where(User, {"age": User.age + 1}, age__is_null=False))
+            2
+            >>> try:
+            ...     run(ops.update_where(User, {"age": 0}))  # no filter: refused
+            ... except InvalidInputError as err:
+            ...     print(type(err).__name__)
+            InvalidInputError
         """
         if not isinstance(values, Mapping) or not values:
             raise InvalidInputError("update_where needs a non-empty dict of column values")
@@ -208,7 +222,10 @@ class WriteOperations(OperationsBase):
             InvalidInputError: no filter and ``all_rows`` is not True.
 
         Examples:
-            >>> # await ops.delete_where(Session, expires_at__lt=now) -> 3
+            >>> run(ops.delete_where(User, age__is_null=True))
+            1
+            >>> run(ops.count(User))
+            2
         """
         criteria = self._criteria(model, where, filters, include_deleted=True)
         self._guard(criteria, all_rows, "delete_where", model, True)
@@ -225,7 +242,14 @@ class WriteOperations(OperationsBase):
         """Undo soft deletes of the matching rows; returns how many were restored.
 
         Examples:
-            >>> # await ops.restore(Doc, id=7) -> 1
+            >>> run(ops.delete_where(Note, id=1))  # soft: sets deleted_at
+            1
+            >>> run(ops.count(Note))
+            1
+            >>> run(ops.restore(Note, id=1))
+            1
+            >>> run(ops.count(Note))
+            2
         """
         if not is_soft(model):
             raise InvalidInputError(f"{model.__name__} does not use SoftDeleteMixin")
@@ -255,7 +279,12 @@ class WriteOperations(OperationsBase):
             **filters: Equality filters (``field=value``) identifying the row.
 
         Examples:
-            >>> # tag, created = await ops.get_or_create(Tag, name="python")
+            >>> kay = {"name": "Kay"}
+            >>> user, created = run(ops.get_or_create(User, email="kay@example.com", defaults=kay))
+            >>> (user.name, created)
+            ('Kay', True)
+            >>> run(ops.get_or_create(User, email="kay@example.com"))[1]
+            False
         """
         if not filters:
             raise InvalidInputError("get_or_create needs at least one field=value filter")

@@ -40,6 +40,12 @@ __all__ = ["DatabaseOperations"]
 class DatabaseOperations(CompatOperations, ReadOperations, WriteOperations, PagingOperations):
     """Generic CRUD over an `AsyncDatabase`.
 
+    The method examples below run (as doctests) against an in-memory SQLite
+    database with a `User` model (`id`, `name`, `email` unique, `age`
+    nullable) holding Ada (36), Alan (41) and Grace (no age), a soft-deletable
+    `Note` model with two rows, `ops = DatabaseOperations(db)`, and `run(...)`
+    awaiting a coroutine (inside your own async code, just `await`).
+
     Args:
         async_db: The database to operate on.
 

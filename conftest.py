@@ -1,0 +1,77 @@
+"""Doctest setup for the ``DatabaseOperations`` method examples (``dsg_lib/.../_ops_*.py``).
+
+Every method example runs against a fresh in-memory SQLite database holding
+``User`` (Ada 36, Alan 41, Grace with no age) and the soft-deletable ``Note``;
+``run`` awaits a coroutine on the example's own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _operations_doctest_namespace(
+    request: pytest.FixtureRequest, doctest_namespace: dict[str, Any]
+) -> Iterator[None]:
+    module = getattr(getattr(request.node, "dtest", None), "name", "")
+    if "._ops_" not in module:
+        yield
+        return
+    from sqlalchemy import Integer, String, delete, insert, or_, select, update
+    from sqlalchemy.orm import mapped_column
+
+    from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, InvalidInputError, SoftDeleteMixin
+
+    loop = asyncio.new_event_loop()
+    db = AsyncDatabase(DBConfig({"database_uri": "sqlite+aiosqlite:///:memory:"}))
+
+    class User(db.Base):
+        __tablename__ = "doc_users"
+        id = mapped_column(Integer, primary_key=True)
+        name = mapped_column(String(50), nullable=False)
+        email = mapped_column(String(100), unique=True, nullable=False)
+        age = mapped_column(Integer, nullable=True)
+
+    class Note(SoftDeleteMixin, db.Base):
+        __tablename__ = "doc_notes"
+        id = mapped_column(Integer, primary_key=True)
+        title = mapped_column(String(50), nullable=False)
+
+    ops = DatabaseOperations(db)
+
+    async def seed() -> None:
+        await db.create_tables()
+        await ops.insert_many(
+            User,
+            [
+                {"name": "Ada", "email": "ada@example.com", "age": 36},
+                {"name": "Alan", "email": "alan@example.com", "age": 41},
+                {"name": "Grace", "email": "grace@example.com", "age": None},
+            ],
+        )
+        await ops.insert_many(Note, [{"title": "first"}, {"title": "second"}])
+
+    loop.run_until_complete(seed())
+    doctest_namespace.update(
+        db=db,
+        ops=ops,
+        User=User,
+        Note=Note,
+        run=loop.run_until_complete,
+        select=select,
+        insert=insert,
+        update=update,
+        delete=delete,
+        or_=or_,
+        InvalidInputError=InvalidInputError,
+    )
+    try:
+        yield
+    finally:
+        loop.run_until_complete(db.disconnect())
+        loop.close()

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI, POSTGRES_URL, require_backend
 from sqlalchemy import String, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from conftest import IN_CI, POSTGRES_URL, require_backend
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, InvalidInputError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,10 +15,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import captured_sql
 from sqlalchemy import Float, ForeignKey, Integer, SmallInteger, String, and_, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from conftest import captured_sql
 from dsg_lib import (
     AsyncDatabase,
     DatabaseError,

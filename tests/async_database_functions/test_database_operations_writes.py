@@ -15,10 +15,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import captured_sql
 from sqlalchemy import JSON, Float, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
+from conftest import captured_sql
 from dsg_lib import (
     AsyncDatabase,
     ConstraintViolationError,

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MYSQL_URL, POSTGRES_URL, backend_problem, unreachable
 from sqlalchemy import BigInteger, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from conftest import MYSQL_URL, POSTGRES_URL, backend_problem, unreachable
 from dsg_lib import AsyncDatabase, DatabaseError, DBConfig
 
 PG_CLUSTER = ("15", "main")

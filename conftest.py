@@ -1,4 +1,4 @@
-"""Doctest setup for the ``DatabaseOperations`` method examples (``dsg_lib/.../_ops_*.py``).
+"""Doctest setup for the ``DatabaseOperations`` method examples (``dsg_lib/operations/_*.py``).
 
 Every method example runs against a fresh in-memory SQLite database holding
 ``User`` (Ada 36, Alan 41, Grace with no age) and the soft-deletable ``Note``;
@@ -19,7 +19,7 @@ def _operations_doctest_namespace(
     request: pytest.FixtureRequest, doctest_namespace: dict[str, Any]
 ) -> Iterator[None]:
     module = getattr(getattr(request.node, "dtest", None), "name", "")
-    if "._ops_" not in module:
+    if ".operations._" not in module:
         yield
         return
     from sqlalchemy import Integer, String, delete, insert, or_, select, update

@@ -10,29 +10,29 @@ Examples:
     'sqlite'
 """
 
-from .async_database_functions import AsyncDatabase as AsyncDatabase
-from .async_database_functions import ConfigurationError as ConfigurationError
-from .async_database_functions import ConstraintViolationError as ConstraintViolationError
-from .async_database_functions import CursorPage as CursorPage
-from .async_database_functions import DatabaseError as DatabaseError
-from .async_database_functions import DatabaseOperations as DatabaseOperations
-from .async_database_functions import DatabaseUnavailableError as DatabaseUnavailableError
-from .async_database_functions import DBConfig as DBConfig
-from .async_database_functions import InvalidInputError as InvalidInputError
-from .async_database_functions import MissingDependencyError as MissingDependencyError
-from .async_database_functions import MultipleRecordsFoundError as MultipleRecordsFoundError
-from .async_database_functions import NotConnectedError as NotConnectedError
-from .async_database_functions import Page as Page
-from .async_database_functions import PoolTimeoutError as PoolTimeoutError
-from .async_database_functions import QueryError as QueryError
-from .async_database_functions import RecordNotFoundError as RecordNotFoundError
-from .async_database_functions import SchemaBaseMySQL as SchemaBaseMySQL
-from .async_database_functions import SchemaBasePostgres as SchemaBasePostgres
-from .async_database_functions import SchemaBaseSQLite as SchemaBaseSQLite
-from .async_database_functions import SessionMissingError as SessionMissingError
-from .async_database_functions import SoftDeleteMixin as SoftDeleteMixin
-from .async_database_functions import StatementTimeoutError as StatementTimeoutError
-from .async_database_functions import TransactionConflictError as TransactionConflictError
+from .config import DBConfig as DBConfig
+from .database import AsyncDatabase as AsyncDatabase
+from .errors import ConfigurationError as ConfigurationError
+from .errors import ConstraintViolationError as ConstraintViolationError
+from .errors import DatabaseError as DatabaseError
+from .errors import DatabaseUnavailableError as DatabaseUnavailableError
+from .errors import InvalidInputError as InvalidInputError
+from .errors import MissingDependencyError as MissingDependencyError
+from .errors import MultipleRecordsFoundError as MultipleRecordsFoundError
+from .errors import NotConnectedError as NotConnectedError
+from .errors import PoolTimeoutError as PoolTimeoutError
+from .errors import QueryError as QueryError
+from .errors import RecordNotFoundError as RecordNotFoundError
+from .errors import SessionMissingError as SessionMissingError
+from .errors import StatementTimeoutError as StatementTimeoutError
+from .errors import TransactionConflictError as TransactionConflictError
+from .operations import DatabaseOperations as DatabaseOperations
+from .pagination import CursorPage as CursorPage
+from .pagination import Page as Page
+from .schema import SchemaBaseMySQL as SchemaBaseMySQL
+from .schema import SchemaBasePostgres as SchemaBasePostgres
+from .schema import SchemaBaseSQLite as SchemaBaseSQLite
+from .schema import SoftDeleteMixin as SoftDeleteMixin
 
 __version__ = "0.1.0"
 

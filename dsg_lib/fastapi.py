@@ -21,8 +21,8 @@ from typing import Any
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .async_database_functions.async_database import AsyncDatabase
-from .async_database_functions.errors import (
+from .database import AsyncDatabase
+from .errors import (
     ConstraintViolationError,
     DatabaseError,
     DatabaseUnavailableError,
@@ -34,7 +34,7 @@ try:
     from fastapi import APIRouter, FastAPI, Request
     from fastapi.responses import JSONResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    from .async_database_functions.errors import MissingDependencyError
+    from .errors import MissingDependencyError
 
     raise MissingDependencyError(
         'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg-lib[fastapi]"'

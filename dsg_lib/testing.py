@@ -50,9 +50,9 @@ from typing import Any
 
 from sqlalchemy.orm import DeclarativeBase
 
-from .async_database_functions.async_database import AsyncDatabase
-from .async_database_functions.database_config import DBConfig
-from .async_database_functions.errors import InvalidInputError
+from .config import DBConfig
+from .database import AsyncDatabase
+from .errors import InvalidInputError
 
 __all__ = ["database_fixtures", "isolated", "pytest_collection_modifyitems"]
 

@@ -30,9 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations
-from dsg_lib.async_database_functions import _config_keys, errors
-from dsg_lib.async_database_functions.filters import OPERATORS
+from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, _config_keys, errors
+from dsg_lib.filters import OPERATORS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -13,34 +13,34 @@ Examples:
     'sqlite'
 """
 
+from ..config import DBConfig as DBConfig
+from ..database import AsyncDatabase as AsyncDatabase
+from ..errors import ConfigurationError as ConfigurationError
+from ..errors import ConstraintViolationError as ConstraintViolationError
+from ..errors import DatabaseError as DatabaseError
+from ..errors import DatabaseUnavailableError as DatabaseUnavailableError
+from ..errors import InvalidInputError as InvalidInputError
+from ..errors import MissingDependencyError as MissingDependencyError
+from ..errors import MultipleRecordsFoundError as MultipleRecordsFoundError
+from ..errors import NotConnectedError as NotConnectedError
+from ..errors import PoolTimeoutError as PoolTimeoutError
+from ..errors import QueryError as QueryError
+from ..errors import RecordNotFoundError as RecordNotFoundError
+from ..errors import SessionMissingError as SessionMissingError
+from ..errors import StatementTimeoutError as StatementTimeoutError
+from ..errors import TransactionConflictError as TransactionConflictError
+from ..operations import DatabaseOperations as DatabaseOperations
+from ..pagination import CursorPage as CursorPage
+from ..pagination import Page as Page
+from ..schema import SchemaBaseMySQL as SchemaBaseMySQL
+from ..schema import SchemaBasePostgres as SchemaBasePostgres
+from ..schema import SchemaBaseSQLite as SchemaBaseSQLite
+from ..schema import SoftDeleteMixin as SoftDeleteMixin
 from . import async_database as async_database
 from . import base_schema as base_schema
 from . import database_config as database_config
 from . import database_operations as database_operations
 from . import errors as errors
-from .async_database import AsyncDatabase as AsyncDatabase
-from .base_schema import SchemaBaseMySQL as SchemaBaseMySQL
-from .base_schema import SchemaBasePostgres as SchemaBasePostgres
-from .base_schema import SchemaBaseSQLite as SchemaBaseSQLite
-from .base_schema import SoftDeleteMixin as SoftDeleteMixin
-from .database_config import DBConfig as DBConfig
-from .database_operations import DatabaseOperations as DatabaseOperations
-from .errors import ConfigurationError as ConfigurationError
-from .errors import ConstraintViolationError as ConstraintViolationError
-from .errors import DatabaseError as DatabaseError
-from .errors import DatabaseUnavailableError as DatabaseUnavailableError
-from .errors import InvalidInputError as InvalidInputError
-from .errors import MissingDependencyError as MissingDependencyError
-from .errors import MultipleRecordsFoundError as MultipleRecordsFoundError
-from .errors import NotConnectedError as NotConnectedError
-from .errors import PoolTimeoutError as PoolTimeoutError
-from .errors import QueryError as QueryError
-from .errors import RecordNotFoundError as RecordNotFoundError
-from .errors import SessionMissingError as SessionMissingError
-from .errors import StatementTimeoutError as StatementTimeoutError
-from .errors import TransactionConflictError as TransactionConflictError
-from .pagination import CursorPage as CursorPage
-from .pagination import Page as Page
 
 __all__ = [
     "AsyncDatabase",

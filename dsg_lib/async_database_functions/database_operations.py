@@ -1,57 +1,11 @@
-"""``DatabaseOperations``: devsetgo-lib-compatible CRUD plus safe, fast model-level operations.
-
-Every method raises a `dsg_lib.DatabaseError` subclass on failure
-(``err.to_dict()`` gives devsetgo-lib's ``{"error", "details"}`` shape).
-Every method joins the caller's open ``db.transaction()`` in the same task;
-outside one it runs in a short transaction of its own. Pass ``session=`` to use
-a session you own: the operation uses it and never commits it.
+"""devsetgo-lib path of `DatabaseOperations`: ``dsg_lib.async_database_functions.database_operations``.
 
 Examples:
-    >>> import asyncio
-    >>> from sqlalchemy import String
-    >>> from sqlalchemy import Integer
-    >>> from sqlalchemy.orm import mapped_column
-    >>> from dsg_lib import AsyncDatabase, DBConfig, DatabaseOperations
-    >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
-    >>> class Pet(db.Base):
-    ...     __tablename__ = "pets"
-    ...     id = mapped_column(Integer, primary_key=True)
-    ...     name = mapped_column(String(40))
-    >>> ops = DatabaseOperations(db)
-    >>> async def main():
-    ...     await db.create_tables()
-    ...     await ops.insert_many(Pet, [{"name": "Rex"}, {"name": "Tom"}])
-    ...     return [p.name for p in await ops.find(Pet, name__startswith="R")]
-    >>> asyncio.run(main())
-    ['Rex']
-    >>> asyncio.run(db.disconnect())
+    >>> from dsg_lib.async_database_functions.database_operations import DatabaseOperations
+    >>> DatabaseOperations.__name__
+    'DatabaseOperations'
 """
 
-from __future__ import annotations
-
-from ._ops_compat import CompatOperations
-from ._ops_paging import PagingOperations
-from ._ops_reads import ReadOperations
-from ._ops_writes import WriteOperations
+from ..operations import DatabaseOperations as DatabaseOperations
 
 __all__ = ["DatabaseOperations"]
-
-
-class DatabaseOperations(CompatOperations, ReadOperations, WriteOperations, PagingOperations):
-    """Generic CRUD over an `AsyncDatabase`.
-
-    The method examples below run (as doctests) against an in-memory SQLite
-    database with a `User` model (`id`, `name`, `email` unique, `age`
-    nullable) holding Ada (36), Alan (41) and Grace (no age), a soft-deletable
-    `Note` model with two rows, `ops = DatabaseOperations(db)`, and `run(...)`
-    awaiting a coroutine (inside your own async code, just `await`).
-
-    Args:
-        async_db: The database to operate on.
-
-    Examples:
-        >>> from dsg_lib import AsyncDatabase, DBConfig
-        >>> ops = DatabaseOperations(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
-        >>> ops.async_db.db_config.dialect
-        'sqlite'
-    """

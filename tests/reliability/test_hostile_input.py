@@ -21,7 +21,7 @@ from sqlalchemy import Float, ForeignKey, Integer, String, Text, event, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, InvalidInputError
-from dsg_lib.async_database_functions.filters import OPERATORS
+from dsg_lib.filters import OPERATORS
 
 from .conftest import assert_no_leak, close_db, make_db, require, unique, url_for
 

@@ -1,4 +1,4 @@
-"""Unit tests for ``dsg_lib.async_database_functions.filters`` (no database needed)."""
+"""Unit tests for ``dsg_lib.filters`` (no database needed)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from dsg_lib import InvalidInputError
-from dsg_lib.async_database_functions.filters import OPERATORS, build_filters, check_value, model_columns
+from dsg_lib.filters import OPERATORS, build_filters, check_value, model_columns
 
 
 class Color(enum.Enum):

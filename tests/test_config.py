@@ -550,7 +550,7 @@ async def test_password_not_in_logs_on_real_server(
 @pytest.fixture
 def hide_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Make ``importlib.util.find_spec`` (as used by ``_url``) report chosen modules missing."""
-    from dsg_lib.async_database_functions import _url
+    from dsg_lib import _url
 
     hidden: set[str] = set()
     real = importlib.util.find_spec

@@ -1,4 +1,4 @@
-"""Unit tests for ``dsg_lib.async_database_functions.pagination`` (no database needed)."""
+"""Unit tests for ``dsg_lib.pagination`` (no database needed)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dsg_lib import CursorPage, InvalidInputError, Page
-from dsg_lib.async_database_functions.pagination import CursorCodec
+from dsg_lib.pagination import CursorCodec
 
 
 def test_page_fields_and_dict() -> None:

@@ -13,21 +13,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import _bulk
-from ._ops_base import (
+from .. import _bulk
+from ..errors import (
+    InvalidInputError,
+    MultipleRecordsFoundError,
+    RecordNotFoundError,
+)
+from ..filters import build_filters, check_value, model_columns
+from ._base import (
     M,
     as_statement,
     is_soft,
     require_select,
     single_column,
 )
-from ._ops_paging import PagingOperations
-from .errors import (
-    InvalidInputError,
-    MultipleRecordsFoundError,
-    RecordNotFoundError,
-)
-from .filters import build_filters, check_value, model_columns
+from ._paging import PagingOperations
 
 
 class CompatOperations(PagingOperations):

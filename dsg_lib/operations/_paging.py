@@ -15,17 +15,17 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import UnaryExpression
 
-from ._ops_base import (
+from ..errors import (
+    InvalidInputError,
+)
+from ..filters import check_value, model_columns
+from ..pagination import CursorPage, Page
+from ._base import (
     MAX_PAGE_SIZE,
     OperationsBase,
     entity_of,
     single_column,
 )
-from .errors import (
-    InvalidInputError,
-)
-from .filters import check_value, model_columns
-from .pagination import CursorPage, Page
 
 
 class PagingOperations(OperationsBase):

@@ -135,7 +135,7 @@ def check_value(column: Any, value: Any, *, name: str | None = None) -> Any:
         >>> check_value(Column("n", Integer), "5")
         Traceback (most recent call last):
         ...
-        dsg_lib.async_database_functions.errors.InvalidInputError: column 'n' expects int, got str
+        dsg_lib.errors.InvalidInputError: column 'n' expects int, got str
     """
     label = str(name or getattr(column, "key", None) or getattr(column, "name", None) or "?")
     if value is None:
@@ -363,7 +363,7 @@ def build_filters(
         >>> build_filters(T, {"nope": 1})
         Traceback (most recent call last):
         ...
-        dsg_lib.async_database_functions.errors.InvalidInputError: 'nope' is not a column of T; columns: id
+        dsg_lib.errors.InvalidInputError: 'nope' is not a column of T; columns: id
     """
     clauses: list[ColumnElement[bool]] = []
     for key, value in filters.items():

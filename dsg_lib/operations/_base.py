@@ -23,14 +23,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapper
 
-from . import _bulk
-from .async_database import AsyncDatabase
-from .base_schema import SoftDeleteMixin, utcnow
-from .errors import (
+from .. import _bulk
+from ..database import AsyncDatabase
+from ..errors import (
     InvalidInputError,
 )
-from .filters import build_filters, check_value, model_columns
-from .pagination import CursorCodec
+from ..filters import build_filters, check_value, model_columns
+from ..pagination import CursorCodec
+from ..schema import SoftDeleteMixin, utcnow
 
 M = TypeVar("M")
 MAX_PAGE_SIZE = 10_000

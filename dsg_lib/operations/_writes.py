@@ -15,18 +15,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ClauseElement
 
-from . import _bulk
-from ._ops_base import (
-    M,
-    OperationsBase,
-    is_soft,
-)
-from .errors import (
+from .. import _bulk
+from ..errors import (
     ConstraintViolationError,
     InvalidInputError,
     MultipleRecordsFoundError,
 )
-from .filters import model_columns
+from ..filters import model_columns
+from ._base import (
+    M,
+    OperationsBase,
+    is_soft,
+)
 
 
 class WriteOperations(OperationsBase):

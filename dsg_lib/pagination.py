@@ -176,7 +176,7 @@ class CursorCodec:
         >>> CursorCodec(b"k").decode("garbage", "fp")
         Traceback (most recent call last):
         ...
-        dsg_lib.async_database_functions.errors.InvalidInputError: invalid pagination cursor
+        dsg_lib.errors.InvalidInputError: invalid pagination cursor
     """
 
     def __init__(self, key: bytes | None = None) -> None:

@@ -13,15 +13,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from . import _bulk
-from ._ops_base import (
+from .. import _bulk
+from ..errors import (
+    MultipleRecordsFoundError,
+    RecordNotFoundError,
+)
+from ._base import (
     M,
     OperationsBase,
     is_soft,
-)
-from .errors import (
-    MultipleRecordsFoundError,
-    RecordNotFoundError,
 )
 
 

@@ -1,0 +1,342 @@
+"""``DBConfig``: one config mapping becomes a pooled async SQLAlchemy engine.
+
+Examples:
+    >>> from dsg_lib.async_database_functions import database_config
+    >>> cfg = database_config.DBConfig({"database_uri": "sqlite+aiosqlite:///:memory:"})
+    >>> cfg.dialect
+    'sqlite'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import warnings
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import MetaData
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase
+
+from . import _config_keys, _url
+from ._engine import autocommit_options, build_engine, is_memory_sqlite
+from .errors import ConfigurationError, DatabaseError, map_errors
+from .routing import Replica, ReplicaSet
+
+__all__ = ["DBConfig"]
+
+
+class _LegacyBase(DeclarativeBase):
+    """The process-wide declarative base devsetgo-lib exposed as ``BASE``."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BASE":
+        warnings.warn(
+            "database_config.BASE is a process-wide declarative base kept for devsetgo-lib "
+            "code; declare models on AsyncDatabase(...).Base or pass your own base: "
+            "AsyncDatabase(config, base=MyBase)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _LegacyBase
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class DBConfig:
+    """Turn a config mapping into a pooled ``AsyncEngine`` and a ``MetaData``.
+
+    Either give ``database_uri`` or the parts ``dialect``, ``host``, ``port``,
+    ``username``, ``password``, ``database``. Every other key is validated
+    against the dialect: an unknown key, a key the dialect cannot use or a
+    wrong type raises `ConfigurationError` naming the key.
+
+    A URI without an async driver gets the default one (``sqlite://`` ->
+    aiosqlite, ``postgresql://`` -> asyncpg, ``mysql://`` -> aiomysql).
+    Servers get ``pool_pre_ping``; SQLite files get WAL, ``busy_timeout`` and
+    ``foreign_keys=ON``; an in-memory SQLite is one database shared by every
+    session of this config.
+
+    Args:
+        config: The settings; see the Configuration page for every key.
+
+    Attributes:
+        engine: The ``AsyncEngine``.
+        metadata: The ``MetaData`` that ``AsyncDatabase.Base`` models use.
+        dialect: ``"sqlite"``, ``"postgresql"``, ``"mysql"`` or ``"mariadb"``.
+
+    Raises:
+        ConfigurationError: a bad key, value or URI.
+        MissingDependencyError: the driver for the backend is not installed.
+
+    Examples:
+        >>> cfg = DBConfig({"dialect": "postgresql", "host": "db", "username": "app",
+        ...                 "password": "s3cret", "database": "app", "pool_size": 5})
+        >>> str(cfg)
+        'postgresql+asyncpg://app:***@db/app'
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(f"DBConfig takes a mapping of settings, got {type(config).__name__}")
+        raw = dict(config)
+        has_parts = [k for k in _config_keys.URL_PARTS if k in raw]
+        if "database_uri" in raw and has_parts:
+            raise ConfigurationError(
+                f"give either 'database_uri' or its parts, not both (also got: {', '.join(has_parts)})"
+            )
+        url = _url.parse_uri(raw["database_uri"]) if "database_uri" in raw else _url.from_parts(raw)
+        url, backend = _url.normalize(url)
+        memory = backend == "sqlite" and is_memory_sqlite(url)
+        _config_keys.validate(raw, backend, memory)
+
+        engine_opts = {k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "engine"}
+        library = {k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "library"}
+        if engine_opts.get("echo") and "hide_parameters" not in engine_opts:
+            engine_opts["hide_parameters"] = False
+        self._url: URL = url
+        self._secrets = tuple(s for s in (url.password, raw.get("password")) if isinstance(s, str) and s)
+        self._show_values = bool(engine_opts.get("echo"))
+        self._config = raw
+        self._library = library
+        self.dialect: str = backend
+        self.metadata: MetaData = MetaData()
+        with map_errors(secrets=self._secrets):
+            self.engine, self._keeper = build_engine(url, backend, engine_opts, library)
+        self._sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        no_begin = autocommit_options(backend, library)
+        #: the same pool, for single statements that need no BEGIN/COMMIT round trips
+        self.autocommit_engine: AsyncEngine = (
+            self.engine.execution_options(**no_begin) if no_begin else self.engine
+        )
+        self.replicas = self._build_replicas(library, backend, engine_opts)
+        logger.info("dsg_lib: engine configured for {}", self.safe_url)
+
+    def _build_replicas(
+        self, library: dict[str, Any], backend: str, engine_opts: dict[str, Any]
+    ) -> ReplicaSet:
+        """One engine per ``read_replicas`` URI, same options as the primary."""
+        replicas: list[Replica] = []
+        for index, uri in enumerate(library.get("read_replicas", ())):
+            url, replica_backend = _url.normalize(_url.parse_uri(uri))
+            if replica_backend != backend:
+                raise ConfigurationError(
+                    f"config key 'read_replicas'[{index}] is a {replica_backend} URI; "
+                    f"replicas must use the primary's dialect '{backend}'"
+                )
+            if url.password:
+                self._secrets = (*self._secrets, url.password)
+            options = {k: v for k, v in library.items() if k != "read_replicas"}
+            with map_errors(secrets=self._secrets):
+                engine, _ = build_engine(url, backend, engine_opts, options)
+            no_begin = autocommit_options(backend, options)
+            replicas.append(
+                Replica(
+                    safe_url=_url.mask(url),
+                    engine=engine,
+                    autocommit_engine=engine.execution_options(**no_begin) if no_begin else engine,
+                )
+            )
+        return ReplicaSet(replicas)
+
+    @classmethod
+    def from_env(cls, var: str = "DATABASE_URL", default: str | None = None, **options: Any) -> DBConfig:
+        """Build a config from the URI in environment variable ``var``.
+
+        Args:
+            var: The variable that holds the URI.
+            default: The URI to use when the variable is unset.
+            **options: Other config keys (``pool_size=5`` ...).
+
+        Raises:
+            ConfigurationError: the variable is unset and there is no default.
+
+        Examples:
+            >>> import os
+            >>> os.environ["MY_DB"] = "sqlite:///:memory:"
+            >>> DBConfig.from_env("MY_DB").dialect
+            'sqlite'
+        """
+        uri = os.environ.get(var) or default
+        if not uri:
+            raise ConfigurationError(f"environment variable '{var}' is not set and no default URI was given")
+        return cls({"database_uri": uri, **options})
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """A copy of the settings, with the password masked.
+
+        Examples:
+            >>> DBConfig({"database_uri": "sqlite://", "echo": False}).config
+            {'database_uri': 'sqlite://', 'echo': False}
+        """
+        copy = dict(self._config)
+        if "password" in copy:
+            copy["password"] = "***"
+        if isinstance(copy.get("database_uri"), str):
+            copy["database_uri"] = _url.mask(copy["database_uri"])
+        return copy
+
+    @property
+    def url(self) -> URL:
+        """The engine's URL (its ``str()`` hides the password).
+
+        Examples:
+            >>> DBConfig({"database_uri": "mysql://u:pw@h/db"}).url.drivername
+            'mysql+aiomysql'
+        """
+        return self._url
+
+    @property
+    def safe_url(self) -> str:
+        """The URL as a string with the password replaced by ``***``.
+
+        Examples:
+            >>> DBConfig({"database_uri": "postgresql://u:pw@h/db"}).safe_url
+            'postgresql+asyncpg://u:***@h/db'
+        """
+        return _url.mask(self._url)
+
+    @property
+    def is_memory(self) -> bool:
+        """True for an in-memory SQLite database.
+
+        Examples:
+            >>> DBConfig({"database_uri": "sqlite://"}).is_memory
+            True
+        """
+        return self._keeper is not None
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """The value of a ``dsg_lib`` config key such as ``slow_query_ms``.
+
+        Examples:
+            >>> DBConfig({"database_uri": "sqlite://", "slow_query_ms": 50}).option("slow_query_ms")
+            50
+        """
+        return self._library.get(key, default)
+
+    def translate(self, exc: BaseException) -> DatabaseError:
+        """Translate ``exc`` with this config's secrets masked (see ``translate_error``).
+
+        Examples:
+            >>> from sqlalchemy.exc import NoResultFound
+            >>> type(DBConfig({"database_uri": "sqlite://"}).translate(NoResultFound())).__name__
+            'RecordNotFoundError'
+        """
+        from .errors import translate_error
+
+        return translate_error(exc, secrets=self._secrets, show_values=self._show_values)
+
+    def errors(self) -> AbstractContextManager[None]:
+        """A context manager translating errors with this config's secrets masked.
+
+        Examples:
+            >>> cfg = DBConfig({"database_uri": "sqlite://"})
+            >>> with cfg.errors():
+            ...     pass
+        """
+        return map_errors(secrets=self._secrets, show_values=self._show_values)
+
+    @asynccontextmanager
+    async def get_db_session(self) -> AsyncIterator[AsyncSession]:
+        """Yield a new ``AsyncSession`` (``expire_on_commit=False``); roll back on error.
+
+        The session is closed on exit. It never commits for you.
+
+        Examples:
+            >>> import asyncio
+            >>> from sqlalchemy import text
+            >>> async def main():
+            ...     cfg = DBConfig({"database_uri": "sqlite://"})
+            ...     try:
+            ...         async with cfg.get_db_session() as session:
+            ...             return (await session.execute(text("select 1"))).scalar()
+            ...     finally:
+            ...         await cfg.dispose()
+            >>> asyncio.run(main())
+            1
+        """
+        async with _managed_session(self._sessionmaker(), self.errors, commit=False) as session:
+            yield session
+
+    async def dispose(self) -> None:
+        """Close every pooled connection (and the in-memory database, if any).
+
+        Examples:
+            >>> import asyncio
+            >>> asyncio.run(DBConfig({"database_uri": "sqlite://"}).dispose())
+        """
+        await self.engine.dispose()
+        await self.replicas.dispose()
+        if self._keeper is not None:
+            self._keeper.close()
+
+    def _reopen(self) -> None:
+        """Re-open the in-memory database after ``dispose()`` (its old data is gone)."""
+        if self._keeper is not None:
+            self._keeper.open()
+
+    def __repr__(self) -> str:
+        return f"DBConfig(dialect={self.dialect!r}, url={self.safe_url!r})"
+
+    def __str__(self) -> str:
+        return self.safe_url
+
+
+@asynccontextmanager
+async def _managed_session(
+    session: AsyncSession, errors: Callable[[], AbstractContextManager[None]], *, commit: bool
+) -> AsyncIterator[AsyncSession]:
+    """Yield ``session`` with errors translated; commit (if asked) on success,
+    roll back on any exception (cancellation included); always close it."""
+    try:
+        with errors():
+            yield session
+            if commit:
+                await session.commit()
+    except BaseException:
+        await _close_quietly(session, rollback=True)
+        raise
+    else:
+        await _close_quietly(session, rollback=False)
+
+
+async def _close_quietly(session: AsyncSession, *, rollback: bool) -> None:
+    """Roll back (optionally) and close, even while the task is being cancelled.
+
+    The common case (close after success) is awaited directly; a rollback, or
+    a close interrupted by cancellation, finishes in a shielded task so the
+    connection always goes back to the pool.
+    """
+    if not rollback:
+        try:
+            await session.close()
+            return
+        except asyncio.CancelledError:
+            await _shielded(session.invalidate())
+            raise
+
+    async def _cleanup() -> None:
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+
+    await _shielded(_cleanup())
+
+
+async def _shielded(cleanup: Any) -> None:
+    """Run a cleanup coroutine to the end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(cleanup)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
+    except Exception as exc:  # the original error wins; the connection is discarded
+        logger.debug("dsg_lib: error while closing a session: {}", type(exc).__name__)

@@ -69,6 +69,18 @@ class Child(Mixin, Base):
     parent_id: Mapped[str] = mapped_column(ForeignKey("{parent}.pkid", ondelete="CASCADE"), index=True)
     note: Mapped[str] = mapped_column(String(50))
 """
+ENV_PY_DATABASE = """\
+import os
+
+from dsg_lib import AsyncDatabase, DBConfig
+from dsg_lib.migrations import run_migrations
+
+from models import Base
+
+db = AsyncDatabase(DBConfig.from_env("DATABASE_URL"), base=Base)
+run_migrations(db, version_table=os.environ["VERSION_TABLE"])
+"""
+
 V1_EXTRA = "legacy: Mapped[str | None] = mapped_column(String(20), nullable=True)"
 V2_EXTRA = "rank: Mapped[int | None] = mapped_column(Integer, nullable=True)"
 
@@ -222,8 +234,9 @@ async def _tables(url: str) -> set[str]:
 
 
 def test_offline_sql_switches_sqlite_foreign_keys_off_before_begin(project: Project) -> None:
+    """Also: given an AsyncDatabase, run_migrations uses its Base.metadata."""
     project.alembic("init", "migrations")
-    (project.path / "migrations" / "env.py").write_text(ENV_PY)
+    (project.path / "migrations" / "env.py").write_text(ENV_PY_DATABASE)
     project.write_models(V1_EXTRA)
     project.revision("v1")
     script = project.alembic("upgrade", "head", "--sql").stdout
@@ -281,3 +294,37 @@ def _head(proj: Project, before: str | None = None) -> str:
         if f"-> {before}" in line:
             return line.split("->")[0].strip()
     raise AssertionError(history)
+
+
+def test_batch_rebuild_on_the_application_engine_cascades(tmp_path: Path) -> None:
+    """Why run_migrations uses its own connection: the application engine enforces foreign keys
+    inside its own BEGIN, so the same batch rebuild there deletes every child row."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    def rebuild(connection: Any) -> None:
+        with Operations(MigrationContext.configure(connection)).batch_alter_table("parent") as batch:
+            batch.drop_column("legacy")
+
+    async def run() -> tuple[int, int]:
+        db = AsyncDatabase(DBConfig({"database_uri": backend_url("sqlite_file", tmp_path)}))
+        try:
+            async with db.engine.begin() as conn:
+                await conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY, legacy TEXT)")
+                await conn.exec_driver_sql(
+                    "CREATE TABLE child (id INTEGER PRIMARY KEY, "
+                    "parent_id INTEGER REFERENCES parent(id) ON DELETE CASCADE)"
+                )
+                await conn.exec_driver_sql("INSERT INTO parent VALUES (1, 'x')")
+                await conn.exec_driver_sql("INSERT INTO child VALUES (1, 1), (2, 1)")
+            async with db.engine.connect() as conn:
+                before = (await conn.execute(text("SELECT count(*) FROM child"))).scalar_one()
+            async with db.engine.begin() as conn:
+                await conn.run_sync(rebuild)
+            async with db.engine.connect() as conn:
+                after = (await conn.execute(text("SELECT count(*) FROM child"))).scalar_one()
+            return before, after
+        finally:
+            await db.disconnect()
+
+    assert asyncio.run(run()) == (2, 0)

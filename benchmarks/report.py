@@ -287,7 +287,7 @@ def chart(results: dict[str, Any], run: dict[str, Any], path: str) -> bool:
             (t for t in run["targets"] if t["workload"] == w["key"] and t["against"] in ("orm", "core")), None
         )
         if goal is not None and goal["value"] is not None:
-            bars.append((f"{w['call']}  ({w['title']})", goal))
+            bars.append((f"{w['title']}: {w['call']}", goal))
     if not bars:
         return False
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(bars) + 1.3))
@@ -296,17 +296,23 @@ def chart(results: dict[str, Any], run: dict[str, Any], path: str) -> bool:
         color = "#2e7d32" if t["met"] else "#c62828"
         ax.barh(y, t["value"], color=color, height=0.6)
         ax.plot([t["target"], t["target"]], [y - 0.4, y + 0.4], color="black", linewidth=1.5)
-        ax.text(t["value"], y, f" {t['value']:.2f}x {LABELS[t['against']]}", va="center", fontsize=8)
+        ax.text(
+            max(t["value"], t["target"]) + 0.03,
+            y,
+            f"{t['value']:.2f}x {LABELS[t['against']]}",
+            va="center",
+            fontsize=8,
+        )
     ax.axvline(1.0, color="grey", linestyle=":", linewidth=1)
     ax.set_yticks(list(ys))
     ax.set_yticklabels([b[0] for b in bars], fontsize=8)
-    ax.set_xlim(0, max(1.6, max(t["value"] for _, t in bars) * 1.3))
+    ax.set_xlim(0, max(1.6, max(t["value"] for _, t in bars) * 1.35))
     ax.set_xlabel("dsg_lib time ÷ reference time (black tick = target; green = met, red = missed)")
     ax.set_title(
         f"{run['backend']} ({run['driver']}): dsg_lib vs hand-written ORM / SQLAlchemy Core", fontsize=10
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return True
 

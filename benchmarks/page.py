@@ -40,7 +40,7 @@ def block(results: dict[str, Any], img_dir: str, page_dir: str) -> str:
             f"{run['backend']} ({run['driver']}, {run.get('server_version', '?')}): {report.score(run)}.",
             "",
         ]
-        out += report.summary_table(results, run)
+        out += report.summary_table(results, run, sep="<br>")
         out.append("")
         if drawn:
             rel = os.path.relpath(image, page_dir).replace(os.sep, "/")

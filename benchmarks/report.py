@@ -136,22 +136,28 @@ def _fmt_ms(seconds: float) -> str:
     return f"{ms:,.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 1 else f"{ms:.2f}"
 
 
-def _target_text(t: dict[str, Any]) -> str:
+SHORT = {
+    "orm": "ORM",
+    "core": "Core",
+    "raw": "raw",
+    "advanced_alchemy": "adv.-alchemy",
+    "fastcrud": "fastcrud",
+}
+
+
+def _target_result(t: dict[str, Any]) -> str:
+    """``<= 0.9x ORM: pass`` / ``< 100 MB: **FAIL** (120.3 MB)``."""
     if t["unit"] == "MB":
-        return f"< {t['target']:g} MB RSS growth"
-    return f"<= {t['target']:g}x {LABELS.get(t['against'], t['against'])}"
-
-
-def _verdict(t: dict[str, Any]) -> str:
+        goal, shown = f"< {t['target']:g} MB", f"{t['value']:.1f} MB"
+    else:
+        goal = f"≤ {t['target']:g}x {SHORT.get(t['against'], t['against'])}"
+        shown = "" if t["value"] is None else f"{t['value']:.2f}x"
     if t["value"] is None:
-        return "n/a"
-    if t["met"]:
-        return "pass"
-    shown = f"{t['value']:.1f} MB" if t["unit"] == "MB" else f"{t['value']:.2f}x"
-    return f"**FAIL** ({shown})"
+        return f"{goal}: n/a"
+    return f"{goal}: pass" if t["met"] else f"{goal}: **FAIL**" + (f" ({shown})" if t["unit"] == "MB" else "")
 
 
-def summary_table(results: dict[str, Any], run: dict[str, Any]) -> list[str]:
+def summary_table(results: dict[str, Any], run: dict[str, Any], sep: str = "; ") -> list[str]:
     """dsg_lib against every contender, per workload, with issue 15's targets and pass/fail."""
     others = [n for n in ("orm", "core", "raw", "advanced_alchemy", "fastcrud") if n in results["contenders"]]
     med, errors = run["median_s"], run["errors"]
@@ -160,9 +166,9 @@ def summary_table(results: dict[str, Any], run: dict[str, Any]) -> list[str]:
         targets.setdefault(t["workload"], []).append(t)
     out = [
         "| workload | dsg_lib call | dsg_lib ms | "
-        + " | ".join(f"÷ {LABELS[n]}" for n in others)
-        + " | target | result |",
-        "|---|---|---:|" + "---:|" * len(others) + "---|---|",
+        + " | ".join(f"÷ {SHORT[n]}" for n in others)
+        + " | target |",
+        "|---|---|---:|" + "---:|" * len(others) + "---|",
     ]
     for w in results["workloads"]:
         key = w["key"]
@@ -178,9 +184,8 @@ def summary_table(results: dict[str, Any], run: dict[str, Any]) -> list[str]:
         mem = run["memory"].get(key, {}).get("dsg_lib")
         if mem is not None:
             cells[0] += f" ({mem['rss_growth_mb']:.1f} MB)"
-        goal = "; ".join(_target_text(t) for t in mine) or "-"
-        verdict = "; ".join(_verdict(t) for t in mine) if mine else ""
-        out.append(f"| {w['title']} | `{w['call']}` | " + " | ".join(cells) + f" | {goal} | {verdict} |")
+        goal = sep.join(_target_result(t) for t in mine) or "-"
+        out.append(f"| {w['title']} | `{w['call']}` | " + " | ".join(cells) + f" | {goal} |")
     return out
 
 

@@ -52,6 +52,7 @@ def block(results: dict[str, Any], img_dir: str, page_dir: str) -> str:
 def update(page: str, results: dict[str, Any], img_dir: str) -> None:
     with open(page, encoding="utf-8") as fh:
         text = fh.read()
+    os.makedirs(img_dir, exist_ok=True)
     generated = block(results, img_dir, os.path.dirname(page) or ".")
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
     if pattern.search(text):
@@ -71,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with open(args.results, encoding="utf-8") as fh:
         results = json.load(fh)
-    os.makedirs(args.img_dir, exist_ok=True)
     update(args.page, results, args.img_dir)
     print(f"updated {args.page} and the charts in {args.img_dir}")
     return 0

@@ -1,7 +1,8 @@
 """Alembic migrations driven by a ``DBConfig``: an ``env.py`` of a few lines.
 
-Needs the ``migrations`` extra (``pip install "dsg-lib[migrations]"``, which
-installs Alembic). After ``alembic init migrations``, replace the generated
+Needs the ``migrations`` extra, which installs Alembic
+(``pip install -e ".[migrations]"`` from a checkout). After
+``alembic init migrations``, replace the generated
 ``migrations/env.py`` with:
 
 ```python

@@ -238,9 +238,12 @@ def _confirm(cfg: DBConfig, metadata: MetaData) -> bool:
     if not sys.stdin.isatty():
         raise UsageError("drop-tables asks for confirmation and there is no terminal; pass --yes")
     names = ", ".join(metadata.tables)
-    answer = input(
-        f"Drop {len(metadata.tables)} table(s) ({names}) and their rows from {cfg.safe_url}? [y/N] "
-    )
+    question = f"Drop {len(metadata.tables)} table(s) ({names}) and their rows from {cfg.safe_url}? [y/N] "
+    try:
+        answer = input(question)
+    except (EOFError, KeyboardInterrupt):  # Ctrl-D / Ctrl-C at the prompt mean no
+        print()
+        answer = ""
     if answer.strip().lower() in ("y", "yes"):
         return True
     print("aborted: nothing dropped")

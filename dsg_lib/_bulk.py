@@ -10,7 +10,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ColumnDefault
 
-from .errors import InvalidInputError
+from .errors import ConstraintViolationError, InvalidInputError
 from .filters import model_columns, value_checker
 
 #: bind parameters one statement may carry, per backend
@@ -58,6 +58,10 @@ class RowChecker:
             raise  # pragma: no cover - _unknown always raises
         except InvalidInputError as exc:
             raise InvalidInputError(f"row {index}: {exc.details}") from None
+        except ConstraintViolationError as exc:  # a NULL for a NOT NULL column
+            raise ConstraintViolationError(
+                f"row {index}: {exc.details}", constraint=exc.constraint, kind=exc.kind
+            ) from None
 
     def _unknown(self, row: Mapping[Any, Any], index: int) -> None:
         key = next(k for k in row if not isinstance(k, str) or k not in self._checkers)

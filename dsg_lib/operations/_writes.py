@@ -316,7 +316,8 @@ class WriteOperations(OperationsBase):
             except (IntegrityError, ConstraintViolationError) as exc:
                 winner = await read(s, locking=True)
                 if winner is None:
-                    raise self.async_db.db_config.translate(exc) from exc
+                    error = self.async_db.db_config.translate(exc)
+                    raise error from error.__cause__
                 return winner, False
             await self._load_unloaded(s, [record])
             return record, True

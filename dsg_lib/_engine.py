@@ -14,6 +14,8 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
+from ._sizes import install_size_guard
+
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MYSQL_RECYCLE = 3600
@@ -92,6 +94,7 @@ def build_engine(
         _install_cheap_ping(engine, backend)
     if backend in ("mysql", "mariadb"):
         _install_mysql_reset(engine)
+        install_size_guard(engine)  # values too big for a column or a packet: refused before sending
     if backend == "sqlite":
         _install_sqlite_hooks(engine, library, memory=keeper is not None)
     elif backend in ("mysql", "mariadb") and library.get("statement_timeout_ms"):

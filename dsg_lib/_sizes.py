@@ -28,6 +28,7 @@ PACKET_HEADROOM = 64 * 1024
 #: a str of at most this many characters is at most 65,535 bytes in utf8mb4: no check needed
 _SMALL_TEXT = 65_535 // 4
 _SMALL_BYTES = 255
+_BINARY = frozenset({bytes, bytearray, memoryview})
 _ESCAPED = ("\\", "'", '"', "\x00", "\n", "\r", "\x1a")
 _MULTI_ROW_SUFFIX = re.compile(r"_m\d+$")
 
@@ -83,10 +84,22 @@ def install_size_guard(engine: AsyncEngine) -> None:
         rows: Iterable[Any] = parameters if many else (parameters,)
         for row in rows:
             values = row.values() if isinstance(row, Mapping) else row
-            for index, value in enumerate(values):
-                size = _size(value)
-                if size:
-                    _check_value(conn, context, row, index, value, size)
+            # inlined fast scan: this runs for every value of every statement
+            for value in values:
+                cls = value.__class__
+                if (cls is str and len(value) > _SMALL_TEXT) or (
+                    cls in _BINARY and len(value) > _SMALL_BYTES
+                ):
+                    _check_row(conn, context, row)
+                    break
+
+
+def _check_row(conn: Any, context: Any, row: Any) -> None:
+    values = row.values() if isinstance(row, Mapping) else row
+    for index, value in enumerate(values):
+        size = _size(value)
+        if size:
+            _check_value(conn, context, row, index, value, size)
 
 
 def _size(value: Any) -> int:

@@ -81,7 +81,11 @@ def install_size_guard(engine: AsyncEngine) -> None:
     def _check(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         if not parameters:
             return
-        rows: Iterable[Any] = parameters if many else (parameters,)
+        # SQLAlchemy's "insertmanyvalues" batches report many=True with one flat row
+        batch = (
+            many and not isinstance(parameters, Mapping) and isinstance(parameters[0], (list, tuple, Mapping))
+        )
+        rows: Iterable[Any] = parameters if batch else (parameters,)
         for row in rows:
             values = row.values() if isinstance(row, Mapping) else row
             # inlined fast scan: this runs for every value of every statement
@@ -146,9 +150,10 @@ def _bind_for(context: Any, row: Any, index: int) -> Any:
         key = list(row)[index]
     else:
         positions = compiled.positiontup
-        if not positions or index >= len(positions):
+        if not positions:
             return None
-        key = positions[index]
+        # an "insertmanyvalues" batch repeats the one-row VALUES clause
+        key = positions[index % len(positions)]
     return compiled.binds.get(key)
 
 

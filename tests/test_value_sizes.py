@@ -54,6 +54,7 @@ async def test_text_bigger_than_the_column(db: AsyncDatabase, doc: Any, size_mb:
         return
     for attempt in (
         lambda: ops.create_one(doc(body=value)),
+        lambda: ops.create_many([doc(body="ok"), doc(body="fine"), doc(body=value)]),  # one batched INSERT
         lambda: ops.insert_many(doc, [{"body": value}]),
         lambda: ops.insert_many(doc, [{"body": value}], validate=False),
     ):

@@ -70,6 +70,9 @@ def build_engine(
             # (pool_size, pool_timeout, ...) and the behaviour must not depend on the version.
             kwargs["poolclass"] = pool.AsyncAdaptedQueuePool
         kwargs.setdefault("pool_pre_ping", False)
+        # Reset returned connections only when a transaction is open (see
+        # _install_conditional_reset): each ROLLBACK is a hop to aiosqlite's thread.
+        kwargs["pool_reset_on_return"] = None
     else:
         # dsg_lib pings idle connections itself (is_alive, called by _acquire): one round
         # trip and only past pre_ping_window_ms, where SQLAlchemy's pre-ping costs up to
@@ -99,8 +102,9 @@ def build_engine(
 
     engine = create_async_engine(url, **kwargs)
     _install_usage_clock(engine)
+    if backend in ("mysql", "mariadb", "sqlite"):
+        _install_conditional_reset(engine, backend)
     if backend in ("mysql", "mariadb"):
-        _install_mysql_reset(engine)
         install_size_guard(engine)  # values too big for a column or a packet: refused before sending
     if backend == "sqlite":
         _install_sqlite_hooks(engine, library, memory=keeper is not None)
@@ -199,18 +203,25 @@ def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _install_mysql_reset(engine: AsyncEngine) -> None:
+def _install_conditional_reset(engine: AsyncEngine, backend: str) -> None:
     """Roll back a connection returned to the pool only if it is inside a transaction.
 
-    The MySQL protocol reports the transaction state in every reply, so this
-    check costs no round trip; SQLAlchemy's default reset sends ROLLBACK always.
+    The MySQL protocol reports the transaction state in every reply and
+    sqlite3 tracks it in ``in_transaction``, so this check costs no round trip
+    (or thread hop); SQLAlchemy's default reset sends ROLLBACK always.
     """
 
     @event.listens_for(engine.sync_engine, "reset")
     def _on_reset(dbapi_conn: Any, record: Any, reset_state: Any) -> None:
         if reset_state.terminate_only:
             return
-        status = getattr(dbapi_conn.driver_connection, "get_transaction_status", None)
+        driver = dbapi_conn.driver_connection
+        if backend == "sqlite":
+            # aiosqlite reads the flag of its sqlite3 connection without a thread hop
+            if getattr(driver, "in_transaction", True):
+                dbapi_conn.rollback()
+            return
+        status = getattr(driver, "get_transaction_status", None)
         if status is None or status():
             dbapi_conn.rollback()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, cast
 
@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapper
 
-from .. import _bulk
+from .. import _bulk, _fast
 from ..database import AsyncDatabase
 from ..errors import (
     InvalidInputError,
@@ -49,6 +49,8 @@ class OperationsBase:
         self._dialect = async_db.db_config.dialect
         self._pk_selects: dict[tuple[Any, bool], Select[Any]] = {}
         self._row_checkers: dict[Any, _bulk.RowChecker] = {}
+        self._plans: dict[Any, _fast.Plan | None] = {}
+        self._loaders: dict[Any, _fast.Loader] = {}
         secret = async_db.db_config.option("cursor_secret")
         self._cursors = CursorCodec(secret.encode() if isinstance(secret, str) else secret)
 
@@ -68,6 +70,74 @@ class OperationsBase:
         return self.async_db.acquire.session(
             session, write=write, single_statement=single_statement, autocommit=autocommit
         )
+
+    def _fast_ok(self, session: AsyncSession | None) -> bool:
+        """True if a read may run as one driver call (see ``_fast``): no joined work, SQLite."""
+        if session is not None or self._dialect != "sqlite":
+            return False
+        acquire = self.async_db.acquire
+        return (
+            acquire.pinned is None
+            and not acquire.in_transaction()
+            and _fast.usable(self.async_db.db_config.engine)
+        )
+
+    def _plan(self, key: Any, build: Callable[[], Select[Any]]) -> _fast.Plan | None:
+        """The driver plan of the statement shape ``key`` (``build`` runs once per shape)."""
+        try:
+            return self._plans[key]
+        except KeyError:
+            plan = self._plans[key] = _fast.plan_for(build(), self.async_db.db_config.engine)
+            return plan
+
+    async def _fast_fetch(self, plan: _fast.Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        async with self._connection(None, write=False) as conn:
+            return await _fast.fetch(conn, plan, params)
+
+    def _loader(self, model: Any) -> _fast.Loader:
+        loader = self._loaders.get(model)
+        if loader is None:
+            loader = self._loaders[model] = _fast.Loader(self._mapper(model))
+        return loader
+
+    def _equality(self, model: Any, filters: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Checked values of ``field=value`` filters (no operators, no None), else None."""
+        if not isinstance(model, type):
+            return None
+        columns = model_columns(model)
+        values: dict[str, Any] = {}
+        for key, value in filters.items():
+            column = columns.get(key) if isinstance(key, str) else None
+            if column is None or value is None:
+                return None
+            values[f"f_{key}"] = check_value(column, value, name=key)
+        return values
+
+    def _filtered_plan(
+        self,
+        kind: str,
+        model: Any,
+        filters: Mapping[str, Any],
+        include_deleted: bool,
+        build: Callable[[list[Any]], Select[Any]],
+    ) -> tuple[_fast.Plan, dict[str, Any]] | None:
+        """The driver plan and bound values of a read filtered by ``field=value`` only, else None."""
+        params = self._equality(model, filters)
+        if params is None:
+            return None
+        plan = self._plan(
+            (kind, model, include_deleted, tuple(filters)),
+            lambda: build(self._equality_where(model, filters, include_deleted)),
+        )
+        return None if plan is None else (plan, params)
+
+    def _equality_where(self, model: Any, keys: Iterable[str], include_deleted: bool) -> list[Any]:
+        """The WHERE of `_equality` filters, as bound parameters (the plan is cached per key set)."""
+        columns = model_columns(model)
+        clauses: list[Any] = [columns[k] == bindparam(f"f_{k}", type_=columns[k].type) for k in keys]
+        if not include_deleted and is_soft(model):
+            clauses.append(model.deleted_at.is_(None))
+        return clauses
 
     @staticmethod
     def _mapper(model: Any) -> Mapper[Any]:
@@ -149,6 +219,12 @@ class OperationsBase:
                 "pass a tuple or dict"
             )
         return tuple(check_value(c, v, name=c.key) for c, v in zip(pk, record_id, strict=True))
+
+    def _pk_params(self, model: Any, ident: Any) -> dict[str, Any]:
+        """The bound values of `_pk_select` for a checked primary key ``ident``."""
+        pk = self._mapper(model).primary_key
+        values = ident.values() if isinstance(ident, dict) else ident if len(pk) > 1 else (ident,)
+        return {f"pk_{i}": v for i, v in enumerate(values)}
 
     def _pk_clause(self, model: Any, record_id: Any) -> ColumnElement[bool]:
         pk = self._mapper(model).primary_key

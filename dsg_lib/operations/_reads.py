@@ -57,12 +57,19 @@ class ReadOperations(OperationsBase):
         if joined and not (is_soft(model) and not include_deleted):
             async with self._session(session, write=False) as s:
                 return await s.get(model, ident, options=options)  # identity map first
+        if not options and not joined and self._fast_ok(session):
+            loader = self._loader(model)
+            plan = self._plan(
+                ("get", model, include_deleted),
+                lambda: self._pk_select(model, include_deleted).with_only_columns(*loader.columns),
+            )
+            if loader.ok and plan is not None:
+                rows = await self._fast_fetch(plan, self._pk_params(model, ident))
+                return loader.build(rows[:1])[0] if rows else None
         stmt = self._pk_select(model, include_deleted)
         if options:
             stmt = stmt.options(*options)
-        pk = self._mapper(model).primary_key
-        values = ident.values() if isinstance(ident, dict) else ident if len(pk) > 1 else (ident,)
-        params = {f"pk_{i}": v for i, v in enumerate(values)}
+        params = self._pk_params(model, ident)
         async with self._session(session, write=False) as s:
             found: M | None = (await s.execute(stmt, params)).scalars().first()
             return found
@@ -131,6 +138,14 @@ class ReadOperations(OperationsBase):
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
         self._mapper(model)  # before select(model): a typed error, not SQLAlchemy's ArgumentError
+        plain = not (where or options or limit is not None or offset or order_by is not None)
+        if plain and self._fast_ok(session):
+            loader = self._loader(model)
+            found = self._filtered_plan(
+                "find", model, filters, include_deleted, lambda w: select(*loader.columns).where(*w)
+            )
+            if found is not None and loader.ok:
+                return loader.build(await self._fast_fetch(*found))
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.order_by(*self._order(model, order_by)).options(*options)
         if limit is not None:
@@ -160,6 +175,14 @@ class ReadOperations(OperationsBase):
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
         table = _bulk.table_of(model)
+        plain = not (where or limit is not None or offset or order_by is not None)
+        if plain and self._fast_ok(session):
+            found = self._filtered_plan(
+                "mappings", model, filters, include_deleted, lambda w: select(*table.columns).where(*w)
+            )
+            if found is not None:
+                keys = [c.key for c in table.columns]
+                return [dict(zip(keys, row, strict=True)) for row in await self._fast_fetch(*found)]
         stmt = select(*table.columns).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.order_by(*self._order(model, order_by))
         if limit is not None:
@@ -187,6 +210,16 @@ class ReadOperations(OperationsBase):
             >>> run(ops.count(User, age__is_null=True))
             1
         """
+        if not where and self._fast_ok(session):
+            found = self._filtered_plan(
+                "count",
+                model,
+                filters,
+                include_deleted,
+                lambda w: select(func.count()).select_from(_bulk.table_of(model)).where(*w),
+            )
+            if found is not None:
+                return int((await self._fast_fetch(*found))[0][0])
         stmt = select(func.count()).select_from(_bulk.table_of(model))
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
         async with self._connection(session, write=False) as conn:
@@ -208,6 +241,16 @@ class ReadOperations(OperationsBase):
             >>> run(ops.exists(User, name__contains="%"))
             False
         """
+        if not where and self._fast_ok(session):
+            found = self._filtered_plan(
+                "exists",
+                model,
+                filters,
+                include_deleted,
+                lambda w: select(exists(select(literal(1)).select_from(_bulk.table_of(model)).where(*w))),
+            )
+            if found is not None:
+                return bool((await self._fast_fetch(*found))[0][0])
         inner = select(literal(1)).select_from(_bulk.table_of(model))
         inner = inner.where(*self._criteria(model, where, filters, include_deleted))
         async with self._connection(session, write=False) as conn:

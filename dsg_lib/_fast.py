@@ -1,0 +1,146 @@
+"""Reads outside a transaction on SQLite in one driver call (private).
+
+SQLAlchemy's asyncio adapter of aiosqlite spends one hop to aiosqlite's
+worker thread per cursor step: create, execute, fetch, close, and a ROLLBACK
+when the connection is released. A read outside ``transaction()``, a caller's
+session or a pinned connection needs none of them: the statement is compiled
+once by SQLAlchemy (a `Plan`, cached by the caller per statement shape) and
+run with aiosqlite's public ``execute_fetchall`` (one hop), with
+SQLAlchemy's bind and result processors of the dialect applied in Python, so
+values come back exactly as through SQLAlchemy.
+
+Not used when anything would observe the difference: cursor event listeners
+or execute event listeners on the engine (``slow_query_ms``, ``statement_timeout_ms``, a user's hooks),
+``echo``, or a statement SQLAlchemy would rewrite at execution time
+(expanding ``IN`` parameters, literal-rendered values). A driver error falls
+back to running the statement through SQLAlchemy, which raises the usual
+translated error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Mapper, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.sql import Select
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One statement compiled for the driver: SQL text, parameter order and value processors."""
+
+    statement: Select[Any]
+    sql: str
+    names: tuple[str, ...]
+    defaults: tuple[Any, ...]  # the values bound in the statement itself, e.g. by literal()
+    binds: tuple[Processor, ...]
+    results: tuple[Processor, ...]
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = (params.get(n, d) for n, d in zip(self.names, self.defaults, strict=True))
+        return tuple(v if proc is None else proc(v) for v, proc in zip(values, self.binds, strict=True))
+
+
+def plan_for(stmt: Select[Any], engine: AsyncEngine) -> Plan | None:
+    """Compile ``stmt`` for ``engine``'s dialect, or None if only SQLAlchemy can run it."""
+    dialect = engine.dialect
+    compiled: Any = stmt.compile(dialect=dialect)
+    names = compiled.positiontup
+    if names is None or getattr(compiled, "literal_execute_params", None):
+        return None
+    binds = compiled.binds
+    if any(name not in binds or binds[name].expanding or binds[name].literal_execute for name in names):
+        return None
+    return Plan(
+        statement=stmt,
+        sql=compiled.string,
+        names=tuple(names),
+        defaults=tuple(binds[n].value for n in names),
+        binds=tuple(binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
+        results=tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns
+        ),
+    )
+
+
+def usable(engine: AsyncEngine) -> bool:
+    """True if a driver call is indistinguishable from SQLAlchemy's run on ``engine``."""
+    sync_engine = engine.sync_engine
+    return (
+        engine.dialect.name == "sqlite"
+        and engine.dialect.driver == "aiosqlite"
+        and not sync_engine.echo
+        and not sync_engine.dispatch.before_execute
+        and not sync_engine.dispatch.after_execute
+        and not sync_engine.dispatch.before_cursor_execute
+        and not sync_engine.dispatch.after_cursor_execute
+    )
+
+
+async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """All rows of ``plan`` with ``params``: one driver call, values processed like SQLAlchemy's."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    try:
+        rows: Iterable[Sequence[Any]] = await driver.execute_fetchall(plan.sql, plan.arguments(params))
+    except Exception:
+        # the statement's error as SQLAlchemy reports it (typed, translated by the caller)
+        result = await conn.execute(plan.statement, dict(params))
+        return [tuple(row) for row in result]
+    procs = plan.results
+    if not any(procs):
+        return [tuple(row) for row in rows]
+    return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows]
+
+
+class Loader:
+    """Builds detached ORM objects from plain rows of one mapped class, or says it cannot.
+
+    The objects are what a session loading the row and then closing leaves
+    behind (``expire_on_commit=False``): every column loaded, an identity
+    key, no session; ``session.add(obj)`` later updates the row.
+    """
+
+    def __init__(self, mapper: Mapper[Any]) -> None:
+        self.mapper = mapper
+        self.keys = tuple(prop.key for prop in mapper.column_attrs)
+        self.columns = tuple(prop.columns[0] for prop in mapper.column_attrs)
+        self.ok = _plain(mapper)
+
+    def build(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        new = self.mapper.class_manager.new_instance
+        keys = self.keys
+        objects = []
+        for row in rows:
+            obj = new()
+            instance_dict(obj).update(zip(keys, row, strict=True))
+            make_transient_to_detached(obj)
+            objects.append(obj)
+        return objects
+
+
+_LAZY_OK = ("select", "raise", "raise_on_sql")
+
+
+def _plain(mapper: Mapper[Any]) -> bool:
+    """A single-table mapper whose loading is nothing but copying its columns."""
+    table = mapper.local_table
+    return (
+        mapper.inherits is None
+        and mapper.polymorphic_on is None
+        and not mapper.with_polymorphic
+        and not mapper.composites
+        and not mapper.class_manager.dispatch.load
+        and not mapper.class_manager.dispatch.refresh
+        and all(
+            len(prop.columns) == 1 and prop.columns[0].table is table and not prop.deferred
+            for prop in mapper.column_attrs
+        )
+        and all(rel.lazy in _LAZY_OK for rel in mapper.relationships)
+    )

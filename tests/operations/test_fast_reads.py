@@ -1,0 +1,214 @@
+"""Reads outside a transaction run as one driver call on SQLite (``dsg_lib._fast``): the results
+are the same as through SQLAlchemy, objects behave like session-loaded detached ones, and
+anything that would notice the difference (cursor hooks, load events, options) gets the
+SQLAlchemy path. Every backend (the others always take the SQLAlchemy path).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import os
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    event,
+    true,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.orm.exc import DetachedInstanceError
+
+from conftest import captured_sql
+from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, SoftDeleteMixin
+
+PREFIX = f"fst_{os.getpid()}_"
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+def models(db: AsyncDatabase) -> tuple[Any, Any, Any]:
+    class Thing(db.Base):
+        __tablename__ = PREFIX + "thing"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        name: Mapped[str] = mapped_column(String(40))
+        when: Mapped[dt.datetime] = mapped_column(DateTime)
+        flag: Mapped[bool] = mapped_column(Boolean)
+        color: Mapped[Color] = mapped_column(Enum(Color))
+        amount: Mapped[decimal.Decimal] = mapped_column(Numeric(10, 2))
+        data: Mapped[Any] = mapped_column(JSON)
+        parts: Mapped[list[Part]] = relationship(back_populates="thing")
+
+    class Part(db.Base):
+        __tablename__ = PREFIX + "part"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        thing_id: Mapped[int] = mapped_column(ForeignKey(PREFIX + "thing.id"))
+        thing: Mapped[Thing] = relationship(back_populates="parts")
+
+    class Soft(db.Base, SoftDeleteMixin):
+        __tablename__ = PREFIX + "soft"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        name: Mapped[str] = mapped_column(String(40))
+
+    return Thing, Part, Soft
+
+
+WHEN = dt.datetime(2024, 5, 6, 7, 8, 9)  # MariaDB DATETIME keeps no microseconds
+
+
+async def seeded(db: AsyncDatabase) -> tuple[DatabaseOperations, Any, Any, Any]:
+    Thing, Part, Soft = models(db)
+    await db.create_tables()
+    ops = DatabaseOperations(db)
+    for i in (1, 2):
+        await ops.create_one(
+            Thing(
+                id=i,
+                name=f"t{i}",
+                when=WHEN,
+                flag=i == 1,
+                color=Color.RED if i == 1 else Color.BLUE,
+                amount=decimal.Decimal("12.50"),
+                data={"k": [i, None]},
+            )
+        )
+    await ops.insert_many(Soft, [{"id": 1, "name": "kept"}, {"id": 2, "name": "gone"}])
+    await ops.delete_where(Soft, id=2)
+    return ops, Thing, Part, Soft
+
+
+def columns(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in ("id", "name", "when", "flag", "color", "amount", "data")}
+
+
+async def test_results_match_the_sqlalchemy_path(db: AsyncDatabase) -> None:
+    ops, Thing, _, Soft = await seeded(db)
+    fast = await ops.get(Thing, 1)
+    assert fast is not None
+    # a positional where clause always takes the SQLAlchemy path
+    slow = (await ops.find(Thing, true(), id=1))[0]
+    assert columns(fast) == columns(slow)
+    assert fast.when == WHEN and fast.flag is True and fast.color is Color.RED
+    assert fast.amount == decimal.Decimal("12.50") and fast.data == {"k": [1, None]}
+    assert [columns(o) for o in await ops.find(Thing, flag=False)] == [
+        columns(o) for o in await ops.find(Thing, true(), flag=False)
+    ]
+    assert await ops.find_mappings(Thing, id=2) == await ops.find_mappings(Thing, true(), id=2)
+    assert await ops.count(Thing, color=Color.BLUE) == await ops.count(Thing, true(), color=Color.BLUE) == 1
+    assert await ops.exists(Thing, when=WHEN) is True
+    assert await ops.exists(Thing, name="nope") is False
+    # soft delete still applies
+    assert await ops.get(Soft, 2) is None
+    assert (await ops.get(Soft, 2, include_deleted=True)) is not None
+    assert [s.name for s in await ops.find(Soft)] == ["kept"]
+    assert await ops.count(Soft) == 1 and await ops.count(Soft, include_deleted=True) == 2
+    assert await ops.get(Thing, 99) is None
+
+
+async def test_sqlite_reads_outside_transactions_take_one_driver_call(
+    db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsg_lib import _fast
+
+    ops, Thing, _, _ = await seeded(db)
+    calls: list[str] = []
+    original = _fast.fetch
+
+    async def counting(conn: Any, plan: Any, params: Any) -> Any:
+        calls.append(plan.sql.split()[0])
+        return await original(conn, plan, params)
+
+    monkeypatch.setattr(_fast, "fetch", counting)
+    await ops.get(Thing, 1)
+    await ops.find(Thing, name="t1")
+    await ops.find_mappings(Thing, id=1)
+    await ops.count(Thing)
+    await ops.exists(Thing, id=1)
+    expected = 5 if backend.startswith("sqlite") else 0
+    assert len(calls) == expected
+    calls.clear()
+    async with db.transaction():  # joined work always runs through the session
+        await ops.get(Thing, 1)
+        await ops.count(Thing)
+    await ops.find(Thing, order_by="name")  # only plain field=value reads take the short path
+    await ops.get(Thing, 1, options=[selectinload(Thing.parts)])
+    assert calls == []
+
+
+async def test_objects_are_detached_and_update_when_added_back(db: AsyncDatabase) -> None:
+    ops, Thing, _, _ = await seeded(db)
+    thing = await ops.get(Thing, 1)
+    with pytest.raises(DetachedInstanceError):
+        _ = thing.parts  # like a session-loaded object after the session closed
+    thing.name = "renamed"
+    async with db.get_db_session() as session:
+        session.add(thing)
+        await session.commit()
+    assert await ops.count(Thing) == 2  # an UPDATE, not a second INSERT
+    assert (await ops.get(Thing, 1)).name == "renamed"
+
+
+async def test_hooks_and_load_events_see_every_read(db: AsyncDatabase) -> None:
+    ops, Thing, _, _ = await seeded(db)
+    with captured_sql(db) as sql:
+        await ops.get(Thing, 1)
+        await ops.count(Thing, name="t1")
+    assert len(sql) == 2
+    loaded: list[int] = []
+
+    def on_load(target: Any, context: Any) -> None:
+        loaded.append(target.id)
+
+    event.listen(Thing, "load", on_load)
+    try:
+        await ops.get(Thing, 2)
+        await ops.find(Thing, name="t1")
+    finally:
+        event.remove(Thing, "load", on_load)
+    assert loaded == [2, 1]
+
+
+async def test_inside_a_transaction_reads_see_uncommitted_rows(db: AsyncDatabase) -> None:
+    ops, Thing, _, _ = await seeded(db)
+    async with db.transaction():
+        await ops.update_where(Thing, {"name": "changed"}, id=1)
+        assert (await ops.get(Thing, 1)).name == "changed"
+        assert await ops.count(Thing, name="changed") == 1
+        assert await ops.find_mappings(Thing, name="changed") != []
+
+
+async def test_bad_filter_values_are_refused_before_sql(db: AsyncDatabase) -> None:
+    from dsg_lib import InvalidInputError
+
+    ops, Thing, _, _ = await seeded(db)
+    with pytest.raises(InvalidInputError):
+        await ops.count(Thing, id="one")
+    with pytest.raises(InvalidInputError):
+        await ops.find_mappings(Thing, nope=1)
+    with pytest.raises(InvalidInputError):
+        await ops.get(Thing, "one")
+
+
+async def test_slow_query_log_still_sees_fast_reads(tmp_path: Any, log_messages: list[str]) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'slow.db'}"
+    db = AsyncDatabase(DBConfig({"database_uri": url, "slow_query_ms": 0}))
+    try:
+        ops, Thing, _, _ = await seeded(db)
+        log_messages.clear()
+        await ops.get(Thing, 1)
+        assert any("slow query" in m for m in log_messages)
+    finally:
+        await db.drop_tables()
+        await db.disconnect()

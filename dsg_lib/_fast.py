@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
-from sqlalchemy.sql import Select
 
 Processor = Callable[[Any], Any] | None
 
@@ -35,7 +34,7 @@ Processor = Callable[[Any], Any] | None
 class Plan:
     """One statement compiled for the driver: SQL text, parameter order and value processors."""
 
-    statement: Select[Any]
+    statement: Any  # a Select, or an Insert .. RETURNING
     sql: str
     names: tuple[str, ...]
     defaults: tuple[Any, ...]  # the values bound in the statement itself, e.g. by literal()
@@ -47,13 +46,15 @@ class Plan:
         return tuple(v if proc is None else proc(v) for v, proc in zip(values, self.binds, strict=True))
 
 
-def plan_for(stmt: Select[Any], engine: AsyncEngine) -> Plan | None:
+def plan_for(stmt: Any, engine: AsyncEngine) -> Plan | None:
     """Compile ``stmt`` for ``engine``'s dialect, or None if only SQLAlchemy can run it."""
     dialect = engine.dialect
     compiled: Any = stmt.compile(dialect=dialect)
     names = compiled.positiontup
     if names is None or getattr(compiled, "literal_execute_params", None):
         return None
+    if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+        return None  # defaults SQLAlchemy computes at execution time
     binds = compiled.binds
     if any(name not in binds or binds[name].expanding or binds[name].literal_execute for name in names):
         return None
@@ -64,7 +65,7 @@ def plan_for(stmt: Select[Any], engine: AsyncEngine) -> Plan | None:
         defaults=tuple(binds[n].value for n in names),
         binds=tuple(binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
         results=tuple(
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.exported_columns
         ),
     )
 
@@ -99,6 +100,60 @@ async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) ->
     return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows]
 
 
+async def fetch_written(
+    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]] | None:
+    """Rows of a write (``INSERT .. RETURNING``) in one driver call; None if the driver refused it.
+
+    Outside a transaction the connection commits each statement by itself
+    (SQLite autocommit), so a failed statement changed nothing and the caller
+    can run the work again through SQLAlchemy for the typed error.
+    """
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    try:
+        rows: Iterable[Sequence[Any]] = await driver.execute_fetchall(plan.sql, plan.arguments(params))
+    except Exception:
+        return None
+    procs = plan.results
+    return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows]
+
+
+def insert_values(loader: Loader, record: Any) -> dict[str, Any] | None:
+    """The column values the ORM would INSERT for a new ``record``, or None if only a flush can tell.
+
+    Python-side defaults are computed here (plain values and SQLAlchemy's
+    wrappers of zero-argument callables); SQL-expression defaults, values
+    set to None, related objects or context-aware callables need the ORM.
+    """
+    given = instance_dict(record)
+    if any(key in given for key in loader.relationship_keys):
+        return None
+    values: dict[str, Any] = {}
+    for key, column in zip(loader.keys, loader.columns, strict=True):
+        if key in given:
+            if given[key] is None:
+                return None
+            values[column.key] = given[key]
+            continue
+        default = column.default
+        if default is None:
+            continue
+        if default.is_scalar:
+            values[column.key] = default.arg
+        elif default.is_callable and getattr(default.arg, "__wrapped__", None) is not None:
+            values[column.key] = default.arg(None)  # SQLAlchemy's wrapper of a no-argument callable
+        else:
+            return None
+    return values
+
+
+def detach_created(loader: Loader, record: Any, row: Sequence[Any]) -> None:
+    """Make the new ``record`` what a closed session leaves after inserting it: detached, loaded."""
+    instance_dict(record).update(zip(loader.keys, row, strict=True))
+    make_transient_to_detached(record)
+
+
 class Loader:
     """Builds detached ORM objects from plain rows of one mapped class, or says it cannot.
 
@@ -111,7 +166,25 @@ class Loader:
         self.mapper = mapper
         self.keys = tuple(prop.key for prop in mapper.column_attrs)
         self.columns = tuple(prop.columns[0] for prop in mapper.column_attrs)
-        self.ok = _plain(mapper)
+        self.relationship_keys = tuple(rel.key for rel in mapper.relationships)
+        self.plain = _plain(mapper)
+
+    @property
+    def ok(self) -> bool:
+        """Rows can become objects without the ORM: plain mapper, no load/refresh listeners (now)."""
+        events = self.mapper.class_manager.dispatch
+        return self.plain and not events.load and not events.refresh
+
+    @property
+    def insertable(self) -> bool:
+        """A new object can be inserted without a flush: nothing hooks into it."""
+        mapper = self.mapper
+        return (
+            self.ok
+            and mapper.version_id_col is None
+            and not mapper.dispatch.before_insert
+            and not mapper.dispatch.after_insert
+        )
 
     def build(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
         new = self.mapper.class_manager.new_instance
@@ -136,8 +209,6 @@ def _plain(mapper: Mapper[Any]) -> bool:
         and mapper.polymorphic_on is None
         and not mapper.with_polymorphic
         and not mapper.composites
-        and not mapper.class_manager.dispatch.load
-        and not mapper.class_manager.dispatch.refresh
         and all(
             len(prop.columns) == 1 and prop.columns[0].table is table and not prop.deferred
             for prop in mapper.column_attrs

@@ -16,7 +16,9 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    insert,
     inspect,
+    literal_column,
     select,
     text,
     update,
@@ -82,7 +84,7 @@ class OperationsBase:
             and _fast.usable(self.async_db.db_config.engine)
         )
 
-    def _plan(self, key: Any, build: Callable[[], Select[Any]]) -> _fast.Plan | None:
+    def _plan(self, key: Any, build: Callable[[], Any]) -> _fast.Plan | None:
         """The driver plan of the statement shape ``key`` (``build`` runs once per shape)."""
         try:
             return self._plans[key]
@@ -93,6 +95,66 @@ class OperationsBase:
     async def _fast_fetch(self, plan: _fast.Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         async with self._connection(None, write=False) as conn:
             return await _fast.fetch(conn, plan, params)
+
+    async def _fast_create(self, record: Any) -> bool:
+        """INSERT .. RETURNING ``record`` in one driver call (see ``_fast``); False: use the ORM."""
+        model = type(record)
+        loader = self._loader(model)
+        state = inspect(record)
+        returning = self.async_db.db_config.engine.dialect.insert_returning  # SQLite >= 3.35
+        ready = returning and loader.insertable and state.transient
+        values = _fast.insert_values(loader, record) if ready else None
+        if values is None:
+            return False
+        table: Any = self._mapper(model).local_table
+        plan = self._plan(
+            ("create", model, tuple(values)),
+            lambda: (
+                insert(table)
+                .values({k: bindparam(k, type_=table.c[k].type) for k in values})
+                .returning(*loader.columns)
+            ),
+        )
+        if plan is None:
+            return False
+        async with self._connection(None, write=True) as conn:
+            rows = await _fast.fetch_written(conn, plan, values)
+        if not rows:
+            return False
+        _fast.detach_created(loader, record, rows[0])
+        return True
+
+    async def _fast_point_write(
+        self, model: Any, filters: Mapping[str, Any], include_deleted: bool, values: Mapping[str, Any] | None
+    ) -> int | None:
+        """UPDATE (``values``) or DELETE of the row whose whole primary key is in ``filters``, as one
+        driver call (see ``_fast``); the rows matched, or None: use SQLAlchemy.
+
+        ``RETURNING`` counts the rows in the same call; the primary key bounds them to one.
+        """
+        if not isinstance(model, type) or not self._fast_ok(None):
+            return None
+        mapper = self._mapper(model)
+        columns = model_columns(model)
+        pk_keys = {mapper.get_property_by_column(c).key for c in mapper.primary_key}
+        if not pk_keys <= set(filters) or any(k not in columns for k in values or ()):
+            return None
+        table: Any = mapper.local_table
+        sets = {columns[k].key: bindparam(f"v_{k}", type_=columns[k].type) for k in values or ()}
+
+        def build(where: list[Any]) -> Any:
+            stmt = update(table).values(sets) if values else delete(table)
+            return stmt.where(*where).returning(literal_column("1"))
+
+        kind = ("update", tuple(values)) if values else "delete"
+        found = self._filtered_plan(kind, model, filters, include_deleted, build)
+        if found is None:
+            return None
+        plan, params = found
+        params.update({f"v_{k}": v for k, v in (values or {}).items()})
+        async with self._connection(None, write=True) as conn:
+            rows = await _fast.fetch_written(conn, plan, params)
+        return None if rows is None else len(rows)
 
     def _loader(self, model: Any) -> _fast.Loader:
         loader = self._loaders.get(model)
@@ -115,7 +177,7 @@ class OperationsBase:
 
     def _filtered_plan(
         self,
-        kind: str,
+        kind: Any,
         model: Any,
         filters: Mapping[str, Any],
         include_deleted: bool,

@@ -246,6 +246,8 @@ class CompatOperations(PagingOperations):
         # (joined-table inheritance or cascades flush several and need a transaction).
         mapper = self._mapper(type(record))
         single = len(mapper.tables) == 1 and not mapper.relationships
+        if self._fast_ok(session) and await self._fast_create(record):
+            return record
         async with self._session(session, write=True, single_statement=single) as s:
             s.add(record)
             await s.flush()

@@ -210,6 +210,10 @@ class WriteOperations(OperationsBase):
         prepared.update(expressions)
         criteria = self._criteria(model, where, filters, include_deleted, validate)
         self._guard(criteria, all_rows, "update_where", model, include_deleted)
+        if not (where or expressions or session is not None) and validate and plain:
+            matched = await self._fast_point_write(model, filters, include_deleted, prepared)
+            if matched is not None:
+                return matched
         stmt = update(model).where(*criteria).values(**prepared)
         return await self._execute_dml(stmt, session)
 
@@ -235,6 +239,10 @@ class WriteOperations(OperationsBase):
         """
         criteria = self._criteria(model, where, filters, include_deleted=True)
         self._guard(criteria, all_rows, "delete_where", model, True)
+        if not (where or session is not None) and (hard or not is_soft(model)):
+            deleted = await self._fast_point_write(model, filters, True, None)
+            if deleted is not None:
+                return deleted
         return await self._delete(model, criteria, hard=hard, session=session)
 
     async def restore(

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from sqlalchemy.orm.exc import DetachedInstanceError
 
 from conftest import captured_sql
-from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, SoftDeleteMixin
+from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, SchemaBaseSQLite, SoftDeleteMixin
 
 PREFIX = f"fst_{os.getpid()}_"
 
@@ -212,3 +212,83 @@ async def test_slow_query_log_still_sees_fast_reads(tmp_path: Any, log_messages:
     finally:
         await db.drop_tables()
         await db.disconnect()
+
+
+async def test_create_one_gives_a_detached_object_with_generated_values(
+    db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsg_lib import ConstraintViolationError, _fast
+
+    class Stamped(SchemaBaseSQLite, db.Base):
+        __tablename__ = PREFIX + "stamped"
+        name: Mapped[str] = mapped_column(String(40))
+        note: Mapped[str | None] = mapped_column(String(40), nullable=True, default="n/a")
+
+    await db.create_tables()
+    ops = DatabaseOperations(db)
+    written: list[str] = []
+    original = _fast.fetch_written
+
+    async def counting(conn: Any, plan: Any, params: Any) -> Any:
+        written.append(plan.sql.split()[0])
+        return await original(conn, plan, params)
+
+    monkeypatch.setattr(_fast, "fetch_written", counting)
+    created = await ops.create_one(Stamped(name="a"))
+    assert written == (["INSERT"] if backend.startswith("sqlite") else [])
+    assert created.pkid and created.note == "n/a" and created.date_created is not None
+    assert created.date_created.tzinfo is not None  # processed like a loaded value
+    loaded = await ops.get(Stamped, created.pkid)
+    assert (loaded.name, loaded.note, loaded.date_created) == ("a", "n/a", created.date_created)
+    created.name = "b"
+    async with db.get_db_session() as session:
+        session.add(created)  # an UPDATE of the row, not a second INSERT
+        await session.commit()
+    assert await ops.count(Stamped) == 1
+    assert (await ops.get(Stamped, created.pkid)).name == "b"
+    with pytest.raises(ConstraintViolationError):
+        await ops.create_one(Stamped(pkid=created.pkid, name="dup"))
+    explicit_none = await ops.create_one(Stamped(name="c", note=None))  # the ORM decides about None
+    assert explicit_none.note == "n/a"  # None means "use the default", as in a flush
+    assert await ops.count(Stamped) == 2
+
+
+async def test_create_one_with_related_objects_uses_the_orm(db: AsyncDatabase) -> None:
+    ops, Thing, Part, _ = await seeded(db)
+    thing = Thing(id=3, name="t3", when=WHEN, flag=True, color=Color.RED, amount=decimal.Decimal(1), data=[])
+    thing.parts = [Part(id=1)]
+    await ops.create_one(thing)
+    assert await ops.count(Part, thing_id=3) == 1
+
+
+async def test_point_update_and_delete_count_rows_like_sqlalchemy(
+    db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsg_lib import _fast
+
+    ops, Thing, _, Soft = await seeded(db)
+    written: list[str] = []
+    original = _fast.fetch_written
+
+    async def counting(conn: Any, plan: Any, params: Any) -> Any:
+        written.append(plan.sql.split()[0])
+        return await original(conn, plan, params)
+
+    monkeypatch.setattr(_fast, "fetch_written", counting)
+    assert await ops.update_where(Thing, {"name": "new", "when": WHEN}, id=1) == 1
+    assert await ops.update_where(Thing, {"name": "none"}, id=99) == 0
+    assert await ops.delete_where(Thing, id=2) == 1
+    assert await ops.delete_where(Thing, id=2) == 0
+    expected = ["UPDATE", "UPDATE", "DELETE", "DELETE"] if backend.startswith("sqlite") else []
+    assert written == expected
+    assert (await ops.get(Thing, 1)).name == "new" and await ops.count(Thing) == 1
+    written.clear()
+    # no primary key, an expression, a soft delete: the SQLAlchemy path
+    assert await ops.update_where(Thing, {"flag": False}, name="new") == 1
+    assert await ops.update_where(Thing, {"name": Thing.name + "!"}, id=1) == 1
+    assert await ops.delete_where(Soft, id=1) == 1
+    assert await ops.count(Soft, include_deleted=True) == 2
+    assert written == []
+    # a soft-deleted row is not updated unless asked
+    assert await ops.update_where(Soft, {"name": "x"}, id=2) == 0
+    assert await ops.update_where(Soft, {"name": "x"}, id=2, include_deleted=True) == 1

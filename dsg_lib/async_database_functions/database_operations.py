@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, text
+from sqlalchemy import Insert, Select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..database import AsyncDatabase
@@ -264,7 +264,7 @@ class DatabaseOperations(_ModernOperations):
         Examples:
             >>> run(face_ops.execute_many([(insert(User), {"name": "Tim", "email": "t@x.org"}),
             ...                            (select(User.name).where(User.name == "Tim"), None)], True))
-            [{'rowcount': 1, 'inserted_primary_key': None}, ['Tim']]
+            [{'rowcount': 1, 'inserted_primary_key': [4]}, ['Tim']]
         """
 
         async def work(s: AsyncSession) -> Any:
@@ -385,6 +385,10 @@ def _statement(query: Any) -> Any:
 async def _execute(session: AsyncSession, query: Any, values: Any, metadata: bool) -> Any:
     """One statement as devsetgo-lib runs it: select -> rows; else "complete" or its metadata."""
     statement = _statement(query)
+    if isinstance(statement, Insert) and values is not None:
+        # Core semantics for (insert(Model), values): a CursorResult with rowcount and
+        # inserted_primary_key, where the ORM's bulk mode reports neither
+        statement = statement.execution_options(dml_strategy="raw")
     result = await (session.execute(statement, values) if values is not None else session.execute(statement))
     if isinstance(statement, Select):
         return shape_rows(result)

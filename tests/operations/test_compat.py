@@ -26,7 +26,7 @@ from dsg_lib import (
     RecordNotFoundError,
 )
 from dsg_lib.async_database_functions import database_operations
-from dsg_lib.async_database_functions.base_schema import SchemaBaseSQLite, UTCDateTime, utcnow
+from dsg_lib.schema import SchemaBaseSQLite, UTCDateTime, utcnow
 
 # pid suffix: concurrent test runs on the same servers do not collide
 PREFIX = f"opc_{os.getpid()}_"

@@ -5,8 +5,11 @@ Each mixin adds a UUID-string ``pkid`` primary key and ``date_created`` /
 uses (types, indexes, comments, server defaults), so tables created by
 devsetgo-lib and by this face are the same and an Alembic autogenerate after
 switching finds nothing to change. ``SchemaBaseSQLite`` stamps the times in
-Python (works on any backend); the others let the server stamp them with the
-dialect's UTC expression. Server-set values are fetched back on insert
+Python; the others let the server stamp them with the
+dialect's UTC expression. As in devsetgo-lib, the columns are ``DateTime``
+without time zone, so use the mixin of your backend: ``SchemaBaseSQLite``'s
+aware Python datetimes do not fit PostgreSQL's ``timestamp`` through asyncpg.
+Server-set values are fetched back on insert
 (``eager_defaults``), so they can be read after the session has closed.
 
 New code can use the timezone-aware mixins of ``dsg_lib.schema`` instead
@@ -106,12 +109,14 @@ SchemaBaseSQLite: type = type(
     (),
     {
         **_stamps({"default": get_utc_now}, {"default": get_utc_now, "onupdate": get_utc_now}, _UTC),
-        "__doc__": "``pkid`` and timestamps set in Python (`get_utc_now`); works on every backend.",
+        "__doc__": "``pkid`` and timestamps set in Python (`get_utc_now`), for SQLite (MySQL/MariaDB too).",
         "__module__": __name__,
     },
 )
 SchemaBasePostgres = _server_stamped("SchemaBasePostgres", "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')", _UTC)
-SchemaBaseCockroachDB = _server_stamped("SchemaBaseCockroachDB", "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')", _UTC)
+SchemaBaseCockroachDB = _server_stamped(
+    "SchemaBaseCockroachDB", "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')", _UTC
+)
 SchemaBaseMySQL = _server_stamped("SchemaBaseMySQL", "UTC_TIMESTAMP()", _UTC)
 SchemaBaseOracle = _server_stamped("SchemaBaseOracle", "SYS_EXTRACT_UTC(SYSTIMESTAMP)", _UTC)
 SchemaBaseMSSQL = _server_stamped("SchemaBaseMSSQL", "GETUTCDATE()", _UTC)

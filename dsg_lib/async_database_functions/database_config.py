@@ -49,7 +49,9 @@ class DBConfig(_config.DBConfig):
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
-        self._session_factory: sessionmaker[AsyncSession] = sessionmaker(
+        # devsetgo-lib's factory: a sessionmaker of AsyncSession, which SQLAlchemy's
+        # stubs only type for sync sessions (async_sessionmaker is the typed spelling)
+        self._session_factory: sessionmaker[Any] = sessionmaker(  # type: ignore[call-overload]
             bind=self.engine, class_=AsyncSession, expire_on_commit=False
         )
 

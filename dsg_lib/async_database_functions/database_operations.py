@@ -109,7 +109,7 @@ class DatabaseOperations(_ModernOperations):
         except Exception as exc:
             return self._failed(exc)
 
-    async def _guard(self, work: Awaitable[T]) -> T | DatabaseErrorResult:
+    async def _legacy_guard(self, work: Awaitable[T]) -> T | DatabaseErrorResult:
         try:
             return await work
         except Exception as exc:
@@ -124,35 +124,35 @@ class DatabaseOperations(_ModernOperations):
         return result
 
     # ------------------------------------------------------------ introspection
-    async def get_columns_details(self, table: Any) -> Any:  # type: ignore[override]
+    async def get_columns_details(self, table: Any) -> Any:
         """As `dsg_lib.DatabaseOperations.get_columns_details`; an error dict on failure.
 
         Examples:
             >>> sorted(run(face_ops.get_columns_details(User)))
             ['age', 'email', 'id', 'name']
         """
-        return await self._guard(super().get_columns_details(table))
+        return await self._legacy_guard(super().get_columns_details(table))
 
-    async def get_primary_keys(self, table: Any) -> Any:  # type: ignore[override]
+    async def get_primary_keys(self, table: Any) -> Any:
         """As `dsg_lib.DatabaseOperations.get_primary_keys`; an error dict on failure.
 
         Examples:
             >>> run(face_ops.get_primary_keys(User))
             ['id']
         """
-        return await self._guard(super().get_primary_keys(table))
+        return await self._legacy_guard(super().get_primary_keys(table))
 
-    async def get_table_names(self) -> Any:  # type: ignore[override]
+    async def get_table_names(self) -> Any:
         """The table names of this database's ``Base``; an error dict on failure.
 
         Examples:
             >>> run(face_ops.get_table_names())
             ['doc_users', 'doc_notes']
         """
-        return await self._guard(super().get_table_names())
+        return await self._legacy_guard(super().get_table_names())
 
     # ------------------------------------------------------------ reads
-    async def count_query(self, query: Any, *, session: AsyncSession | None = None) -> Any:  # type: ignore[override]
+    async def count_query(self, query: Any, *, session: AsyncSession | None = None) -> Any:
         """The number of rows ``query`` returns; an error dict on failure.
 
         Examples:
@@ -162,7 +162,7 @@ class DatabaseOperations(_ModernOperations):
         count = super().count_query
         return await self._run(lambda s: count(query, session=s), write=False, session=session)
 
-    async def paginate_query(  # type: ignore[override]
+    async def paginate_query(
         self, query: Any, page: int = 1, page_size: int = 100, *, session: AsyncSession | None = None
     ) -> Any:
         """One page as ``{"items", "total", "page", "page_size", "pages"}``; items shaped as `read_query`.
@@ -214,7 +214,7 @@ class DatabaseOperations(_ModernOperations):
 
         return await self._run(work, write=False, session=session)
 
-    async def read_multi_query(  # type: ignore[override]
+    async def read_multi_query(
         self, queries: Mapping[str, Any], *, session: AsyncSession | None = None
     ) -> Any:
         """Several named queries in one session: ``{name: rows}`` (rows as `read_query`).
@@ -230,7 +230,7 @@ class DatabaseOperations(_ModernOperations):
         return await self._run(work, write=False, session=session)
 
     # ------------------------------------------------------------ writes
-    async def execute_one(  # type: ignore[override]
+    async def execute_one(
         self,
         query: Any,
         values: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
@@ -256,7 +256,7 @@ class DatabaseOperations(_ModernOperations):
         is_select = isinstance(query, Select)
         return await self._run(work, write=not is_select, session=session)
 
-    async def execute_many(  # type: ignore[override]
+    async def execute_many(
         self, queries: Sequence[Any], return_results: bool = False, *, session: AsyncSession | None = None
     ) -> Any:
         """Execute ``(statement, values)`` pairs in one transaction; ``"complete"`` or each result.
@@ -290,14 +290,20 @@ class DatabaseOperations(_ModernOperations):
         """Insert several ORM objects in one transaction and return them; an error dict on failure.
 
         Examples:
-            >>> len(run(face_ops.create_many([User(name="A", email="a@x.org"), User(name="B", email="b@x.org")])))
+            >>> new = [User(name="A", email="a@x.org"), User(name="B", email="b@x.org")]
+            >>> len(run(face_ops.create_many(new)))
             2
         """
         create = super().create_many
         return await self._run(lambda s: create(records, session=s), write=True, session=session)
 
-    async def update_one(  # type: ignore[override]
-        self, table: Any, record_id: Any, new_values: Mapping[str, Any], *, session: AsyncSession | None = None
+    async def update_one(
+        self,
+        table: Any,
+        record_id: Any,
+        new_values: Mapping[str, Any],
+        *,
+        session: AsyncSession | None = None,
     ) -> Any:
         """Update the row with primary key ``record_id`` and return it.
 
@@ -318,7 +324,7 @@ class DatabaseOperations(_ModernOperations):
         )
         return self._not_found(record_id) if _is_not_found(result) else result
 
-    async def delete_one(  # type: ignore[override]
+    async def delete_one(
         self, table: Any, record_id: Any, *, hard: bool = False, session: AsyncSession | None = None
     ) -> Any:
         """Delete the row with primary key ``record_id``.
@@ -339,7 +345,7 @@ class DatabaseOperations(_ModernOperations):
         )
         return self._not_found(record_id) if _is_not_found(result) else result
 
-    async def delete_many(  # type: ignore[override]
+    async def delete_many(
         self,
         table: Any,
         id_column_name: str = "pkid",

@@ -37,7 +37,12 @@ def uptime(since: float = _STARTED) -> dict[str, dict[str, float]]:
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     return {
-        "uptime": {"Days": int(days), "Hours": int(hours), "Minutes": int(minutes), "Seconds": round(seconds, 2)}
+        "uptime": {
+            "Days": int(days),
+            "Hours": int(hours),
+            "Minutes": int(minutes),
+            "Seconds": round(seconds, 2),
+        }
     }
 
 

@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy import Column, Integer, String, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from dsg_lib import AsyncDatabase, ConstraintViolationError, QueryError, RecordNotFoundError
+from dsg_lib import (
+    AsyncDatabase,
+    ConstraintViolationError,
+    InvalidInputError,
+    QueryError,
+    RecordNotFoundError,
+)
 from dsg_lib import DatabaseOperations as ModernOperations
 from dsg_lib.async_database_functions import database_operations
 from dsg_lib.async_database_functions.database_operations import (
@@ -100,7 +106,13 @@ async def test_reads_are_scalars_objects_or_json_ready_dicts(env: SimpleNamespac
     assert await env.ops.read_one_record(select(env.Member).where(by_name == "Nobody")) is None
     assert await env.ops.count_query(select(env.Member)) == 2
     page = await env.ops.paginate_query(select(env.Member.name, env.Member.color).order_by(by_name), 2, 1)
-    assert page == {"items": [{"name": "Alan", "color": "red"}], "total": 2, "page": 2, "page_size": 1, "pages": 2}
+    assert page == {
+        "items": [{"name": "Alan", "color": "red"}],
+        "total": 2,
+        "page": 2,
+        "page_size": 1,
+        "pages": 2,
+    }
 
 
 async def test_crud_methods_return_devsetgo_shapes(env: SimpleNamespace) -> None:
@@ -188,6 +200,9 @@ async def test_modern_methods_raise_on_the_face(env: SimpleNamespace) -> None:
     assert await env.ops.insert_many(env.Member, [{"name": "Ada"}]) == 1
     with pytest.raises(ConstraintViolationError):
         await env.ops.insert_many(env.Member, [{"name": "Ada"}])
+    with pytest.raises(InvalidInputError):  # the modern guard: no filter, no all_rows=True
+        await env.ops.delete_where(env.Member)
+    assert await env.ops.delete_where(env.Member, name="Ada") == 1
 
 
 async def test_modern_operations_keep_raising(env: SimpleNamespace) -> None:
@@ -207,12 +222,18 @@ def test_handle_exceptions_shapes() -> None:
     assert isinstance(integrity.exception, ConstraintViolationError)
     assert handle_exceptions(SQLAlchemyError("boom")) == {"error": "SQLAlchemyError", "details": "boom"}
     general = handle_exceptions(ValueError("oops"))
-    assert general == {"error": "General Exception", "details": "oops"} and isinstance(general.exception, ValueError)
+    assert general == {"error": "General Exception", "details": "oops"} and isinstance(
+        general.exception, ValueError
+    )
     typed = handle_exceptions(ConstraintViolationError("duplicate key"))
     assert typed == {"error": "IntegrityError", "details": "duplicate key"}
 
 
 def test_module_names_devsetgo_lib_code_imports() -> None:
-    assert set(database_operations.__all__) >= {"DatabaseErrorResult", "DatabaseOperations", "handle_exceptions"}
+    assert set(database_operations.__all__) >= {
+        "DatabaseErrorResult",
+        "DatabaseOperations",
+        "handle_exceptions",
+    }
     assert issubclass(DatabaseOperations, ModernOperations)  # a thin face over the modern core
     assert isinstance(DatabaseErrorResult({"error": "e", "details": "d"}), dict)

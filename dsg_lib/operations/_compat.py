@@ -19,7 +19,7 @@ from ..errors import (
     MultipleRecordsFoundError,
     RecordNotFoundError,
 )
-from ..filters import build_filters, check_value, model_columns
+from ..filters import check_value, model_columns
 from ._base import (
     M,
     as_statement,
@@ -28,10 +28,18 @@ from ._base import (
     single_column,
 )
 from ._paging import PagingOperations
+from ._writes import WriteOperations
 
 
-class CompatOperations(PagingOperations):
-    """devsetgo-lib-compatible methods of ``DatabaseOperations``."""
+class CompatOperations(WriteOperations, PagingOperations):
+    """devsetgo-lib-compatible methods of ``DatabaseOperations``.
+
+    Where a devsetgo-lib name and a modern one do the same thing, the old name
+    delegates (``delete_many`` / ``delete_one`` -> ``delete_where``,
+    ``paginate_query`` -> ``paginate``) or shares the one private step
+    (``count_query`` and ``count`` -> ``_count``; ``read_query`` and ``find``
+    -> ``_fetch_all``): one implementation per operation.
+    """
 
     async def get_columns_details(self, table: Any) -> dict[str, dict[str, Any]]:
         """Describe every column of a model: type, nullable, primary_key, unique, autoincrement, default.
@@ -88,9 +96,7 @@ class CompatOperations(PagingOperations):
             1
         """
         require_select(query)
-        counter = select(func.count()).select_from(query.order_by(None).subquery())
-        async with self._connection(session, write=False) as conn:
-            return int((await conn.execute(counter)).scalar_one())
+        return await self._count(select(func.count()).select_from(query.order_by(None).subquery()), session)
 
     async def paginate_query(
         self,
@@ -138,11 +144,7 @@ class CompatOperations(PagingOperations):
             >>> run(ops.read_query(select(User.name, User.age).where(User.id == 1)))
             [('Ada', 36)]
         """
-        async with self._session(session, write=False) as s:
-            result = await s.execute(as_statement(query))
-            if single_column(query):
-                return list(result.scalars().all())
-            return list(result.all())
+        return await self._fetch_all(as_statement(query), session)
 
     async def read_multi_query(
         self, queries: Mapping[str, Executable], *, session: AsyncSession | None = None
@@ -334,7 +336,7 @@ class CompatOperations(PagingOperations):
             True
         """
         clause = self._pk_clause(table, record_id)
-        deleted = await self._delete(table, [clause], hard=hard, session=session)
+        deleted = await self.delete_where(table, clause, hard=hard, session=session)
         if deleted == 0:
             raise RecordNotFoundError(f"no {table.__name__} with primary key {record_id!r}"[:200])
         return {"success": "Record deleted successfully"}
@@ -357,8 +359,8 @@ class CompatOperations(PagingOperations):
         values = list(id_values or [])
         if not values:
             return 0
-        clauses = build_filters(table, {f"{id_column_name}__in": values}, dialect=self._dialect)
-        return await self._delete(table, clauses, hard=hard, session=session)
+        filters: dict[str, Any] = {f"{id_column_name}__in": values}
+        return await self.delete_where(table, hard=hard, session=session, **filters)
 
 
 def _result_info(result: Any, return_metadata: bool) -> Any:

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import ConstraintViolationError, DatabaseError, translate_error
 
-__all__ = ["DatabaseErrorResult", "handle_exceptions", "metadata_of", "rows_of", "shape_row", "shape_rows"]
+__all__ = ["DatabaseErrorResult", "handle_exceptions", "metadata_of", "shape_row", "shape_rows"]
 
 
 class DatabaseErrorResult(dict[str, Any]):
@@ -100,11 +100,6 @@ def shape_rows(result: Any) -> list[Any]:
     if callable(keys) and len(keys()) == 1:
         return list(result.scalars().all())
     return [shape_row(row) for row in result.fetchall()]
-
-
-def rows_of(result: Any) -> list[Any]:
-    """`shape_rows` for a statement that may not return rows (then ``[]``)."""
-    return shape_rows(result) if getattr(result, "returns_rows", False) else []
 
 
 def metadata_of(statement: Any, result: Any, rows: list[Any]) -> dict[str, Any]:

@@ -40,13 +40,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Select, text
+from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..database import AsyncDatabase
 from ..errors import InvalidInputError, RecordNotFoundError, SessionMissingError
 from ..operations import DatabaseOperations as _ModernOperations
-from ._results import DatabaseErrorResult, handle_exceptions, metadata_of, rows_of, shape_row, shape_rows
+from ..operations._compat import returns_rows, run_statement
+from ._results import DatabaseErrorResult, handle_exceptions, metadata_of, shape_row, shape_rows
 
 __all__ = ["DatabaseErrorResult", "DatabaseOperations", "handle_exceptions"]
 
@@ -391,12 +392,8 @@ def _statement(query: Any) -> Any:
 async def _execute(session: AsyncSession, query: Any, values: Any, metadata: bool) -> Any:
     """One statement as devsetgo-lib runs it: select -> rows; else "complete" or its metadata."""
     statement = _statement(query)
-    if isinstance(statement, Insert) and values is not None:
-        # Core semantics for (insert(Model), values): a CursorResult with rowcount and
-        # inserted_primary_key, where the ORM's bulk mode reports neither
-        statement = statement.execution_options(dml_strategy="raw")
-    result = await (session.execute(statement, values) if values is not None else session.execute(statement))
+    result = await run_statement(session, statement, values)
     if isinstance(statement, Select):
         return shape_rows(result)
-    rows = rows_of(result)
+    rows = shape_rows(result) if returns_rows(statement, result) else []
     return metadata_of(statement, result, rows) if metadata else "complete"

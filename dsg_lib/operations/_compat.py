@@ -7,7 +7,9 @@ from typing import Any
 
 from sqlalchemy import (
     Executable,
+    Insert,
     Select,
+    UpdateBase,
     func,
     select,
 )
@@ -174,10 +176,11 @@ class CompatOperations(WriteOperations, PagingOperations):
         *,
         session: AsyncSession | None = None,
     ) -> Any:
-        """Execute one write statement (insert / update / delete / text) in a transaction.
+        """Execute one statement (insert / update / delete / text / select) in a transaction.
 
         Returns:
-            The affected row count, or with ``return_metadata=True`` a dict with
+            A select's rows (as `read_query` gives them); otherwise the affected
+            row count, or with ``return_metadata=True`` a dict with
             ``rowcount``, ``inserted_primary_key`` (single inserts) and ``rows``
             (statements with RETURNING).
 
@@ -191,8 +194,10 @@ class CompatOperations(WriteOperations, PagingOperations):
         statement = as_statement(query)
         single = values is None or isinstance(values, Mapping)
         async with self._session(session, write=True, single_statement=single) as s:
-            result = await s.execute(statement, values) if values is not None else await s.execute(statement)
-            return _result_info(result, return_metadata)
+            result = await run_statement(s, statement, values)
+            if isinstance(statement, Select) and not return_metadata:
+                return _rows(statement, result)  # a select's answer is its rows, not a rowcount
+            return _result_info(statement, result, return_metadata)
 
     async def execute_many(
         self,
@@ -223,12 +228,9 @@ class CompatOperations(WriteOperations, PagingOperations):
             for item in queries:
                 statement, values = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
                 statement = as_statement(statement)
-                result = (
-                    await s.execute(statement, values) if values is not None else await s.execute(statement)
-                )
-                if getattr(result, "returns_rows", True):  # ORM selects give a Result without it
-                    rows = list(result.all())
-                    results.append(rows)
+                result = await run_statement(s, statement, values)
+                if returns_rows(statement, result):
+                    results.append(_rows(statement, result))
                 else:
                     count = max(getattr(result, "rowcount", 0), 0)
                     total += count
@@ -363,13 +365,42 @@ class CompatOperations(WriteOperations, PagingOperations):
         return await self.delete_where(table, hard=hard, session=session, **filters)
 
 
-def _result_info(result: Any, return_metadata: bool) -> Any:
+async def run_statement(session: AsyncSession, statement: Executable, values: Any) -> Any:
+    """Execute ``statement`` (with ``values``, if any) in ``session``; the one execute of
+    ``execute_one`` / ``execute_many`` on both faces."""
+    if isinstance(statement, Insert) and values is not None:
+        # Core semantics for (insert(Model), values): a result with rowcount and
+        # inserted_primary_key, which the ORM's bulk insert mode reports neither of
+        statement = statement.execution_options(dml_strategy="raw")
+    if values is None:
+        return await session.execute(statement)
+    return await session.execute(statement, values)
+
+
+def returns_rows(statement: Any, result: Any) -> bool:
+    """Whether a statement's result holds rows for the caller: selects, explicit RETURNING, text.
+
+    Not ``result.returns_rows`` alone: ORM selects give a result without it, and an
+    insert's implicit RETURNING of its primary key (PostgreSQL) is not the caller's.
+    """
+    if isinstance(statement, Select):
+        return True
+    if isinstance(statement, UpdateBase):
+        return len(statement.exported_columns) > 0
+    return bool(getattr(result, "returns_rows", False))
+
+
+def _rows(statement: Any, result: Any) -> list[Any]:
+    return list(result.scalars().all() if single_column(statement) else result.all())
+
+
+def _result_info(statement: Any, result: Any, return_metadata: bool) -> Any:
     rowcount = max(getattr(result, "rowcount", -1) or 0, 0)
     if not return_metadata:
         return rowcount
     info: dict[str, Any] = {"rowcount": rowcount}
     try:
-        if result.returns_rows:
+        if returns_rows(statement, result):
             info["rows"] = list(result.all())
     except Exception:  # pragma: no cover - drivers without row info
         pass

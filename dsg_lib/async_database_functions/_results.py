@@ -9,7 +9,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import ConstraintViolationError, DatabaseError, translate_error
 
-__all__ = ["DatabaseErrorResult", "handle_exceptions", "metadata_of", "shape_row", "shape_rows"]
+__all__ = [
+    "DatabaseErrorResult",
+    "error_result",
+    "handle_exceptions",
+    "metadata_of",
+    "shape_row",
+    "shape_rows",
+]
 
 
 class DatabaseErrorResult(dict[str, Any]):
@@ -35,13 +42,13 @@ def handle_exceptions(ex: Exception) -> DatabaseErrorResult:
 
     ``error`` is ``"IntegrityError"`` for constraint violations,
     ``"SQLAlchemyError"`` for anything else the database or SQLAlchemy
-    rejected, ``"General Exception"`` otherwise. For a `dsg_lib.DatabaseError`
-    the details are its message, which never holds passwords or bound values;
-    for a raw SQLAlchemy error they are its message up to the ``[SQL:`` part,
-    as devsetgo-lib gives them.
+    rejected, ``"General Exception"`` otherwise. ``details`` is the message up
+    to its ``[SQL:`` part, as devsetgo-lib gives it, except for errors raised by
+    the database driver: their text can hold the statement's bound values, so
+    ``details`` is then dsg_lib's redacted message.
 
     Args:
-        ex: The exception to describe.
+        ex: The exception to describe (a raw one or a `dsg_lib.DatabaseError`).
 
     Returns:
         The error dict, with the typed error on ``.exception``.
@@ -54,25 +61,38 @@ def handle_exceptions(ex: Exception) -> DatabaseErrorResult:
         >>> handle_exceptions(ValueError("oops"))
         {'error': 'General Exception', 'details': 'oops'}
     """
-    if isinstance(ex, DatabaseError):
-        cause = ex.__cause__
-        if isinstance(ex, ConstraintViolationError) or isinstance(cause, IntegrityError):
-            name = "IntegrityError"
-        elif cause is not None and not isinstance(ex, (ValueError, LookupError)):
-            name = "SQLAlchemyError"  # the database or the driver rejected it
+    return error_result(ex)
+
+
+def error_result(ex: Exception, secrets: tuple[str, ...] = ()) -> DatabaseErrorResult:
+    """`handle_exceptions`, masking ``secrets`` (the database password) in the details."""
+    typed = ex if isinstance(ex, DatabaseError) else None
+    raw = typed.__cause__ if typed is not None else ex
+    if isinstance(raw, SQLAlchemyError) and typed is None:
+        typed = translate_error(raw, secrets=secrets)
+    if typed is None:
+        name, details = "General Exception", str(ex)
+    else:
+        name = _error_name(typed)
+        from_driver = isinstance(getattr(raw, "orig", None), BaseException)
+        if isinstance(raw, SQLAlchemyError) and not from_driver:
+            details = str(raw).split("[SQL:")[0]
         else:
-            name = "General Exception"  # rejected by dsg_lib before any SQL was sent
-        result = DatabaseErrorResult({"error": name, "details": ex.details})
-        result.exception = ex
-        return result
-    if isinstance(ex, SQLAlchemyError):
-        name = "IntegrityError" if isinstance(ex, IntegrityError) else "SQLAlchemyError"
-        result = DatabaseErrorResult({"error": name, "details": str(ex).split("[SQL:")[0]})
-        result.exception = translate_error(ex)
-        return result
-    result = DatabaseErrorResult({"error": "General Exception", "details": str(ex)})
-    result.exception = ex
+            details = typed.details
+    for secret in secrets:
+        details = details.replace(secret, "***")
+    result = DatabaseErrorResult({"error": name, "details": details})
+    result.exception = typed if typed is not None else ex
     return result
+
+
+def _error_name(typed: DatabaseError) -> str:
+    cause = typed.__cause__
+    if isinstance(typed, ConstraintViolationError) or isinstance(cause, IntegrityError):
+        return "IntegrityError"
+    if cause is not None and not isinstance(typed, (ValueError, LookupError)):
+        return "SQLAlchemyError"  # the database, the driver or SQLAlchemy rejected it
+    return "General Exception"  # rejected by dsg_lib before any SQL was sent
 
 
 def shape_row(row: Any) -> Any:

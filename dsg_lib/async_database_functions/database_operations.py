@@ -47,7 +47,7 @@ from ..database import AsyncDatabase
 from ..errors import InvalidInputError, RecordNotFoundError, SessionMissingError
 from ..operations import DatabaseOperations as _ModernOperations
 from ..operations._compat import returns_rows, run_statement
-from ._results import DatabaseErrorResult, handle_exceptions, metadata_of, shape_row, shape_rows
+from ._results import DatabaseErrorResult, error_result, handle_exceptions, metadata_of, shape_row, shape_rows
 
 __all__ = ["DatabaseErrorResult", "DatabaseOperations", "handle_exceptions"]
 
@@ -85,7 +85,8 @@ class DatabaseOperations(_ModernOperations):
         """Raise ``exc`` where failures must not be ignored, else devsetgo-lib's error dict."""
         if self.raise_errors or self._transaction_session() is not None:
             raise exc
-        return handle_exceptions(exc)
+        password = self.async_db.db_config.url.password
+        return error_result(exc, (password,) if password else ())
 
     async def _run(self, work: Work[T], *, write: bool, session: AsyncSession | None = None) -> Any:
         """Run ``work(session)`` the devsetgo-lib way; every legacy query goes through here.

@@ -225,6 +225,9 @@ def test_handle_exceptions_shapes() -> None:
     assert general == {"error": "General Exception", "details": "oops"} and isinstance(
         general.exception, ValueError
     )
+    odd = handle_exceptions(IntegrityError(None, None, "orig is a string"))  # type: ignore[arg-type]
+    assert odd["error"] == "IntegrityError" and "orig is a string" in odd["details"]
+    assert isinstance(odd.exception, ConstraintViolationError)
     typed = handle_exceptions(ConstraintViolationError("duplicate key"))
     assert typed == {"error": "IntegrityError", "details": "duplicate key"}
 

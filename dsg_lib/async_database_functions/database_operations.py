@@ -5,8 +5,10 @@ A thin face over `dsg_lib.DatabaseOperations`: the devsetgo-lib-named methods
 returns, including a `DatabaseErrorResult` dict instead of raising, so code
 written for devsetgo-lib runs unchanged. Two exceptions make failures safe:
 
-* inside ``async with db.transaction()`` they raise the typed error, so a
-  failed step cannot be ignored and half the work committed;
+* inside ``async with db.transaction()`` (or a request of
+  ``dsg_lib.fastapi.DBSessionMiddleware``, which is one transaction) they
+  raise the typed error, so a failed step cannot be ignored and half the
+  work committed;
 * ``DatabaseOperations(async_db, raise_errors=True)`` makes them raise
   everywhere (the first step of moving to the modern API).
 

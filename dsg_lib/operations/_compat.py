@@ -164,8 +164,7 @@ class CompatOperations(WriteOperations, PagingOperations):
         results: dict[str, list[Any]] = {}
         async with self._session(session, write=False) as s:
             for name, query in queries.items():
-                result = await s.execute(as_statement(query))
-                results[name] = list(result.scalars().all() if single_column(query) else result.all())
+                results[name] = await self._fetch_all(as_statement(query), s)
         return results
 
     async def execute_one(

@@ -321,7 +321,8 @@ def _driver_chain(exc: BaseException) -> Iterator[BaseException]:
     todo: list[BaseException | None] = [exc]
     while todo:
         item = todo.pop(0)
-        if item is None or id(item) in seen:
+        # DBAPIError.orig is whatever was passed in: not always an exception
+        if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
         yield item

@@ -119,7 +119,7 @@ class DBConfig:
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping
         self.pre_ping_window: float | None = (
             None
-            if backend == "sqlite" or engine_opts.get("pool_pre_ping") is False
+            if backend not in _config_keys.SERVERS or engine_opts.get("pool_pre_ping") is False
             else library.get("pre_ping_window_ms", DEFAULT_PRE_PING_WINDOW_MS) / 1000.0
         )
         #: stops the statement of a cancelled operation (see _engine.StatementStopper)

@@ -338,7 +338,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--stream-repeats",
         type=int,
         default=None,
-        help="repeats of the 1M-row stream (default 1; each is a fresh process)",
+        help="repeats of the memory workloads, stream and insert_memory (default 1; each a fresh process)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every timed run")
     parser.add_argument(

@@ -319,6 +319,11 @@ def chart(results: dict[str, Any], run: dict[str, Any], path: str) -> bool:
     fig.tight_layout()
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(path) as image:  # a few flat colours: a palette PNG is a third of the size
+        small = image.convert("RGB").quantize(colors=64)
+    small.save(path, optimize=True)
     return True
 
 

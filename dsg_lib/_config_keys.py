@@ -106,6 +106,12 @@ KEYS: dict[str, KeySpec] = {
         "a str or bytes of at least 16 characters (HMAC key for keyset cursors)",
     ),
     "pgbouncer": KeySpec("library", _is_bool, "a bool", frozenset({"postgresql"})),
+    "wsrep_sync_wait": KeySpec(
+        "library",
+        lambda v: v is None or (_is_int(0)(v) and v <= 15),
+        "an int 0..15 (Galera causal reads: 1 = reads wait for the cluster) or None",
+        frozenset({"mysql", "mariadb"}),
+    ),
 }
 
 URL_PARTS = ("dialect", "driver", "host", "port", "username", "password", "database")

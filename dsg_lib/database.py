@@ -13,7 +13,6 @@ Examples:
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from sqlalchemy.orm import DeclarativeBase
 
 from . import config as _config
+from . import consistency as _consistency
+from ._retry import DEFAULT_FAILOVER_SECONDS, Retrier
 from .config import DBConfig, _managed_session, _shielded
 from .errors import (
     DatabaseError,
@@ -130,6 +131,9 @@ class AsyncDatabase:
         )
         self._scope: ContextVar[_Scope | None] = ContextVar(f"dsg_lib_scope_{id(self)}", default=None)
         self._route: ContextVar[str | None] = ContextVar(f"dsg_lib_route_{id(self)}", default=None)
+        # consistent_with(): -1 no requirement, None read the primary, else a WAL position
+        self._wanted: ContextVar[int | None] = ContextVar(f"dsg_lib_wanted_{id(self)}", default=-1)
+        self._replay = _consistency.ReplayCache()
         self._closed = False
         self._created: set[str] = set()
         self._extra_metadata: list[MetaData] = []
@@ -449,11 +453,14 @@ class AsyncDatabase:
     async def _read_connection(self, autocommit: bool = True) -> AsyncConnection:
         """A connection for a read outside a transaction: a healthy replica, else the primary."""
         replicas = self.db_config.replicas
-        if replicas and self._route.get() != "primary":
+        wanted = self._wanted.get()
+        if replicas and self._route.get() != "primary" and wanted is not None:
             for replica in replicas.candidates():
                 conn = (replica.autocommit_engine if autocommit else replica.engine).connect()
                 try:
                     await conn.start()
+                    if wanted > 0 and not await self._replay.usable(replica.safe_url, conn, wanted):
+                        continue  # behind the caller's consistency token
                 except (DatabaseError, OSError, asyncio.TimeoutError, SQLAlchemyError) as exc:
                     replicas.mark_down(replica, self.db_config.translate(exc).details)
                     continue
@@ -502,6 +509,59 @@ class AsyncDatabase:
         async with self._routed("replica"):
             yield
 
+    async def consistency_token(self) -> str:
+        """A token for every write committed so far; pass it to `consistent_with` later.
+
+        Call it after a write transaction commits (e.g. at the end of a POST)
+        and hand it to the client; the client's next request presents it so
+        its reads see that write even when they go to a read replica. On
+        PostgreSQL it is the primary's WAL position (``pg:<lsn>``), read with
+        one query; elsewhere it is ``"primary"`` (reads go to the primary).
+
+        Examples:
+            >>> import asyncio
+            >>> async def main():
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         return await db.consistency_token()
+            >>> asyncio.run(main())
+            'primary'
+        """
+        self._check_open()
+        if self.db_config.dialect != "postgresql":
+            return _consistency.PRIMARY_TOKEN
+        with self.db_config.errors():
+            async with self.db_config.autocommit_engine.connect() as conn:
+                return await _consistency.primary_token(conn, self.db_config.dialect)
+
+    @asynccontextmanager
+    async def consistent_with(self, token: str | None) -> AsyncIterator[None]:
+        """Make this block's reads see everything ``token`` stands for (read-your-writes).
+
+        A read goes to a read replica only when that replica has replayed
+        past the token, else to the primary. ``None`` or ``""`` changes nothing.
+
+        Args:
+            token: A string from `consistency_token`.
+
+        Raises:
+            InvalidInputError: ``token`` is not a consistency token.
+
+        Examples:
+            >>> import asyncio
+            >>> async def main():
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async with db.consistent_with(await db.consistency_token()):
+            ...             return (await db.health_check())["ok"]
+            >>> asyncio.run(main())
+            True
+        """
+        wanted = _consistency.parse_token(token) if token else -1
+        reset = self._wanted.set(wanted)
+        try:
+            yield
+        finally:
+            self._wanted.reset(reset)
+
     @asynccontextmanager
     async def _routed(self, route: str) -> AsyncIterator[None]:
         token = self._route.set(route)
@@ -519,6 +579,7 @@ class AsyncDatabase:
         retries: int = 3,
         *,
         backoff: float = 0.05,
+        unavailable_timeout: float | None = None,
     ) -> T:
         """Run ``await fn(session)`` in ``transaction()``, re-running it on conflicts.
 
@@ -531,13 +592,17 @@ class AsyncDatabase:
             fn: The unit of work. It may run more than once: keep side effects
                 outside the database idempotent.
             retries: How many times to re-run after a conflict.
-            backoff: The first sleep in seconds; it doubles each retry.
+            backoff: The first sleep in seconds; it doubles each retry (at most 1 s).
+            unavailable_timeout: Seconds to keep re-running after
+                ``DatabaseUnavailableError`` (a failover in progress). Default:
+                15 when the URI lists several hosts, else 0 (no retry).
 
         Returns:
             What ``fn`` returned.
 
         Raises:
             TransactionConflictError: still conflicting after ``retries`` re-runs.
+            DatabaseUnavailableError: still unavailable after ``unavailable_timeout``.
 
         Examples:
             >>> import asyncio
@@ -555,24 +620,16 @@ class AsyncDatabase:
         if self._active_scope() is not None:
             async with self.transaction() as session:
                 return await fn(session)
-        attempt = 0
+        if unavailable_timeout is None:
+            unavailable_timeout = DEFAULT_FAILOVER_SECONDS if self.db_config.multi_host else 0.0
+        retrier = Retrier(retries, backoff, unavailable_timeout)
         while True:
             try:
                 async with self.transaction() as session:
                     return await fn(session)
-            except TransactionConflictError as exc:
-                if attempt >= retries:
+            except (TransactionConflictError, DatabaseUnavailableError) as exc:
+                if not await retrier.again(exc):
                     raise
-                attempt += 1
-                sleep = backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-                logger.warning(
-                    "dsg_lib: transaction conflict ({}), retry {}/{} in {:.3f}s",
-                    exc.details[:120],
-                    attempt,
-                    retries,
-                    sleep,
-                )
-                await asyncio.sleep(sleep)
 
     # ------------------------------------------------------------------ tables
     def _metadatas(self) -> list[MetaData]:

@@ -85,15 +85,20 @@ fsync = on
 EOF
 }
 
-monitor_conf() {  # TEST-ONLY: detect a dead primary and fail over in seconds
-    cat >>"$(pgdata monitor)/postgresql.conf" <<EOF
-pgautofailover.health_check_period = 1000
+monitor_conf() {  # TEST-ONLY: detect a dead primary and fail over in seconds (re-applied on start)
+    local d; d=$(pgdata monitor)
+    cat >"$d/dsg_lib_ha.conf" <<EOF
+# TEST-ONLY (scripts/pg_auto_failover.sh): unsafe in production, where a slow but
+# alive primary must not be demoted this fast (defaults: 5 s checks, 20 s unhealthy, 30 s demote)
+pgautofailover.health_check_period = 500
 pgautofailover.health_check_timeout = 1000
 pgautofailover.health_check_max_retries = 1
 pgautofailover.health_check_retry_delay = 500
-pgautofailover.node_considered_unhealthy_timeout = 3000
+pgautofailover.node_considered_unhealthy_timeout = 2000
 pgautofailover.primary_demote_timeout = 5000
 EOF
+    chown postgres:postgres "$d/dsg_lib_ha.conf"
+    grep -q "dsg_lib_ha.conf" "$d/postgresql.conf" || echo "include_if_exists = 'dsg_lib_ha.conf'" >>"$d/postgresql.conf"
 }
 
 run_pid() { cat "$BASE/run_$1.pid" 2>/dev/null || true; }
@@ -117,7 +122,6 @@ MONITOR_URI="postgres://autoctl_node@$HOST:$MON_PORT/pg_auto_failover?sslmode=di
 create_monitor() {
     [[ -f "$(pgdata monitor)/PG_VERSION" && -f "$BASE/monitor.created" ]] && return 0
     init_cluster monitor
-    monitor_conf
     as_pg pg_autoctl create monitor --pgdata "$(pgdata monitor)" --pgport "$MON_PORT" \
         --hostname "$HOST" --auth trust --no-ssl >>"$BASE/log/monitor.log" 2>&1
     touch "$BASE/monitor.created"
@@ -167,8 +171,10 @@ do_start() {
     ensure_dirs
     exec 9>"$BASE/lock"; flock -w 300 9 || die "another $ME is running"
     create_monitor
+    monitor_conf
     start_service monitor
     wait_for 30 answers "$MON_PORT" || die "monitor did not start (log: $BASE/log/monitor.log)"
+    q "$MON_PORT" 'select pg_reload_conf()' >/dev/null
     if [[ ! -f "$BASE/node1.created" ]]; then create_node 1; fi
     start_service 1
     wait_for 60 answers "${NODE_PORTS[0]}" || die "node1 did not start (log: $BASE/log/node1.log)"

@@ -29,6 +29,9 @@ from .routing import Replica, ReplicaSet
 
 __all__ = ["DBConfig"]
 
+#: dialect -> the sync driver ``DBConfig.sync_url()`` names by default
+_SYNC_DEFAULTS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+
 
 class _LegacyBase(DeclarativeBase):
     """The process-wide declarative base devsetgo-lib exposed as ``BASE``."""
@@ -215,6 +218,45 @@ class DBConfig:
             'postgresql+asyncpg://u:***@h/db'
         """
         return _url.mask(self._url)
+
+    def async_url(self, hide_password: bool = True) -> str:
+        """The URL the engine uses (async driver), as a string.
+
+        Args:
+            hide_password: Replace the password with ``***`` (the default).
+                Pass ``False`` only to hand the URL to a tool that connects,
+                such as Alembic; never log it.
+
+        Examples:
+            >>> cfg = DBConfig({"database_uri": "postgresql://u:pw@h/db"})
+            >>> cfg.async_url()
+            'postgresql+asyncpg://u:***@h/db'
+            >>> cfg.async_url(hide_password=False)
+            'postgresql+asyncpg://u:pw@h/db'
+        """
+        return self._url.render_as_string(hide_password=hide_password)
+
+    def sync_url(self, hide_password: bool = True, driver: str | None = None) -> str:
+        """The same database with a synchronous driver, for sync tools (Alembic, scripts).
+
+        Args:
+            hide_password: Replace the password with ``***`` (the default).
+            driver: The sync driver; by default ``pysqlite`` for SQLite,
+                ``psycopg`` (psycopg 3) for PostgreSQL and ``pymysql`` for
+                MySQL/MariaDB. The driver is not imported here.
+
+        Examples:
+            >>> cfg = DBConfig({"database_uri": "mysql+aiomysql://u:pw@h/db"})
+            >>> cfg.sync_url()
+            'mysql+pymysql://u:***@h/db'
+            >>> cfg.sync_url(hide_password=False, driver="mysqldb")
+            'mysql+mysqldb://u:pw@h/db'
+            >>> DBConfig({"database_uri": "sqlite:///app.db"}).sync_url()
+            'sqlite+pysqlite:///app.db'
+        """
+        backend = self._url.get_backend_name()
+        chosen = driver or _SYNC_DEFAULTS[self.dialect]
+        return self._url.set(drivername=f"{backend}+{chosen}").render_as_string(hide_password=hide_password)
 
     @property
     def is_memory(self) -> bool:

@@ -54,7 +54,7 @@ from .config import DBConfig
 from .database import AsyncDatabase
 from .errors import InvalidInputError
 
-__all__ = ["database_fixtures", "isolated", "pytest_collection_modifyitems"]
+__all__ = ["database_fixtures", "isolated"]  # the pytest hook below is found by name, not API
 
 #: attribute marking fixtures made by database_fixtures (their tests need the session loop)
 _FIXTURE_FLAG = "_dsg_lib_session_loop"

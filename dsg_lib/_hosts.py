@@ -131,7 +131,7 @@ def _parse_host(part: str) -> Node:
 
 def postgres_multihost(url: URL, nodes: list[Node]) -> URL:
     """The asyncpg dialect's multi-host URL: no host/port, one ``host=h:p`` per node."""
-    hosts = tuple(f"{n.host}:{n.port or url.port or 5432}" for n in nodes)
+    hosts = tuple(f"{n.host}:{n.port or 5432}" for n in nodes)
     query = dict(url.query)
     query["host"] = hosts
     # URL.set() ignores None: build the URL again without host and port
@@ -197,9 +197,7 @@ def _install_node_connect(engine: AsyncEngine, nodeset: NodeSet) -> None:
     def _connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         last: BaseException | None = None
         for node in nodeset.order():
-            params = dict(cparams, host=node.host)
-            if node.port:
-                params["port"] = node.port
+            params = dict(cparams, host=node.host, port=node.port or 3306)
             try:
                 conn = dialect.connect(*cargs, **params)
             except Exception as exc:  # any driver error: try the next node

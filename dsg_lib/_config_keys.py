@@ -112,6 +112,9 @@ KEYS: dict[str, KeySpec] = {
         "an int 0..15 (Galera causal reads: 1 = reads wait for the cluster) or None",
         frozenset({"mysql", "mariadb"}),
     ),
+    "pre_ping_window_ms": KeySpec(
+        "library", _is_int(0), "an int >= 0 (milliseconds; 0 pings every checkout)", SERVERS
+    ),
 }
 
 URL_PARTS = ("dialect", "driver", "host", "port", "username", "password", "database")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,13 +87,51 @@ async def primary_token(conn: AsyncConnection, dialect: str) -> str:
     return format_lsn(str(lsn))
 
 
+#: ``consistent_with`` blocks per database: (owner, wanted position or None = the primary)
+_WANTED: ContextVar[tuple[tuple[object, int | None], ...]] = ContextVar("dsg_lib_wanted", default=())
+#: no ``consistent_with`` block: reads route as usual
+NO_REQUIREMENT = -1
+
+
+def wanted_of(owner: object) -> int | None:
+    """The WAL position reads of ``owner`` must see, ``None`` (primary) or `NO_REQUIREMENT`."""
+    for who, wanted in reversed(_WANTED.get()):
+        if who is owner:
+            return wanted
+    return NO_REQUIREMENT
+
+
+@asynccontextmanager
+async def consistent(owner: object, token: str | None) -> AsyncIterator[None]:
+    """Reads of ``owner`` in this block (and tasks it starts) must see ``token``."""
+    if not token:
+        yield
+        return
+    reset = _WANTED.set((*_WANTED.get(), (owner, parse_token(token))))
+    try:
+        yield
+    finally:
+        _WANTED.reset(reset)
+
+
+_CACHES: weakref.WeakKeyDictionary[object, ReplayCache] = weakref.WeakKeyDictionary()
+
+
+async def keep_if_caught_up(owner: object, conn: AsyncConnection, wanted: int) -> AsyncConnection | None:
+    """``conn`` (a replica's) when it has replayed up to ``wanted``; else close it and return None."""
+    cache = _CACHES.get(owner)
+    if cache is None:
+        cache = _CACHES[owner] = ReplayCache()
+    return conn if await cache.usable(conn.engine.url, conn, wanted) else None
+
+
 @dataclass
 class ReplayCache:
     """The furthest WAL position seen replayed on each replica (replay only moves forward)."""
 
-    replayed: dict[str, int] = field(default_factory=dict)
+    replayed: dict[Any, int] = field(default_factory=dict)
 
-    async def usable(self, name: str, conn: AsyncConnection, wanted: int) -> bool:
+    async def usable(self, name: Any, conn: AsyncConnection, wanted: int) -> bool:
         """True when the replica behind ``conn`` has replayed up to ``wanted``; else closes ``conn``."""
         try:
             ok = await self.caught_up(name, conn, wanted)
@@ -104,7 +142,7 @@ class ReplayCache:
             await conn.close()
         return ok
 
-    async def caught_up(self, name: str, conn: AsyncConnection, wanted: int) -> bool:
+    async def caught_up(self, name: Any, conn: AsyncConnection, wanted: int) -> bool:
         """True when the replica behind ``conn`` has replayed up to ``wanted``."""
         if self.replayed.get(name, -1) >= wanted:
             return True

@@ -68,15 +68,14 @@ async def isolated(db: AsyncDatabase) -> AsyncIterator[AsyncDatabase]:
         >>> # async with isolated(db):
         >>> #     await ops.insert_many(User, rows)   # gone after the block
     """
-    if db._pinned is not None:
+    if db.acquire.pinned is not None:
         raise InvalidInputError("isolated() blocks cannot be nested on one database")
     async with db.engine.connect() as conn:
         outer = await conn.begin()
-        db._pinned = conn
         try:
-            yield db
+            with db.pin(conn):
+                yield db
         finally:
-            db._pinned = None
             if outer.is_active:
                 await outer.rollback()
 

@@ -109,6 +109,12 @@ KEYS: dict[str, KeySpec] = {
         "a str or bytes of at least 16 characters (HMAC key for keyset cursors)",
     ),
     "pgbouncer": KeySpec("library", _is_bool, "a bool", frozenset({"postgresql"})),
+    "wsrep_sync_wait": KeySpec(
+        "library",
+        lambda v: v is None or (_is_int(0)(v) and v <= 15),
+        "an int 0..15 (Galera causal reads: 1 = reads wait for the cluster) or None",
+        frozenset({"mysql", "mariadb"}),
+    ),
     "pre_ping_window_ms": KeySpec(
         "library", _is_int(0), "an int >= 0 (milliseconds; 0 pings every checkout)", SERVERS
     ),

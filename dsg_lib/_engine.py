@@ -13,6 +13,7 @@ from sqlalchemy import event, pool
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ._config_keys import PASS_THROUGH
 from ._sizes import install_size_guard
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -73,6 +74,8 @@ def build_engine(
         # Reset returned connections only when a transaction is open (see
         # _install_conditional_reset): each ROLLBACK is a hop to aiosqlite's thread.
         kwargs["pool_reset_on_return"] = None
+    elif backend in PASS_THROUGH:
+        kwargs.setdefault("pool_pre_ping", True)  # SQLAlchemy's own pre-ping: no dsg_lib hooks here
     else:
         # dsg_lib pings idle connections itself (is_alive, called by _acquire): one round
         # trip and only past pre_ping_window_ms, where SQLAlchemy's pre-ping costs up to
@@ -95,7 +98,7 @@ def build_engine(
             connect_args.setdefault("connect_timeout", max(1, int(timeout)))
             kwargs.setdefault("pool_recycle", DEFAULT_MYSQL_RECYCLE)
             # Reset returned connections ourselves: ROLLBACK only when the server says a
-            # transaction is open (see _install_mysql_reset), not on every return.
+            # transaction is open (see _install_conditional_reset), not on every return.
             kwargs["pool_reset_on_return"] = None
     if connect_args:
         kwargs["connect_args"] = connect_args

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
-from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.orm.attributes import instance_dict, instance_state
 
 Processor = Callable[[Any], Any] | None
 
@@ -84,7 +84,7 @@ def usable(engine: AsyncEngine) -> bool:
     )
 
 
-async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
     """All rows of ``plan`` with ``params``: one driver call, values processed like SQLAlchemy's."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
@@ -96,7 +96,7 @@ async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) ->
         return [tuple(row) for row in result]
     procs = plan.results
     if not any(procs):
-        return [tuple(row) for row in rows]
+        return rows if isinstance(rows, list) else list(rows)  # sqlite3 rows are tuples already
     return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows]
 
 
@@ -167,7 +167,8 @@ class Loader:
         self.keys = tuple(prop.key for prop in mapper.column_attrs)
         self.columns = tuple(prop.columns[0] for prop in mapper.column_attrs)
         self.relationship_keys = tuple(rel.key for rel in mapper.relationships)
-        self.plain = _plain(mapper)
+        self.plain = _plain(mapper) and all(c in self.columns for c in mapper.primary_key)
+        self.pk_index = tuple(self.columns.index(c) for c in mapper.primary_key) if self.plain else ()
 
     @property
     def ok(self) -> bool:
@@ -187,13 +188,18 @@ class Loader:
         )
 
     def build(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        # Values written straight into the instance dict carry no history, so they
+        # are committed state; the identity key makes the object detached (what
+        # make_transient_to_detached does, without its per-object bookkeeping,
+        # which only matters for objects that had attributes set).
         new = self.mapper.class_manager.new_instance
-        keys = self.keys
+        identity = self.mapper.identity_key_from_primary_key
+        keys, pk_index = self.keys, self.pk_index
         objects = []
         for row in rows:
             obj = new()
             instance_dict(obj).update(zip(keys, row, strict=True))
-            make_transient_to_detached(obj)
+            instance_state(obj).key = identity(tuple([row[i] for i in pk_index]))
             objects.append(obj)
         return objects
 

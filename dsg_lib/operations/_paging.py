@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
     and_,
+    bindparam,
     func,
     or_,
     select,
@@ -15,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import UnaryExpression
 
+from .. import _fast
 from ..errors import (
     InvalidInputError,
 )
@@ -56,6 +59,12 @@ class PagingOperations(OperationsBase):
         """
         self._check_limit("page", page, 1)
         self._check_limit("page_size", page_size, 1, MAX_PAGE_SIZE)
+        if isinstance(query_or_model, type) and not options and self._fast_ok(session):
+            fast = await self._fast_page(
+                query_or_model, page, page_size, with_total, include_deleted, filters
+            )
+            if fast is not None:
+                return fast
         stmt = self._base_select(query_or_model, include_deleted, filters)
         if isinstance(query_or_model, type) and not stmt._order_by_clauses:
             stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
@@ -69,6 +78,52 @@ class PagingOperations(OperationsBase):
             items = list(result.scalars().all() if single_column(stmt) else result.all())
         pages = None if total is None else (total + page_size - 1) // page_size
         return Page(items=items, total=total, page=page, page_size=page_size, pages=pages)
+
+    async def _fast_page(
+        self,
+        model: Any,
+        page: int,
+        page_size: int,
+        with_total: bool,
+        include_deleted: bool,
+        filters: dict[str, Any],
+    ) -> Page[Any] | None:
+        """`paginate` of a model by ``field=value`` filters as one or two driver calls (see ``_fast``)."""
+        self._mapper(model)
+        loader = self._loader(model)
+        pk = self._mapper(model).primary_key
+        rows_plan = self._filtered_plan(
+            "page",
+            model,
+            filters,
+            include_deleted,
+            lambda w: (
+                select(*loader.columns)
+                .where(*w)
+                .order_by(*pk)
+                .limit(bindparam("p_limit", type_=Integer))
+                .offset(bindparam("p_offset", type_=Integer))
+            ),
+        )
+        count_plan = self._filtered_plan(
+            "count",
+            model,
+            filters,
+            include_deleted,
+            lambda w: select(func.count()).select_from(model).where(*w),
+        )
+        if rows_plan is None or count_plan is None or not loader.ok:
+            return None
+        plan, params = rows_plan
+        total: int | None = None
+        async with self._connection(None, write=False) as conn:
+            if with_total:
+                total = int((await _fast.fetch(conn, *count_plan))[0][0])
+            rows = await _fast.fetch(
+                conn, plan, {**params, "p_limit": page_size, "p_offset": (page - 1) * page_size}
+            )
+        pages = None if total is None else (total + page_size - 1) // page_size
+        return Page(items=loader.build(rows), total=total, page=page, page_size=page_size, pages=pages)
 
     async def paginate_keyset(
         self,

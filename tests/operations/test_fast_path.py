@@ -292,3 +292,23 @@ async def test_point_update_and_delete_count_rows_like_sqlalchemy(
     # a soft-deleted row is not updated unless asked
     assert await ops.update_where(Soft, {"name": "x"}, id=2) == 0
     assert await ops.update_where(Soft, {"name": "x"}, id=2, include_deleted=True) == 1
+
+
+async def test_paginate_pages_match_the_sqlalchemy_path(db: AsyncDatabase) -> None:
+    ops, Thing, _, Soft = await seeded(db)
+    for i in range(3, 8):
+        await ops.create_one(
+            Thing(id=i, name="t", when=WHEN, flag=True, color=Color.RED, amount=decimal.Decimal(1), data=[])
+        )
+    for page in (1, 2, 3, 4):
+        fast = await ops.paginate(Thing, page, 3)
+        slow = await ops.paginate(Thing, page, 3, options=[selectinload(Thing.parts)])
+        assert (fast.total, fast.pages, [t.id for t in fast.items]) == (
+            slow.total,
+            slow.pages,
+            [t.id for t in slow.items],
+        )
+        assert [columns(t) for t in fast.items] == [columns(t) for t in slow.items]
+    filtered = await ops.paginate(Thing, 1, 10, name="t", with_total=False)
+    assert ([t.id for t in filtered.items], filtered.total) == ([3, 4, 5, 6, 7], None)
+    assert (await ops.paginate(Soft, 1, 10)).total == 1  # soft-deleted rows stay out

@@ -1,20 +1,21 @@
-"""Reads outside a transaction on SQLite in one driver call (private).
+"""Plain calls outside a transaction on SQLite in one driver call (private).
 
 SQLAlchemy's asyncio adapter of aiosqlite spends one hop to aiosqlite's
 worker thread per cursor step: create, execute, fetch, close, and a ROLLBACK
-when the connection is released. A read outside ``transaction()``, a caller's
-session or a pinned connection needs none of them: the statement is compiled
-once by SQLAlchemy (a `Plan`, cached by the caller per statement shape) and
-run with aiosqlite's public ``execute_fetchall`` (one hop), with
-SQLAlchemy's bind and result processors of the dialect applied in Python, so
-values come back exactly as through SQLAlchemy.
+when the connection is released. A read, or a single-row write that commits
+by itself, outside ``transaction()``, a caller's session or a pinned
+connection needs none of them: the statement is compiled once by SQLAlchemy
+(a `Plan`, cached by the caller per statement shape) and run with
+aiosqlite's public ``execute_fetchall`` (one hop), with SQLAlchemy's bind and
+result processors of the dialect applied in Python, so values come back
+exactly as through SQLAlchemy.
 
-Not used when anything would observe the difference: cursor event listeners
-or execute event listeners on the engine (``slow_query_ms``, ``statement_timeout_ms``, a user's hooks),
-``echo``, or a statement SQLAlchemy would rewrite at execution time
-(expanding ``IN`` parameters, literal-rendered values). A driver error falls
-back to running the statement through SQLAlchemy, which raises the usual
-translated error.
+Not used when anything would observe the difference: execute or cursor
+event listeners on the engine (``slow_query_ms``, ``statement_timeout_ms``,
+a user's hooks), ``echo``, or a statement SQLAlchemy would rewrite at
+execution time (expanding ``IN`` parameters, literal-rendered values,
+Python-side defaults it computes). A driver error falls back to running
+the work through SQLAlchemy, which raises the usual translated error.
 """
 
 from __future__ import annotations

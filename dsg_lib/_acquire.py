@@ -10,9 +10,10 @@ pinning and the cancellation policy each exist once:
   connection turns out dead is run once more on a fresh one (`Acquirer.read`),
   a write never is;
 * on any error the work is rolled back and the connection released, shielded
-  from a second cancellation; a cancelled statement is stopped on the server
-  first (see `_engine.StatementStopper`) and a connection that may be mid-reply
-  is discarded instead of pooled.
+  from a second cancellation. A statement cancelled mid-flight is stopped on
+  the server (`_engine.StatementStopper`) and SQLAlchemy discards its
+  connection instead of pooling it; the cancelled operation returns once the
+  server has let go of the statement.
 """
 
 from __future__ import annotations
@@ -113,8 +114,7 @@ class Acquirer:
                     return conn
                 if route == "replica":
                     logger.warning("dsg_lib: no healthy read replica; read_only() block reads the primary")
-            engine = self.config.autocommit_engine if autocommit else self.config.engine
-            return await self.checkout(engine)
+            return await self.checkout(self.config.primary.engine(autocommit))
 
     @asynccontextmanager
     async def connection(
@@ -278,36 +278,30 @@ class Acquirer:
 
     # ------------------------------------------------------------------ cleanup
     async def _discard(self, conn: AsyncConnection, session: AsyncSession | None, exc: BaseException) -> None:
-        """Roll back and release after a failure, even while being cancelled.
+        """Roll back and release after a failure (``exc``), even while being cancelled.
 
-        A cancelled statement may still run on the server (or, for SQLite, in
-        the driver's thread): it is stopped first. A MySQL connection cancelled
-        mid-reply cannot be reused ("Commands out of sync"), so it is dropped.
+        A statement cancelled mid-flight has already been stopped and its
+        connection discarded by then (``_engine.StatementStopper`` and
+        SQLAlchemy's handling of ``CancelledError``); what is left is to end the
+        transaction and give the connection back, shielded from a second cancel.
         """
-        pinned = conn is self.pinned
-        cancelled = isinstance(exc, asyncio.CancelledError)
-        await _shielded(self._rollback_and_release(conn, session, cancelled=cancelled, pinned=pinned))
+        await _shielded(_rollback_and_release(conn, session, pinned=conn is self.pinned))
+        if isinstance(exc, asyncio.CancelledError):
+            await _shielded(self.config.stopper.settle())
 
-    async def _rollback_and_release(
-        self, conn: AsyncConnection, session: AsyncSession | None, *, cancelled: bool, pinned: bool
-    ) -> None:
-        if cancelled and not pinned:
-            await self.config.stopper.stop(conn)
-            if self.backend in ("mysql", "mariadb"):
-                await _quietly(conn.invalidate())
-                await _quietly(conn.close())
-                return
-        try:
-            if session is not None:
-                try:
-                    await session.rollback()
-                finally:
-                    await session.close()
-            elif not pinned:
-                await conn.rollback()
-        finally:
-            if not pinned:
-                await conn.close()
+
+async def _rollback_and_release(conn: AsyncConnection, session: AsyncSession | None, *, pinned: bool) -> None:
+    try:
+        if session is not None:
+            try:
+                await session.rollback()
+            finally:
+                await session.close()
+        elif not pinned:
+            await conn.rollback()
+    finally:
+        if not pinned:
+            await conn.close()
 
 
 async def _release(conn: AsyncConnection | None, session: AsyncSession | None) -> None:

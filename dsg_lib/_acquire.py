@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from loguru import logger
@@ -210,42 +210,32 @@ class Acquirer:
 
     async def read(
         self,
-        fn: Callable[[AsyncConnection], Awaitable[T]],
+        fn: Callable[[Any], Awaitable[T]],
         session: AsyncSession | None = None,
+        *,
+        orm: bool = False,
     ) -> T:
-        """``await fn(conn)`` for a Core read, run once more if its pooled connection was dead.
+        """``await fn(conn)`` for one read (``fn(session)`` with ``orm=True``), run
+        once more on a fresh connection if its pooled connection turned out dead.
 
-        Connections used within the pre-ping window are not pinged, so a
-        server restart or a killed backend shows up as the first statement
-        failing; a read outside a transaction is safe to repeat.
+        Connections used within the pre-ping window are not pinged, so a server
+        restart or a killed backend shows up as the first statement failing. A
+        read outside a transaction is safe to repeat; anything else raises.
         """
         retry = session is None and self.pinned is None and not self.in_transaction()
-        try:
-            async with self.connection(session, write=False) as conn:
-                return await fn(conn)
-        except DatabaseUnavailableError as exc:
-            if not (retry and _lost_connection(exc)):
-                raise
-            logger.warning("dsg_lib: pooled connection was dead; read retried on a fresh one")
-        async with self.connection(None, write=False) as conn:
-            return await fn(conn)
 
-    async def read_session(
-        self,
-        fn: Callable[[AsyncSession], Awaitable[T]],
-        session: AsyncSession | None = None,
-    ) -> T:
-        """Like `read` for reads that need an ORM session."""
-        retry = session is None and self.pinned is None and not self.in_transaction()
+        def handle(given: AsyncSession | None) -> AbstractAsyncContextManager[Any]:
+            return self.session(given, write=False) if orm else self.connection(given, write=False)
+
         try:
-            async with self.session(session, write=False) as own:
-                return await fn(own)
+            async with handle(session) as first:
+                return await fn(first)
         except DatabaseUnavailableError as exc:
             if not (retry and _lost_connection(exc)):
                 raise
             logger.warning("dsg_lib: pooled connection was dead; read retried on a fresh one")
-        async with self.session(None, write=False) as own:
-            return await fn(own)
+        async with handle(None) as second:
+            return await fn(second)
 
     async def ping(self) -> None:
         """``SELECT 1`` on the primary (``connect()`` and ``health_check()``)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, cast
 
@@ -33,6 +33,7 @@ from ..pagination import CursorCodec
 from ..schema import SoftDeleteMixin, utcnow
 
 M = TypeVar("M")
+T = TypeVar("T")
 MAX_PAGE_SIZE = 10_000
 
 
@@ -67,6 +68,12 @@ class OperationsBase:
         return self.async_db.acquire.session(
             session, write=write, single_statement=single_statement, autocommit=autocommit
         )
+
+    def _read(
+        self, session: AsyncSession | None, fn: Callable[[Any], Awaitable[T]], *, orm: bool = False
+    ) -> Awaitable[T]:
+        """Run a read (``fn(conn)``; ``fn(session)`` with ``orm``), retried once on a dead connection."""
+        return self.async_db.acquire.read(fn, session, orm=orm)
 
     @staticmethod
     def _mapper(model: Any) -> Mapper[Any]:

@@ -11,7 +11,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from .. import _bulk
 from ..errors import (
@@ -63,9 +63,12 @@ class ReadOperations(OperationsBase):
         pk = self._mapper(model).primary_key
         values = ident.values() if isinstance(ident, dict) else ident if len(pk) > 1 else (ident,)
         params = {f"pk_{i}": v for i, v in enumerate(values)}
-        async with self._session(session, write=False) as s:
+
+        async def run(s: AsyncSession) -> M | None:
             found: M | None = (await s.execute(stmt, params)).scalars().first()
             return found
+
+        return await self._read(session, run, orm=True)
 
     async def get_one(
         self,
@@ -88,8 +91,11 @@ class ReadOperations(OperationsBase):
         """
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.options(*options).limit(2)
-        async with self._session(session, write=False) as s:
-            rows = list((await s.execute(stmt)).scalars().all())
+
+        async def run(s: AsyncSession) -> list[M]:
+            return list((await s.execute(stmt)).scalars().all())
+
+        rows = await self._read(session, run, orm=True)
         if not rows:
             raise RecordNotFoundError(f"no {model.__name__} matched the filters")
         if len(rows) > 1:
@@ -136,8 +142,11 @@ class ReadOperations(OperationsBase):
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        async with self._session(session, write=False) as s:
+
+        async def run(s: AsyncSession) -> list[M]:
             return list((await s.execute(stmt)).scalars().all())
+
+        return await self._read(session, run, orm=True)
 
     async def find_mappings(
         self,
@@ -165,10 +174,13 @@ class ReadOperations(OperationsBase):
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        async with self._connection(session, write=False) as conn:
+
+        async def run(conn: AsyncConnection) -> list[dict[str, Any]]:
             result = await conn.execute(stmt)
             keys = list(result.keys())
             return [dict(zip(keys, row, strict=True)) for row in result]
+
+        return await self._read(session, run)
 
     async def count(
         self,
@@ -188,8 +200,11 @@ class ReadOperations(OperationsBase):
         """
         stmt = select(func.count()).select_from(_bulk.table_of(model))
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
-        async with self._connection(session, write=False) as conn:
+
+        async def run(conn: AsyncConnection) -> int:
             return int((await conn.execute(stmt)).scalar_one())
+
+        return await self._read(session, run)
 
     async def exists(
         self,
@@ -209,5 +224,8 @@ class ReadOperations(OperationsBase):
         """
         inner = select(literal(1)).select_from(_bulk.table_of(model))
         inner = inner.where(*self._criteria(model, where, filters, include_deleted))
-        async with self._connection(session, write=False) as conn:
+
+        async def run(conn: AsyncConnection) -> bool:
             return bool((await conn.execute(select(exists(inner)))).scalar())
+
+        return await self._read(session, run)

@@ -120,7 +120,8 @@ def test_short_imports_are_the_same_objects() -> None:
     from dsg_lib import AsyncDatabase as ShortAsyncDatabase
     from dsg_lib import DBConfig as ShortDBConfig
 
-    assert ShortDBConfig is database_config.DBConfig
+    # the face's DBConfig only adds devsetgo-lib's session factory
+    assert database_config.DBConfig.__bases__ == (ShortDBConfig,)
     assert ShortAsyncDatabase is async_database.AsyncDatabase
 
 

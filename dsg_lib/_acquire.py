@@ -330,10 +330,19 @@ async def _quietly(step: Awaitable[Any]) -> None:
 
 
 def _lost_connection(exc: BaseException) -> bool:
-    """True if ``exc`` comes from a connection SQLAlchemy found dead (and invalidated)."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+    """True if ``exc`` comes from a connection SQLAlchemy found dead (and invalidated).
+
+    The typed error keeps the driver's error as its cause and SQLAlchemy's
+    wrapper in its context: both links are followed.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
-        cause = cause.__cause__
+        todo.extend((current.__cause__, current.__context__))
     return False

@@ -37,6 +37,8 @@ from .errors import (
     SessionMissingError,
     TransactionConflictError,
 )
+from .observability import _hooks as _observe
+from .observability import query_budget as _query_budget
 
 __all__ = ["AsyncDatabase"]
 
@@ -294,16 +296,18 @@ class AsyncDatabase:
         """
         parent = self._active_scope()
         if parent is not None:
-            async with self._savepoint(parent) as session:
-                yield session
+            with _observe.transaction(self, nested=True):
+                async with self._savepoint(parent) as session:
+                    yield session
             return
         session = self._new_session()
         scope = _Scope(session)
         token = self._scope.set(scope)
         try:
-            async with _managed_session(session, self.db_config.errors, commit=True):
-                await session.begin()
-                yield session
+            with _observe.transaction(self, nested=False):
+                async with _managed_session(session, self.db_config.errors, commit=True):
+                    await session.begin()
+                    yield session
         finally:
             scope.closed = True
             self._scope.reset(token)
@@ -334,6 +338,32 @@ class AsyncDatabase:
         while scope is not None and scope.closed:
             scope = scope.parent
         return scope
+
+    def query_budget(self, max_queries: int) -> _query_budget:
+        """Fail the block if it issues more than ``max_queries`` statements (N+1 detection).
+
+        Counts every statement this task (and tasks it starts) sends inside
+        the block, through any session or connection, lazy loads included;
+        transaction control (``BEGIN``, ``COMMIT``, ``SAVEPOINT``) is not
+        counted. See `dsg_lib.observability.query_budget`.
+
+        Raises:
+            QueryBudgetExceededError: at the end of the block, listing the
+                statements (SQL text only, never values).
+
+        Examples:
+            >>> import asyncio
+            >>> from sqlalchemy import text
+            >>> async def main():
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async with db.query_budget(max_queries=2) as budget:
+            ...             async with db.get_db_session() as session:
+            ...                 await session.execute(text("select 1"))
+            ...         return budget.count
+            >>> asyncio.run(main())
+            1
+        """
+        return _query_budget(max_queries)
 
     def current_session(self) -> AsyncSession:
         """The session of the enclosing ``transaction()`` or request scope.
@@ -443,7 +473,7 @@ class AsyncDatabase:
     async def _primary_connection(self, autocommit: bool = False) -> AsyncConnection:
         engine = self.db_config.autocommit_engine if autocommit else self.engine
         conn = engine.connect()
-        await conn.start()
+        await (_observe.start_connection(self, conn) if _observe.ACTIVE else conn.start())
         return conn
 
     async def _read_connection(self, autocommit: bool = True) -> AsyncConnection:
@@ -453,7 +483,7 @@ class AsyncDatabase:
             for replica in replicas.candidates():
                 conn = (replica.autocommit_engine if autocommit else replica.engine).connect()
                 try:
-                    await conn.start()
+                    await (_observe.start_connection(self, conn) if _observe.ACTIVE else conn.start())
                 except (DatabaseError, OSError, asyncio.TimeoutError, SQLAlchemyError) as exc:
                     replicas.mark_down(replica, self.db_config.translate(exc).details)
                     continue

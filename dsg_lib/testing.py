@@ -43,6 +43,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -53,8 +54,9 @@ from sqlalchemy.orm import DeclarativeBase
 from .config import DBConfig
 from .database import AsyncDatabase
 from .errors import InvalidInputError
+from .observability import query_budget
 
-__all__ = ["database_fixtures", "isolated", "pytest_collection_modifyitems"]
+__all__ = ["database_fixtures", "isolated", "pytest_collection_modifyitems", "pytest_configure"]
 
 #: attribute marking fixtures made by database_fixtures (their tests need the session loop)
 _FIXTURE_FLAG = "_dsg_lib_session_loop"
@@ -136,9 +138,27 @@ def database_fixtures(
     return _session_db, isolated_fixture
 
 
+def pytest_configure(config: Any) -> None:
+    """Pytest hook: registers the ``max_queries`` marker.
+
+    Examples:
+        >>> class Config:
+        ...     def addinivalue_line(self, name, line):
+        ...         print(name, line.split(":")[0])
+        >>> pytest_configure(Config())
+        markers max_queries(n)
+    """
+    config.addinivalue_line(
+        "markers",
+        "max_queries(n): fail the test if its body issues more than n SQL statements "
+        "(dsg_lib.testing; fixtures are not counted)",
+    )
+
+
 def pytest_collection_modifyitems(items: list[Any]) -> None:
     """Pytest hook (``pytest_plugins = ["dsg_lib.testing"]``): run tests that use a
-    `database_fixtures` fixture on the session event loop, where its engine lives.
+    `database_fixtures` fixture on the session event loop, where its engine lives,
+    and run tests marked ``@pytest.mark.max_queries(n)`` inside ``query_budget(n)``.
 
     Examples:
         >>> pytest_collection_modifyitems([])
@@ -146,6 +166,9 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
     import pytest
 
     for item in items:
+        marker = item.get_closest_marker("max_queries")
+        if marker is not None:
+            _budget_test(item, marker)
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
             continue
@@ -158,3 +181,25 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
             ):
                 item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
                 break
+
+
+def _budget_test(item: Any, marker: Any) -> None:
+    """Run the test function (not its fixtures) inside ``query_budget(n)``."""
+    limit = marker.args[0] if marker.args else marker.kwargs.get("n")
+    test = item.obj
+    if inspect.iscoroutinefunction(test):
+
+        @functools.wraps(test)
+        async def budgeted(*args: Any, **kwargs: Any) -> Any:
+            async with query_budget(limit):
+                return await test(*args, **kwargs)
+
+        item.obj = budgeted
+    else:
+
+        @functools.wraps(test)
+        def budgeted_sync(*args: Any, **kwargs: Any) -> Any:
+            with query_budget(limit):
+                return test(*args, **kwargs)
+
+        item.obj = budgeted_sync

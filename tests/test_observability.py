@@ -412,3 +412,44 @@ async def test_opentelemetry_metrics(seeded: Any) -> None:
     assert used and used[0].attributes["db.client.connection.pool.name"] == "primary" and used[0].value == 0
     assert "db.client.connection.wait_time" in points
     provider.shutdown()
+
+
+# --------------------------------------------------------------------------- FastAPI
+async def test_fastapi_request_spans_metrics_endpoint_and_budget(seeded: Any, spans: Any) -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from dsg_lib.fastapi import DBSessionMiddleware, metrics_router
+
+    db, Author, _ = seeded
+    provider, exporter = spans
+    instrument(db, tracer_provider=provider, otel_metrics=False)
+    ops = DatabaseOperations(db)
+    app = FastAPI()
+    app.add_middleware(DBSessionMiddleware, db=db)
+    app.include_router(metrics_router(db))
+
+    @app.get("/authors")
+    async def authors(eager: bool = True) -> list[dict[str, Any]]:
+        options = [selectinload(Author.books)] if eager else []
+        found = await ops.find(Author, options=options, order_by="id")
+        return [{"name": a.name, "books": len(await a.awaitable_attrs.books)} for a in found]
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with provider.get_tracer("server").start_as_current_span("GET /authors") as server_span:
+            async with db.query_budget(max_queries=2):  # "this endpoint issues at most 2 queries"
+                response = await client.get("/authors")
+        assert response.status_code == 200 and [a["books"] for a in response.json()] == [2, 2, 2]
+        with pytest.raises(QueryBudgetExceededError):
+            async with db.query_budget(max_queries=2):
+                await client.get("/authors", params={"eager": "false"})
+        metrics = await client.get("/metrics")
+    finished = exporter.get_finished_spans()
+    tx = by_name(finished, "dsg_lib.transaction")[0]
+    find = by_name(finished, "dsg_lib.find")[0]
+    assert tx.parent is not None and tx.parent.span_id == server_span.get_span_context().span_id
+    assert find.parent is not None and find.parent.span_id == tx.context.span_id
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert 'dsg_lib_pool_checked_out{database="default",engine="primary"} 0.0' in metrics.text
+    assert 'dsg_lib_operation_duration_seconds_count{database="default",operation="find"} 2.0' in metrics.text

@@ -296,7 +296,7 @@ class AsyncDatabase:
         """
         parent = self._active_scope()
         if parent is not None:
-            with _observe.transaction(self, nested=True):
+            with _observe.transaction(self.db_config, nested=True):
                 async with self._savepoint(parent) as session:
                     yield session
             return
@@ -304,7 +304,7 @@ class AsyncDatabase:
         scope = _Scope(session)
         token = self._scope.set(scope)
         try:
-            with _observe.transaction(self, nested=False):
+            with _observe.transaction(self.db_config, nested=False):
                 async with _managed_session(session, self.db_config.errors, commit=True):
                     await session.begin()
                     yield session
@@ -472,18 +472,18 @@ class AsyncDatabase:
 
     async def _primary_connection(self, autocommit: bool = False) -> AsyncConnection:
         engine = self.db_config.autocommit_engine if autocommit else self.engine
-        conn = engine.connect()
-        await (_observe.start_connection(self, conn) if _observe.ACTIVE else conn.start())
-        return conn
+        return await (_observe.checkout(self.db_config, engine) if _observe.ACTIVE else engine.connect())
 
     async def _read_connection(self, autocommit: bool = True) -> AsyncConnection:
         """A connection for a read outside a transaction: a healthy replica, else the primary."""
         replicas = self.db_config.replicas
         if replicas and self._route.get() != "primary":
             for replica in replicas.candidates():
-                conn = (replica.autocommit_engine if autocommit else replica.engine).connect()
+                engine = replica.autocommit_engine if autocommit else replica.engine
                 try:
-                    await (_observe.start_connection(self, conn) if _observe.ACTIVE else conn.start())
+                    conn = await (
+                        _observe.checkout(self.db_config, engine) if _observe.ACTIVE else engine.connect()
+                    )
                 except (DatabaseError, OSError, asyncio.TimeoutError, SQLAlchemyError) as exc:
                     replicas.mark_down(replica, self.db_config.translate(exc).details)
                     continue

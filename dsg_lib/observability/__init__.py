@@ -126,7 +126,7 @@ def uninstrument(db: AsyncDatabase) -> None:
         >>> from dsg_lib import AsyncDatabase, DBConfig
         >>> uninstrument(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
     """
-    observer = _hooks.OBSERVERS.pop(db, None)
+    observer = _hooks.OBSERVERS.pop(db.db_config, None)
     if observer is not None:
         observer.close()
     _hooks.refresh_active()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 #: True while at least one database is instrumented; the only cost of the hooks otherwise
 ACTIVE = False
-#: ``AsyncDatabase`` -> its observer (weak: a dropped database takes its metrics with it)
+#: ``DBConfig`` -> its observer (weak: a dropped database takes its metrics with it)
 OBSERVERS: weakref.WeakKeyDictionary[Any, Observer] = weakref.WeakKeyDictionary()
 #: set inside an observed operation, so one operation calling another gives one span, not two
 _in_operation: ContextVar[bool] = ContextVar("dsg_lib_in_operation", default=False)
@@ -142,7 +142,7 @@ def observed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def operation(self: Any, *args: Any, **kwargs: Any) -> Any:
         if ACTIVE and not _in_operation.get():
-            observer = OBSERVERS.get(self.async_db)
+            observer = OBSERVERS.get(self.async_db.db_config)
             if observer is not None and observer.active:
                 return await observer.call(name, fn, self, args, kwargs)
         return await fn(self, *args, **kwargs)
@@ -157,7 +157,7 @@ def observed_stream(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def operation(self: Any, *args: Any, **kwargs: Any) -> Any:
         iterator = fn(self, *args, **kwargs)
         if ACTIVE:
-            observer = OBSERVERS.get(self.async_db)
+            observer = OBSERVERS.get(self.async_db.db_config)
             if observer is not None and observer.active:
                 return _observed_iteration(observer, name, iterator, args)
         return iterator
@@ -194,27 +194,26 @@ def observe_class(cls: type) -> type:
     return cls
 
 
-def transaction(db: Any, nested: bool) -> AbstractContextManager[None]:
+def transaction(config: DBConfig, nested: bool) -> AbstractContextManager[None]:
     """A span (and latency sample) around one ``transaction()`` level; a shared no-op while off."""
     if ACTIVE:
-        observer = OBSERVERS.get(db)
+        observer = OBSERVERS.get(config)
         if observer is not None and observer.active:
             return observer.transaction(nested)
     return _NULL
 
 
-async def start_connection(db: Any, conn: AsyncConnection) -> None:
-    """``await conn.start()``, counting the wait for a pooled connection (only called while ACTIVE)."""
-    observer = OBSERVERS.get(db)
-    stats = observer.stats_for(conn.engine) if observer is not None and observer.metrics else None
+async def checkout(config: DBConfig, engine: AsyncEngine) -> AsyncConnection:
+    """``await engine.connect()``, counting the wait for a pooled connection (called only while ACTIVE)."""
+    observer = OBSERVERS.get(config)
+    stats = observer.stats_for(engine) if observer is not None and observer.metrics else None
     if stats is None:
-        await conn.start()
-        return
+        return await engine.connect()
     stats.waiters += 1
     start = time.perf_counter()
     timed_out = False
     try:
-        await conn.start()
+        return await engine.connect()
     except sa_exc.TimeoutError:
         timed_out = True
         raise
@@ -227,8 +226,9 @@ async def start_connection(db: Any, conn: AsyncConnection) -> None:
 
 
 def observer(db: Any) -> Observer:
-    """The observer of ``db``, created (not yet active) on first use."""
-    found = OBSERVERS.get(db)
+    """The observer of ``db`` (an ``AsyncDatabase``), created (not yet active) on first use."""
+    config = db.db_config
+    found = OBSERVERS.get(config)
     if found is None:
-        found = OBSERVERS[db] = Observer(db.db_config)
+        found = OBSERVERS[config] = Observer(config)
     return found

@@ -1,0 +1,106 @@
+"""Per-call cost of dsg_lib's observability hooks: ``python -m benchmarks.observability_overhead``.
+
+One in-memory SQLite database (the fastest round trip, so the worst case for
+a relative overhead) and ``ops.get`` by primary key, timed in interleaved
+rounds:
+
+- ``bypass``: the operation without its hook (``DatabaseOperations.get.__wrapped__``),
+  i.e. the library as it would be without observability;
+- ``off``: the hooks in place, nothing instrumented (the default);
+- ``metrics``: ``instrument(db, tracing=False, otel_metrics=False)``;
+- ``traced``: tracing (OpenTelemetry SDK, spans dropped) + metrics + OpenTelemetry metrics.
+
+Prints the median microseconds per call of each and the difference to ``bypass``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import mapped_column
+
+from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+from dsg_lib.observability import instrument, uninstrument
+
+
+async def _timed(call: Callable[[int], Awaitable[Any]], n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        await call(1 + i % 100)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+async def main(calls: int, rounds: int) -> dict[str, float]:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropped(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Dropped()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+    db = AsyncDatabase(DBConfig({"database_uri": "sqlite+aiosqlite:///:memory:"}))
+
+    class Item(db.Base):
+        __tablename__ = "overhead_items"
+        id = mapped_column(Integer, primary_key=True)
+        name = mapped_column(String(20))
+
+    ops = DatabaseOperations(db)
+    await db.create_tables()
+    await ops.insert_many(Item, [{"id": i, "name": f"item {i}"} for i in range(1, 101)])
+    unhooked = DatabaseOperations.get.__wrapped__  # type: ignore[attr-defined]
+
+    def configure(mode: str) -> None:
+        uninstrument(db)
+        if mode == "metrics":
+            instrument(db, tracing=False, otel_metrics=False)
+        elif mode == "traced":
+            instrument(db, tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+    modes: dict[str, Callable[[int], Awaitable[Any]]] = {
+        "bypass": lambda i: unhooked(ops, Item, i),
+        "off": lambda i: ops.get(Item, i),
+        "metrics": lambda i: ops.get(Item, i),
+        "traced": lambda i: ops.get(Item, i),
+    }
+    samples: dict[str, list[float]] = {m: [] for m in modes}
+    await _timed(modes["off"], calls)  # warm-up
+    for r in range(rounds):
+        order = list(modes)[r % len(modes) :] + list(modes)[: r % len(modes)]
+        for mode in order:
+            configure(mode)
+            samples[mode].append(await _timed(modes[mode], calls))
+    uninstrument(db)
+    await db.disconnect()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    return {m: statistics.median(v) for m, v in samples.items()}
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.observability_overhead")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per round and mode")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (median taken)")
+    args = parser.parse_args()
+    result = asyncio.run(main(args.calls, args.rounds))
+    base = result["bypass"]
+    print("| mode | us per ops.get | added vs bypass |")
+    print("|---|---:|---:|")
+    for mode, us in result.items():
+        print(f"| {mode} | {us:.1f} | {us - base:+.1f} us ({(us / base - 1) * 100:+.1f}%) |")
+
+
+if __name__ == "__main__":
+    run()

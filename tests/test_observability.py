@@ -294,6 +294,17 @@ async def test_uninstrument_stops_spans(seeded: Any, spans: Any) -> None:
     assert exporter.get_finished_spans() == ()
 
 
+async def test_stream_span_covers_the_iteration(seeded: Any, spans: Any) -> None:
+    db, _, Book = seeded
+    provider, exporter = spans
+    instrument(db, tracer_provider=provider, otel_metrics=False)
+    titles = [book.title async for book in DatabaseOperations(db).stream(select(Book), batch_size=2)]
+    assert len(titles) == 6
+    (stream,) = by_name(exporter.get_finished_spans(), "dsg_lib.stream")
+    assert stream.attributes is not None and stream.attributes["db.collection.name"] == "obs_books"
+    assert observability.operation_metrics(db)["stream"]["count"] == 1
+
+
 def test_import_does_not_load_optional_packages() -> None:
     code = (
         "import sys, dsg_lib, dsg_lib.observability, dsg_lib.operations, dsg_lib.testing\n"

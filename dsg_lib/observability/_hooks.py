@@ -171,7 +171,7 @@ async def _observed_iteration(
     start = time.perf_counter()
     error: str | None = None
     try:
-        with observer.tracer.span(name, target(args)) if observer.tracer else _NULL:
+        with observer.tracer.span(name, target(args), current=False) if observer.tracer else _NULL:
             async for item in iterator:
                 yield item
     except BaseException as exc:

@@ -46,23 +46,26 @@ class Tracer:
         self._base = base_attributes(db_config)
 
     @contextmanager
-    def span(self, operation: str, attributes: dict[str, Any] | None = None) -> Iterator[Span]:
+    def span(
+        self, operation: str, attributes: dict[str, Any] | None = None, *, current: bool = True
+    ) -> Iterator[Span]:
+        """A CLIENT span; ``current=False`` for a stream, whose caller runs between its items."""
         system = _system(self._config)
         attrs = {"db.system.name": system, "db.system": system, **self._base, "db.operation.name": operation}
         if attributes:
             attrs.update(attributes)
-        with self._tracer.start_as_current_span(
-            f"dsg_lib.{operation}",
-            kind=SpanKind.CLIENT,
-            attributes=attrs,
-            # the exception message could name a value: record the class only
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
+        span = self._tracer.start_span(f"dsg_lib.{operation}", kind=SpanKind.CLIENT, attributes=attrs)
+        try:
+            if current:
+                # the exception message could name a value: record the class only (below)
+                with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+                    yield span
+            else:
                 yield span
-            except BaseException as exc:
-                name = type(exc).__name__
-                span.set_attribute("error.type", name)
-                span.set_status(Status(StatusCode.ERROR, name))
-                raise
+        except BaseException as exc:
+            name = type(exc).__name__
+            span.set_attribute("error.type", name)
+            span.set_status(Status(StatusCode.ERROR, name))
+            raise
+        finally:
+            span.end()

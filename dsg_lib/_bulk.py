@@ -151,11 +151,14 @@ async def copy_insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
             )
 
     raw = await conn.get_raw_connection()
-    adapted: Any = raw.dbapi_connection
-    start = getattr(adapted, "_start_transaction", None)
-    if start is not None and getattr(adapted, "_transaction", None) is None:
-        await start()  # COPY must run inside the caller's transaction, not autocommit
-    driver = adapted._connection
+    driver: Any = raw.driver_connection
+    autocommit = conn.sync_connection is not None and (
+        conn.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    )
+    if not autocommit and not driver.is_in_transaction():
+        # COPY must run inside the caller's transaction, not commit by itself: the
+        # driver adapter sends BEGIN lazily, with the first statement it executes.
+        await conn.exec_driver_sql("SELECT 1")
     await driver.copy_records_to_table(
         table.name,
         records=records(),

@@ -219,7 +219,7 @@ def check_value(column: Any, value: Any, *, name: str | None = None) -> Any:
 def value_checker(column: Any, name: str | None = None) -> Callable[[Any], Any]:
     """A fast ``check_value`` for one column: common values pass in a few operations.
 
-    Anything unusual falls through to :func:`check_value`, so the result and
+    Anything unusual falls through to `check_value`, so the result and
     the errors are exactly the same; only the cost differs (bulk inserts check
     every value of every row).
 

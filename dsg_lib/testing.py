@@ -56,7 +56,7 @@ from .database import AsyncDatabase
 from .errors import InvalidInputError
 from .observability import query_budget
 
-__all__ = ["database_fixtures", "isolated", "pytest_collection_modifyitems", "pytest_configure"]
+__all__ = ["database_fixtures", "isolated"]  # the pytest hooks below are found by name, not API
 
 #: attribute marking fixtures made by database_fixtures (their tests need the session loop)
 _FIXTURE_FLAG = "_dsg_lib_session_loop"
@@ -70,15 +70,14 @@ async def isolated(db: AsyncDatabase) -> AsyncIterator[AsyncDatabase]:
         >>> # async with isolated(db):
         >>> #     await ops.insert_many(User, rows)   # gone after the block
     """
-    if db._pinned is not None:
+    if db.acquire.pinned is not None:
         raise InvalidInputError("isolated() blocks cannot be nested on one database")
     async with db.engine.connect() as conn:
         outer = await conn.begin()
-        db._pinned = conn
         try:
-            yield db
+            with db.pin(conn):
+                yield db
         finally:
-            db._pinned = None
             if outer.is_active:
                 await outer.rollback()
 

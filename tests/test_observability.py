@@ -462,5 +462,6 @@ async def test_fastapi_request_spans_metrics_endpoint_and_budget(seeded: Any, sp
     assert tx.parent is not None and tx.parent.span_id == server_span.get_span_context().span_id
     assert find.parent is not None and find.parent.span_id == tx.context.span_id
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
-    assert 'dsg_lib_pool_checked_out{database="default",engine="primary"} 0.0' in metrics.text
+    # the /metrics request runs in DBSessionMiddleware's transaction: it holds the one connection
+    assert 'dsg_lib_pool_checked_out{database="default",engine="primary"} 1.0' in metrics.text
     assert 'dsg_lib_operation_duration_seconds_count{database="default",operation="find"} 2.0' in metrics.text

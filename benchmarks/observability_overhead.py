@@ -11,6 +11,8 @@ rounds:
 - ``spans``: ``instrument(db, metrics=False)``: tracing only (OpenTelemetry SDK, spans dropped);
 - ``traced``: tracing (OpenTelemetry SDK, spans dropped) + metrics + OpenTelemetry metrics.
 
+First, the hook alone around an operation that does no I/O (the cost it
+adds, free of I/O and scheduling noise); then the end-to-end figures.
 Prints the median microseconds per call of each, wall clock and process CPU
 time (the CPU figure is the one to read on a busy machine: it does not count
 time spent waiting for a core), and the CPU added compared to ``bypass``.
@@ -30,6 +32,7 @@ from sqlalchemy.orm import mapped_column
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
 from dsg_lib.observability import instrument, uninstrument
+from dsg_lib.observability._hooks import observed
 
 
 async def _timed(call: Callable[[int], Awaitable[Any]], n: int) -> tuple[float, float]:
@@ -40,7 +43,7 @@ async def _timed(call: Callable[[int], Awaitable[Any]], n: int) -> tuple[float, 
     return (time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6
 
 
-async def main(calls: int, rounds: int) -> dict[str, tuple[float, float]]:
+async def main(calls: int, rounds: int) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -82,6 +85,7 @@ async def main(calls: int, rounds: int) -> dict[str, tuple[float, float]]:
         "spans": lambda i: ops.get(Item, i),
         "traced": lambda i: ops.get(Item, i),
     }
+    hook_cost = await _hook_only(ops, Item, configure, calls * 10)
     samples: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
     await _timed(modes["off"], calls)  # warm-up
     for r in range(rounds):
@@ -93,10 +97,31 @@ async def main(calls: int, rounds: int) -> dict[str, tuple[float, float]]:
     await db.disconnect()
     tracer_provider.shutdown()
     meter_provider.shutdown()
-    return {
+    result = {
         m: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
         for m, v in samples.items()
     }
+    return result, hook_cost
+
+
+async def _hook_only(ops: Any, model: Any, configure: Callable[[str], None], n: int) -> dict[str, float]:
+    """CPU microseconds the hook adds around an operation that does no I/O (no thread hops, no noise)."""
+
+    async def no_io(self: Any, model: Any, ident: Any) -> None:
+        return None
+
+    hooked = observed("get", no_io)
+    costs: dict[str, list[float]] = {m: [] for m in ("bypass", "off", "metrics", "spans", "traced")}
+    for _ in range(5):
+        for mode in costs:
+            configure(mode)
+            call = no_io if mode == "bypass" else hooked
+            cpu = time.process_time()
+            for i in range(n):
+                await call(ops, model, i)
+            costs[mode].append((time.process_time() - cpu) / n * 1e6)
+    configure("off")
+    return {m: statistics.median(v) for m, v in costs.items()}
 
 
 def run() -> None:
@@ -104,7 +129,13 @@ def run() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="calls per round and mode")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (median taken)")
     args = parser.parse_args()
-    result = asyncio.run(main(args.calls, args.rounds))
+    result, hook_cost = asyncio.run(main(args.calls, args.rounds))
+    print("The hook alone, around an operation doing no I/O (CPU us per call):\n")
+    print("| mode | CPU us | added |")
+    print("|---|---:|---:|")
+    for mode, us in hook_cost.items():
+        print(f"| {mode} | {us:.2f} | {us - hook_cost['bypass']:+.2f} |")
+    print("\nops.get on in-memory SQLite, end to end:\n")
     cpu0 = result["bypass"][1]
     print("| mode | wall us / ops.get | CPU us / ops.get | CPU added vs bypass |")
     print("|---|---:|---:|---:|")

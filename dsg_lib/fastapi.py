@@ -21,6 +21,7 @@ from typing import Any
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .consistency import PRIMARY_TOKEN, WriteTracker, parse_token
 from .database import AsyncDatabase
 from .errors import (
     ConstraintViolationError,
@@ -29,6 +30,7 @@ from .errors import (
     InvalidInputError,
     MissingDependencyError,
     RecordNotFoundError,
+    TransactionConflictError,
 )
 
 try:
@@ -40,6 +42,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = [
+    "CONSISTENCY_HEADER",
+    "ConsistencyMiddleware",
     "DBSessionMiddleware",
     "error_response",
     "health_router",
@@ -55,9 +59,15 @@ STATUS_BY_ERROR: dict[type[DatabaseError], int] = {
     ConstraintViolationError: 409,
     InvalidInputError: 422,
     DatabaseUnavailableError: 503,
+    # A deadlock / serialization failure: the same request can succeed when sent again.
+    # 503 + Retry-After, not 409: 409 already means "constraint violated, do not resend",
+    # and HTTP clients' retry logic honours Retry-After on 503.
+    TransactionConflictError: 503,
     DatabaseError: 500,
 }
 RETRY_AFTER_SECONDS = 5
+#: a conflict clears as soon as the other transaction ends: retry quickly
+CONFLICT_RETRY_AFTER_SECONDS = 1
 
 
 def lifespan(
@@ -121,6 +131,8 @@ def error_response(exc: DatabaseError) -> JSONResponse:
     """The JSON response for a ``DatabaseError``: ``{"error", "details"}`` and its status.
 
     Server-side failures (5xx) carry a generic message; the real one is logged.
+    Only what can succeed when sent again gets ``Retry-After``: an unavailable
+    database (503, 5 s) and a transaction conflict such as a deadlock (503, 1 s).
 
     Examples:
         >>> from dsg_lib import RecordNotFoundError
@@ -130,7 +142,11 @@ def error_response(exc: DatabaseError) -> JSONResponse:
     status = next(
         (code for cls in type(exc).__mro__ for err, code in STATUS_BY_ERROR.items() if cls is err), 500
     )
-    if status == 503:
+    if isinstance(exc, TransactionConflictError):
+        details = "the request conflicted with a concurrent one and was rolled back; retry it"
+        body = {"error": type(exc).__name__, "details": details}
+        headers = {"Retry-After": str(CONFLICT_RETRY_AFTER_SECONDS)}
+    elif status == 503:
         body = {"error": type(exc).__name__, "details": "the database is unavailable; retry later"}
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     elif status >= 500:
@@ -140,13 +156,17 @@ def error_response(exc: DatabaseError) -> JSONResponse:
         body = exc.to_dict()
         headers = {}
     if status >= 500:
-        logger.error("dsg_lib: {} -> HTTP {}: {}", type(exc).__name__, status, exc.details)
+        # a conflict is expected under load and answered as retryable: not an error of the service
+        level = "WARNING" if isinstance(exc, TransactionConflictError) else "ERROR"
+        logger.log(level, "dsg_lib: {} -> HTTP {}: {}", type(exc).__name__, status, exc.details)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def register_exception_handlers(app: FastAPI) -> None:
     """Map ``dsg_lib`` errors to HTTP: not found 404, constraint 409, invalid 422, unavailable 503.
 
+    A ``TransactionConflictError`` (deadlock, serialization failure) is 503
+    with ``Retry-After: 1``: the request was rolled back and may be resent.
     Any other ``DatabaseError`` is a 500. Bodies are ``{"error", "details"}`` JSON
     with no SQL, parameters or secrets in them.
 
@@ -291,3 +311,74 @@ class DBSessionMiddleware:
             await response(scope, receive, send)
             return
         await _flush()
+
+
+#: the response header carrying a consistency token, and the request header sending it back
+CONSISTENCY_HEADER = "X-Consistency-Token"
+
+
+class ConsistencyMiddleware:
+    """ASGI middleware: read-your-writes across requests, through read replicas.
+
+    After a request that committed a write on the primary, the response
+    carries ``X-Consistency-Token`` (see `AsyncDatabase.consistency_token`).
+    A request that sends the header back has every read made through ``db``
+    served by a replica that has replayed that write, else by the primary
+    (`AsyncDatabase.consistent_with`). A malformed token sends the reads to
+    the primary. Add it after `DBSessionMiddleware` (so it wraps it and sees
+    the request's commit).
+
+    Args:
+        app: The ASGI app.
+        db: The database.
+        header: The header name.
+
+    Examples:
+        >>> from fastapi import FastAPI
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> app = FastAPI()
+        >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+        >>> app.add_middleware(ConsistencyMiddleware, db=db)
+    """
+
+    def __init__(self, app: Any, db: AsyncDatabase, header: str = CONSISTENCY_HEADER) -> None:
+        self.app = app
+        self.db = db
+        self.header = header
+        self._raw_header = header.lower().encode("latin-1")
+        self._tracker = WriteTracker()
+
+    def _request_token(self, scope: dict[str, Any]) -> str | None:
+        for name, value in scope.get("headers", ()):
+            if name == self._raw_header:
+                token = bytes(value).decode("latin-1").strip()
+                try:
+                    parse_token(token)
+                except DatabaseError:
+                    logger.debug("dsg_lib: malformed {} header; reads go to the primary", self.header)
+                    return PRIMARY_TOKEN
+                return token or None
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self._tracker.attach(self.db.engine)
+
+        with self._tracker.watch() as commits:
+
+            async def send_with_token(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start" and commits and message["status"] < 400:
+                    try:
+                        token = await self.db.consistency_token()
+                    except DatabaseError as exc:  # the write is done; only the token is missing
+                        logger.warning("dsg_lib: no consistency token for this response: {}", exc.details)
+                    else:
+                        headers = list(message.get("headers", []))
+                        headers.append((self._raw_header, token.encode("latin-1")))
+                        message = {**message, "headers": headers}
+                await send(message)
+
+            async with self.db.consistent_with(self._request_token(scope)):
+                await self.app(scope, receive, send_with_token)

@@ -35,7 +35,7 @@ from typing import Any, cast
 from sqlalchemy import Column, ColumnElement, inspect, types
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
 
-from .errors import InvalidInputError
+from .errors import ConstraintViolationError, InvalidInputError
 
 __all__ = ["OPERATORS", "build_filters", "check_value", "model_columns", "value_checker"]
 
@@ -127,6 +127,8 @@ def check_value(column: Any, value: Any, *, name: str | None = None) -> Any:
         InvalidInputError: the value cannot be stored in the column the same way
             on every backend (wrong type, too long, NUL byte, lone surrogate,
             NaN/inf, integer out of range, unknown enum member).
+        ConstraintViolationError: ``None`` for a NOT NULL column without a
+            default (``kind="not_null"``, as when the database refuses it).
 
     Examples:
         >>> from sqlalchemy import Column, Integer
@@ -140,7 +142,9 @@ def check_value(column: Any, value: Any, *, name: str | None = None) -> Any:
     label = str(name or getattr(column, "key", None) or getattr(column, "name", None) or "?")
     if value is None:
         if not getattr(column, "nullable", True) and not _has_default(column):
-            raise InvalidInputError(f"column {label!r} does not accept NULL")
+            raise ConstraintViolationError(
+                f"column {label!r} does not accept NULL", constraint=label, kind="not_null"
+            )
         return None
     col_type = column.type
     if isinstance(col_type, types.TypeDecorator):

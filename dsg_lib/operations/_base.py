@@ -11,6 +11,7 @@ from sqlalchemy import (
     Delete,
     Executable,
     Select,
+    Table,
     Update,
     and_,
     bindparam,
@@ -70,9 +71,9 @@ class OperationsBase:
 
     @staticmethod
     def _mapper(model: Any) -> Mapper[Any]:
-        mapper = inspect(model, raiseerr=False)
+        mapper = inspect(model, raiseerr=False) if isinstance(model, type) else None
         if not isinstance(mapper, Mapper):
-            raise InvalidInputError(f"expected a mapped model class, got {model!r}"[:200])
+            raise InvalidInputError(not_a_model(model))
         return mapper
 
     def _criteria(
@@ -83,6 +84,7 @@ class OperationsBase:
         include_deleted: bool,
         validate: bool = True,
     ) -> list[ColumnElement[bool]]:
+        self._mapper(model)
         clauses: list[ColumnElement[bool]] = []
         for expression in where:
             if not isinstance(expression, ColumnElement):
@@ -133,6 +135,8 @@ class OperationsBase:
 
     def _check_pk(self, model: Any, record_id: Any) -> Any:
         pk = self._mapper(model).primary_key
+        if record_id is None:  # a lookup by a missing key, not a NOT NULL violation
+            raise InvalidInputError(f"{model.__name__}: a primary key value cannot be None")
         if len(pk) == 1:
             if isinstance(record_id, (tuple, list)) and len(record_id) == 1:
                 record_id = record_id[0]
@@ -172,8 +176,9 @@ class OperationsBase:
                 check_value(column, state.dict[key], name=key)
 
     def _row_checker(self, model: Any) -> _bulk.RowChecker:
-        checker = self._row_checkers.get(model)
+        checker = self._row_checkers.get(model) if isinstance(model, type) else None
         if checker is None:
+            self._mapper(model)
             checker = self._row_checkers[model] = _bulk.RowChecker(model)
         return checker
 
@@ -215,6 +220,20 @@ class OperationsBase:
                 f"{name} without a filter would change every row of {model.__name__}; "
                 "pass all_rows=True if that is what you want"
             )
+
+    async def _count(self, counter: Select[Any], session: AsyncSession | None) -> int:
+        """Run a ``SELECT count(*)`` statement: the one count behind ``count`` and ``count_query``."""
+        async with self._connection(session, write=False) as conn:
+            return int((await conn.execute(counter)).scalar_one())
+
+    async def _fetch_all(self, stmt: Executable, session: AsyncSession | None) -> list[Any]:
+        """Every row of a read: objects / scalars for one entity or column, ``Row`` tuples otherwise.
+
+        The one fetch behind ``find`` and ``read_query``.
+        """
+        async with self._session(session, write=False) as s:
+            result = await s.execute(stmt)
+            return list(result.scalars().all() if single_column(stmt) else result.all())
 
     async def _delete(
         self, model: Any, criteria: list[Any], *, hard: bool, session: AsyncSession | None
@@ -265,3 +284,17 @@ def entity_of(stmt: Select[Any]) -> Any:
     if entity is None or descriptions[0].get("type") is not entity:
         raise InvalidInputError("paginate_keyset takes a mapped class or select(Model) of one entity")
     return entity
+
+
+def not_a_model(value: Any) -> str:
+    """What was given instead of a mapped model class, and what to pass instead."""
+    if isinstance(value, Table):
+        return (
+            f"expected a mapped model class, got the Table {value.name!r}; "
+            "pass the class declared on db.Base (Table objects work with raw statements only)"
+        )
+    if not isinstance(value, type) and inspect(value, raiseerr=False) is not None:
+        name = type(value).__name__
+        return f"expected a mapped model class, got an instance of {name}; pass the class {name} itself"
+    shown = value.__name__ if isinstance(value, type) else type(value).__name__
+    return f"expected a mapped model class (declared on db.Base), got {shown[:80]}"

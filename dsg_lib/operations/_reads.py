@@ -130,14 +130,14 @@ class ReadOperations(OperationsBase):
         """
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
+        self._mapper(model)  # before select(model): a typed error, not SQLAlchemy's ArgumentError
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.order_by(*self._order(model, order_by)).options(*options)
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        async with self._session(session, write=False) as s:
-            return list((await s.execute(stmt)).scalars().all())
+        return await self._fetch_all(stmt, session)
 
     async def find_mappings(
         self,
@@ -188,8 +188,7 @@ class ReadOperations(OperationsBase):
         """
         stmt = select(func.count()).select_from(_bulk.table_of(model))
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
-        async with self._connection(session, write=False) as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+        return await self._count(stmt, session)
 
     async def exists(
         self,

@@ -349,18 +349,26 @@ async def test_pool_gauges_waiters_and_wait_time(db_url: str, backend: str) -> N
             await held.execute(text("SELECT 1"))
             gauges = pool_metrics(db)["primary"]
             assert (gauges["checked_out"], gauges["size"], gauges["waiters"]) == (1, 1, 0)
-            waiting = asyncio.create_task(DatabaseOperations(db).execute_one(text("SELECT 2")))
+
+            async def in_a_transaction() -> None:
+                async with db.transaction() as session:
+                    await session.execute(text("SELECT 3"))
+
+            waiting = [
+                asyncio.create_task(DatabaseOperations(db).execute_one(text("SELECT 2"))),
+                asyncio.create_task(in_a_transaction()),
+            ]
             for _ in range(200):
                 await asyncio.sleep(0.01)
-                if pool_metrics(db)["primary"]["waiters"] == 1:
+                if pool_metrics(db)["primary"]["waiters"] == 2:
                     break
-            assert pool_metrics(db)["primary"]["waiters"] == 1
+            assert pool_metrics(db)["primary"]["waiters"] == 2  # an operation and a transaction
             await asyncio.sleep(0.05)
-        await waiting
+        await asyncio.gather(*waiting)
         after = pool_metrics(db)["primary"]
         assert (after["checked_out"], after["waiters"], after["timeouts"]) == (0, 0, 0)
         assert after["wait_seconds_max"] >= 0.05
-        assert after["connections_opened"] >= 1 and after["checkouts"] >= 2
+        assert after["waits"] >= 3 and after["connections_opened"] >= 1 and after["checkouts"] >= 3
     finally:
         uninstrument(db)
         await db.disconnect()

@@ -34,10 +34,19 @@ from typing import Any, cast
 
 from sqlalchemy import Column, ColumnElement, inspect, types
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
+from sqlalchemy.sql.elements import UnaryExpression
 
 from .errors import InvalidInputError
 
-__all__ = ["OPERATORS", "build_filters", "check_value", "model_columns", "value_checker"]
+__all__ = [
+    "OPERATORS",
+    "build_filters",
+    "check_value",
+    "mapper_of",
+    "model_columns",
+    "order_terms",
+    "value_checker",
+]
 
 #: the filter operators accepted after ``__``
 OPERATORS = (
@@ -69,7 +78,15 @@ def _shown(name: object) -> str:
     return text if len(text) <= _MAX_NAME_SHOWN else text[:_MAX_NAME_SHOWN] + "...'"
 
 
-def _mapper(model: Any) -> Mapper[Any]:
+def mapper_of(model: Any) -> Mapper[Any]:
+    """The ``Mapper`` of a mapped class; anything else is an ``InvalidInputError``.
+
+    Examples:
+        >>> mapper_of(int)
+        Traceback (most recent call last):
+        ...
+        dsg_lib.errors.InvalidInputError: expected a mapped model class, got <class 'int'>
+    """
     try:
         mapper = inspect(model, raiseerr=False)
     except Exception:
@@ -77,6 +94,53 @@ def _mapper(model: Any) -> Mapper[Any]:
     if not isinstance(mapper, Mapper):
         raise InvalidInputError(f"expected a mapped model class, got {_shown(model)}")
     return mapper
+
+
+def order_terms(model: Any, order_by: Any) -> list[tuple[Any, Any, bool]]:
+    """Parse ``order_by`` into ``(ORDER BY clause, column attribute or None, descending)``.
+
+    ``order_by`` is a column name (``"-name"`` for descending), a column
+    attribute, ``Model.column.desc()`` / ``.asc()``, any other SQL expression
+    (its column is then ``None``), or a list of them. The one parser behind
+    ``find(order_by=)`` and ``paginate_keyset(order_by=)``.
+
+    Raises:
+        InvalidInputError: an unknown column name or something that is not an expression.
+
+    Examples:
+        >>> from sqlalchemy import Integer
+        >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
+        >>> class B(DeclarativeBase):
+        ...     pass
+        >>> class T(B):
+        ...     __tablename__ = "t"
+        ...     id = mapped_column(Integer, primary_key=True)
+        >>> [(str(clause), attr is T.id, desc) for clause, attr, desc in order_terms(T, ["-id", T.id])]
+        [('t.id DESC', True, True), ('t.id', True, False)]
+    """
+    items = list(order_by) if isinstance(order_by, (list, tuple)) else [order_by]
+    return [_order_term(model, item) for item in items]
+
+
+def _order_term(model: Any, item: Any) -> tuple[Any, Any, bool]:
+    columns = model_columns(model)
+    if isinstance(item, str):
+        name = item.lstrip("-")
+        if name not in columns:
+            raise InvalidInputError(f"cannot order by {_shown(name)}: not a column of {_model_name(model)}")
+        attribute, descending = getattr(model, name), item.startswith("-")
+        return (attribute.desc() if descending else attribute.asc()), attribute, descending
+    if not isinstance(item, ColumnElement) and not hasattr(item, "__clause_element__"):
+        raise InvalidInputError(f"order_by takes column names or expressions, got {_shown(item)}")
+    element, descending = item, False
+    if isinstance(item, UnaryExpression) and item.element is not None:
+        element = item.element
+        descending = getattr(item.modifier, "__name__", "") == "desc_op"
+    if hasattr(element, "__clause_element__"):
+        element = element.__clause_element__()
+    key = getattr(element, "key", None)
+    own = isinstance(element, Column) and key in columns and element.table is columns[key].table
+    return item, (getattr(model, key) if own else None), descending
 
 
 def model_columns(model: Any) -> dict[str, Any]:
@@ -93,7 +157,7 @@ def model_columns(model: Any) -> dict[str, Any]:
         >>> list(model_columns(T))
         ['id']
     """
-    mapper = _mapper(model)
+    mapper = mapper_of(model)
     # only real table columns: a column_property(expression) is not writable or a filterable column
     return {
         prop.key: prop.columns[0]

@@ -21,14 +21,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Mapper
 
 from .. import _bulk
 from ..database import AsyncDatabase
 from ..errors import (
     InvalidInputError,
 )
-from ..filters import build_filters, check_value, model_columns
+from ..filters import build_filters, check_value, mapper_of, model_columns, order_terms
 from ..pagination import CursorCodec
 from ..schema import SoftDeleteMixin, utcnow
 
@@ -68,12 +67,7 @@ class OperationsBase:
             session, write=write, single_statement=single_statement, autocommit=autocommit
         )
 
-    @staticmethod
-    def _mapper(model: Any) -> Mapper[Any]:
-        mapper = inspect(model, raiseerr=False)
-        if not isinstance(mapper, Mapper):
-            raise InvalidInputError(f"expected a mapped model class, got {model!r}"[:200])
-        return mapper
+    _mapper = staticmethod(mapper_of)
 
     def _criteria(
         self,
@@ -97,26 +91,7 @@ class OperationsBase:
         return clauses
 
     def _order(self, model: Any, order_by: Any) -> list[Any]:
-        if order_by is None:
-            return []
-        items = order_by if isinstance(order_by, (list, tuple)) else [order_by]
-        columns = model_columns(model) if model is not None else {}
-        result: list[Any] = []
-        for item in items:
-            if isinstance(item, str):
-                descending = item.startswith("-")
-                name = item.lstrip("-")
-                if name not in columns:
-                    raise InvalidInputError(
-                        f"cannot order by {name[:60]!r}: not a column of {getattr(model, '__name__', model)}"
-                    )
-                attribute = getattr(model, name)
-                result.append(attribute.desc() if descending else attribute.asc())
-            elif isinstance(item, ColumnElement) or hasattr(item, "__clause_element__"):
-                result.append(item)
-            else:
-                raise InvalidInputError(f"order_by takes column names or expressions, got {item!r}"[:200])
-        return result
+        return [] if order_by is None else [clause for clause, _, _ in order_terms(model, order_by)]
 
     @staticmethod
     def _check_limit(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> None:

@@ -1,0 +1,274 @@
+"""Types and values the same on every backend (issue 13): JSON None, aware datetimes, Numeric,
+JSON filters, huge IN lists, bytes, UUID keys, keyset cursors and sort keys. Every backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import os
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Uuid,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dsg_lib import AsyncDatabase, DatabaseOperations, InvalidInputError
+from dsg_lib.schema import SchemaBaseSQLite
+
+PREFIX = f"tv_{os.getpid()}_"
+UTC = dt.timezone.utc
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+def make_models(db: AsyncDatabase) -> SimpleNamespace:
+    class Val(db.Base):
+        __tablename__ = PREFIX + "val"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        meta: Mapped[Any] = mapped_column(JSON, nullable=True)
+        at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+        naive: Mapped[dt.datetime | None] = mapped_column(DateTime(), nullable=True)
+        amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(5, 2), nullable=True)
+        big: Mapped[decimal.Decimal | None] = mapped_column(Numeric(30, 10), nullable=True)
+        blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+        uid: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+    class Keyed(SchemaBaseSQLite, db.Base):
+        __tablename__ = PREFIX + "keyed"
+        name: Mapped[str] = mapped_column(String(20))
+
+    class Sorted(db.Base):
+        __tablename__ = PREFIX + "sorted"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        name: Mapped[str] = mapped_column(String(40))
+        rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    return SimpleNamespace(Val=Val, Keyed=Keyed, Sorted=Sorted)
+
+
+@pytest.fixture
+async def env(db: AsyncDatabase) -> SimpleNamespace:
+    m = make_models(db)
+    await db.drop_tables()
+    await db.create_tables()
+    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=m, dialect=db.db_config.dialect)
+
+
+async def scalar(env: SimpleNamespace, sql: str) -> Any:
+    async with env.db.get_db_session() as s:
+        return (await s.execute(text(sql))).scalar()
+
+
+# --------------------------------------------------------------------------- 1. JSON None
+
+
+async def test_json_none_is_sql_null_on_every_path(env: SimpleNamespace) -> None:
+    V, ops = env.m.Val, env.ops
+    await ops.create_one(V(id=1, meta=None))
+    await ops.create_many([V(id=2, meta=None)])
+    await ops.insert_many(V, [{"id": 3, "meta": None}])  # small batch
+    await ops.insert_many(V, [{"id": i, "meta": None} for i in range(100, 350)])  # COPY on PostgreSQL
+    await ops.insert_many(V, [{"id": i, "meta": None} for i in range(400, 420)], validate=False)
+    await ops.upsert(V, [{"id": 4, "meta": None}], conflict="id")  # insert
+    await ops.create_one(V(id=5, meta={"a": 1}))
+    await ops.upsert(V, [{"id": 5, "meta": None}], conflict="id")  # update
+    await ops.create_one(V(id=6, meta=[1]))
+    await ops.update_where(V, {"meta": None}, id=6)
+    await ops.create_one(V(id=7, meta={"kept": None}))  # a JSON null inside a document stays
+    expected = 6 + 250 + 20
+    assert await ops.count(V, meta=None) == expected
+    assert await ops.count(V, meta__is_null=True) == expected
+    assert await ops.count(V, meta__is_null=False) == 1
+    table = V.__tablename__
+    assert await scalar(env, f"SELECT COUNT(*) FROM {table} WHERE meta IS NULL") == expected
+    assert (await ops.get(V, 1)).meta is None
+    assert (await ops.get(V, 7)).meta == {"kept": None}
+
+
+# --------------------------------------------------------------------------- 2. aware datetimes
+
+
+async def test_aware_datetimes_keep_the_instant(env: SimpleNamespace) -> None:
+    V, ops = env.m.Val, env.ops
+    local = dt.datetime(2024, 5, 1, 12, 0, tzinfo=IST)  # 06:30 UTC
+    await ops.create_one(V(id=1, at=local))
+    await ops.insert_many(V, [{"id": 2, "at": local}])
+    await ops.upsert(V, [{"id": 3, "at": local}], conflict="id")
+    await ops.create_one(V(id=4, at=dt.datetime(2024, 5, 1, 9, 0, tzinfo=UTC)))
+    for i in (1, 2, 3):
+        got = (await ops.get(V, i)).at
+        got = got if got.tzinfo else got.replace(tzinfo=UTC)  # SQLite/MariaDB read naive UTC
+        assert got == local, (i, got)
+    seven_utc = dt.datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
+    assert sorted(v.id for v in await ops.find(V, at__lt=seven_utc)) == [1, 2, 3]
+    assert sorted(v.id for v in await ops.find(V, at__gt=seven_utc)) == [4]
+    assert await ops.count(V, at=local.astimezone(UTC)) == 3
+    assert await ops.count(V, at=dt.datetime(2024, 5, 1, 6, 30)) == 3  # naive = UTC
+
+
+async def test_aware_datetime_into_naive_column_is_refused(env: SimpleNamespace) -> None:
+    V, ops = env.m.Val, env.ops
+    aware = dt.datetime(2024, 5, 1, 12, 0, tzinfo=IST)
+    with pytest.raises(InvalidInputError):
+        await ops.create_one(V(id=1, naive=aware))
+    with pytest.raises(InvalidInputError):
+        await ops.insert_many(V, [{"id": 2, "naive": aware}])
+    with pytest.raises(InvalidInputError):
+        await ops.upsert(V, [{"id": 3, "naive": aware}], conflict="id")
+    with pytest.raises(InvalidInputError):
+        await ops.find(V, naive__lt=aware)
+    assert await ops.count(V) == 0
+    await ops.create_one(V(id=4, naive=dt.datetime(2024, 5, 1, 12, 0)))
+    assert (await ops.get(V, 4)).naive == dt.datetime(2024, 5, 1, 12, 0)
+
+
+# --------------------------------------------------------------------------- 3. Numeric
+
+
+async def test_numeric_refuses_what_the_column_cannot_hold(env: SimpleNamespace) -> None:
+    V, ops = env.m.Val, env.ops
+    for bad in (123456.7, decimal.Decimal("1000"), decimal.Decimal("1.234"), 1000):
+        with pytest.raises(InvalidInputError):
+            await ops.create_one(V(id=1, amount=bad))
+        with pytest.raises(InvalidInputError):
+            await ops.insert_many(V, [{"id": 1, "amount": bad}])
+        with pytest.raises(InvalidInputError):
+            await ops.upsert(V, [{"id": 1, "amount": bad}], conflict="id")
+    assert await ops.count(V) == 0
+    await ops.insert_many(V, [{"id": 1, "amount": decimal.Decimal("999.99")}, {"id": 2, "amount": 1.5}])
+    assert (await ops.get(V, 1)).amount == decimal.Decimal("999.99")
+    assert (await ops.get(V, 2)).amount == decimal.Decimal("1.5")
+
+
+async def test_numeric_wide_values_round_trip_or_are_refused(env: SimpleNamespace) -> None:
+    V, ops = env.m.Val, env.ops
+    wide = decimal.Decimal("12345678901234567890.1234567890")
+    if env.dialect == "sqlite":  # SQLite keeps ~15 significant digits: refused, never altered
+        with pytest.raises(InvalidInputError):
+            await ops.create_one(V(id=1, big=wide))
+        with pytest.raises(InvalidInputError):
+            await ops.insert_many(V, [{"id": 1, "big": wide}])
+        assert await ops.count(V) == 0
+    else:
+        await ops.create_one(V(id=1, big=wide))
+        await ops.insert_many(V, [{"id": 2, "big": wide}])
+        assert (await ops.get(V, 1)).big == wide
+        assert (await ops.get(V, 2)).big == wide
+    fits = decimal.Decimal("12345.6789")
+    await ops.create_one(V(id=3, big=fits))
+    assert (await ops.get(V, 3)).big == fits
+
+
+# --------------------------------------------------------------------------- 4. JSON filters
+
+
+async def test_json_filters_other_than_null_are_refused(env: SimpleNamespace) -> None:
+    V, ops = env.m.Val, env.ops
+    await ops.create_one(V(id=1, meta={"a": 1}))
+    for bad in (
+        {"meta": {"a": 1}},
+        {"meta__contains": "a"},
+        {"meta__in": [{"a": 1}]},
+        {"meta__ne": {"a": 1}},
+        {"meta__like": "%a%"},
+        {"meta__gt": 1},
+    ):
+        with pytest.raises(InvalidInputError):
+            await ops.count(V, **bad)
+        with pytest.raises(InvalidInputError):
+            await ops.find(V, **bad)
+        with pytest.raises(InvalidInputError):
+            await ops.delete_where(V, **bad)
+    assert await ops.count(V, meta=None) == 0
+    assert await ops.count(V, meta__ne=None) == 1
+    assert await ops.count(V, meta__is_null=False) == 1
+
+
+# --------------------------------------------------------------------------- 8. UUID keys
+
+
+async def test_uuid_columns_accept_strings_and_uuids(env: SimpleNamespace) -> None:
+    V, ops = env.m.Val, env.ops
+    u = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    await ops.create_one(V(id=1, uid=str(u)))
+    await ops.insert_many(V, [{"id": 2, "uid": str(u)}])
+    assert (await ops.get(V, 1)).uid == u
+    assert await ops.count(V, uid=str(u)) == 2
+    assert await ops.count(V, uid=u) == 2
+    assert await ops.count(V, uid__in=[str(u), u]) == 2
+
+
+async def test_string_uuid_keys_accept_uuid_objects(env: SimpleNamespace) -> None:
+    K, ops = env.m.Keyed, env.ops
+    key = uuid.uuid4()
+    await ops.create_one(K(pkid=key, name="a"))
+    other = await ops.create_one(K(name="b"))
+    assert (await ops.get(K, key)).name == "a"
+    assert (await ops.get(K, str(key))).name == "a"
+    assert (await ops.get(K, uuid.UUID(other.pkid))).name == "b"
+    assert await ops.count(K, pkid=key) == 1
+    assert await ops.count(K, pkid__in=[key, other.pkid]) == 2
+    await ops.delete_one(K, key)
+    assert await ops.get(K, key) is None
+
+
+# --------------------------------------------------------------------------- 9-11. keyset
+
+
+async def test_keyset_cursor_with_non_ascii_is_invalid_input(env: SimpleNamespace) -> None:
+    S, ops = env.m.Sorted, env.ops
+    await ops.insert_many(S, [{"id": i, "name": f"n{i}"} for i in range(1, 5)])
+    good = (await ops.paginate_keyset(S, "name", limit=2)).next_cursor
+    assert good is not None
+    for bad in ("é.x", good + "é", good.replace(".", ".é"), "ü" * 10 + "." + "ß" * 10):
+        with pytest.raises(InvalidInputError):
+            await ops.paginate_keyset(S, "name", after=bad, limit=2)
+
+
+async def test_keyset_order_by_expressions(env: SimpleNamespace) -> None:
+    S, ops = env.m.Sorted, env.ops
+    await ops.insert_many(S, [{"id": i, "name": f"n{i:02d}"} for i in range(1, 12)])
+    for order, expected in (
+        (S.name, list(range(1, 12))),
+        (S.name.desc(), list(range(11, 0, -1))),
+        ([S.name], list(range(1, 12))),
+        (S.name.asc(), list(range(1, 12))),
+    ):
+        seen: list[int] = []
+        page = await ops.paginate_keyset(S, order, limit=4)
+        seen.extend(s.id for s in page.items)
+        while page.next_cursor is not None:
+            page = await ops.paginate_keyset(S, order, after=page.next_cursor, limit=4)
+            seen.extend(s.id for s in page.items)
+        assert seen == expected, order
+
+
+async def test_keyset_nullable_sort_column_is_refused_both_ways(env: SimpleNamespace) -> None:
+    S, ops = env.m.Sorted, env.ops
+    rows = [{"id": i, "name": f"n{i}", "rank": None if i % 4 == 0 else i} for i in range(1, 41)]
+    await ops.insert_many(S, rows)
+    for order in ("rank", "-rank", S.rank, S.rank.desc(), ["name", "rank"]):
+        with pytest.raises(InvalidInputError):
+            await ops.paginate_keyset(S, order, limit=5)
+    assert await ops.count(S) == 40
+
+
+async def test_pkid_mixin_model_count_is_plain(env: SimpleNamespace) -> None:
+    """The mixin timestamps do not break counting (guards the Keyed model above)."""
+    K = env.m.Keyed
+    await env.ops.create_one(K(name="x"))
+    async with env.db.get_db_session() as s:
+        assert (await s.execute(select(func.count()).select_from(K))).scalar_one() == 1

@@ -115,8 +115,8 @@ def order_terms(model: Any, order_by: Any) -> list[tuple[Any, Any, bool]]:
         >>> class T(B):
         ...     __tablename__ = "t"
         ...     id = mapped_column(Integer, primary_key=True)
-        >>> [(str(clause), attr is T.id, desc) for clause, attr, desc in order_terms(T, ["-id", T.id])]
-        [('t.id DESC', True, True), ('t.id', True, False)]
+        >>> [(attr is T.id, desc) for _, attr, desc in order_terms(T, ["-id", T.id.asc()])]
+        [(True, True), (True, False)]
     """
     items = list(order_by) if isinstance(order_by, (list, tuple)) else [order_by]
     return [_order_term(model, item) for item in items]

@@ -32,7 +32,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import Column, ColumnElement, inspect, types
+from sqlalchemy import Column, ColumnElement, all_, any_, bindparam, inspect, types
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -66,6 +67,8 @@ OPERATORS = (
     "is_null",
 )
 _MAX_NAME_SHOWN = 60
+#: from this many values, PostgreSQL ``in`` / ``not_in`` filters send one array parameter
+_PG_ARRAY_FROM = 1000
 _INT_RANGES = {
     types.SmallInteger: (-(2**15), 2**15 - 1),
     types.BigInteger: (-(2**63), 2**63 - 1),
@@ -464,6 +467,10 @@ def _clause(
         return {"lt": attr < v, "lte": attr <= v, "gt": attr > v, "gte": attr >= v}[op]  # type: ignore[no-any-return]
     if op in ("in", "not_in"):
         values = _check_values(column, value, label) if validate else list(value)
+        if dialect == "postgresql" and len(values) >= _PG_ARRAY_FROM:
+            # one array parameter: an expanded IN list stops at PostgreSQL's 32,767 bind parameters
+            array = bindparam(None, values, type_=postgresql.ARRAY(column.type))
+            return attr == any_(array) if op == "in" else attr != all_(array)  # type: ignore[no-any-return]
         return attr.in_(values) if op == "in" else attr.not_in(values)  # type: ignore[no-any-return]
     if op in ("like", "ilike"):
         pattern = _check_pattern(value, label)

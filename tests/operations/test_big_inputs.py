@@ -83,19 +83,3 @@ async def test_in_filters_with_more_values_than_bind_parameters(env: SimpleNames
     assert await ops.delete_where(S, id__in=ids[50:]) == 50
     assert await ops.delete_many(S, "id", ids[40:]) == 10
     assert await ops.count(S) == 40
-
-
-# --------------------------------------------------------------------------- 7. bytes
-
-
-async def test_bytes_round_trip_on_every_write_path(env: SimpleNamespace) -> None:
-    V, ops = env.m.Val, env.ops
-    payload = bytes(range(256)) * 4
-    await ops.create_one(V(id=1, blob=payload))
-    await ops.insert_many(V, [{"id": 2, "blob": payload}, {"id": 3, "blob": b""}])
-    await ops.upsert(V, [{"id": 4, "blob": payload}], conflict="id")
-    await ops.upsert(V, [{"id": 3, "blob": payload[:10]}], conflict="id")
-    assert (await ops.get(V, 1)).blob == payload
-    assert (await ops.get(V, 2)).blob == payload
-    assert (await ops.get(V, 3)).blob == payload[:10]
-    assert [v.id for v in await ops.find(V, blob=payload, order_by="id")] == [1, 2, 4]

@@ -24,7 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dsg_lib import AsyncDatabase, DatabaseOperations
+from conftest import BACKENDS, MYSQL_URL, require_backend
+from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
 from dsg_lib.schema import SchemaBaseSQLite
 
 PREFIX = f"tb_{os.getpid()}_"
@@ -83,3 +84,39 @@ async def test_in_filters_with_more_values_than_bind_parameters(env: SimpleNames
     assert await ops.delete_where(S, id__in=ids[50:]) == 50
     assert await ops.delete_many(S, "id", ids[40:]) == 10
     assert await ops.count(S) == 40
+
+
+# --------------------------------------------------------------------------- 7. bytes
+
+
+async def test_bytes_round_trip_on_every_write_path(env: SimpleNamespace) -> None:
+    await check_bytes(env.ops, env.m.Val)
+
+
+async def test_bytes_round_trip_with_asyncmy() -> None:
+    """The other MariaDB driver (the fixtures use aiomysql)."""
+    if "mariadb" not in BACKENDS:
+        pytest.skip(reason="mariadb is not among DSG_TEST_BACKENDS")
+    pytest.importorskip("asyncmy", reason="asyncmy is not installed")
+    require_backend("mariadb")
+    db = AsyncDatabase(DBConfig({"database_uri": MYSQL_URL.replace("+aiomysql", "+asyncmy")}))
+    m = make_models(db)
+    try:
+        await db.drop_tables()
+        await db.create_tables()
+        await check_bytes(DatabaseOperations(db), m.Val)
+    finally:
+        await db.drop_tables()
+        await db.disconnect()
+
+
+async def check_bytes(ops: DatabaseOperations, V: Any) -> None:
+    payload = bytes(range(256)) * 4
+    await ops.create_one(V(id=1, blob=payload))
+    await ops.insert_many(V, [{"id": 2, "blob": payload}, {"id": 3, "blob": b""}])
+    await ops.upsert(V, [{"id": 4, "blob": payload}], conflict="id")
+    await ops.upsert(V, [{"id": 3, "blob": payload[:10]}], conflict="id")
+    assert (await ops.get(V, 1)).blob == payload
+    assert (await ops.get(V, 2)).blob == payload
+    assert (await ops.get(V, 3)).blob == payload[:10]
+    assert [v.id for v in await ops.find(V, blob=payload, order_by="id")] == [1, 2, 4]

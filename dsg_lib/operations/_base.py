@@ -144,12 +144,15 @@ class OperationsBase:
         columns = model_columns(type(record))
         for key, column in columns.items():
             if key in state.dict:
-                check_value(column, state.dict[key], name=key)
+                value = state.dict[key]
+                checked = check_value(column, value, name=key, dialect=self._dialect)
+                if checked is not value:  # store what every other path stores (UTC, UUID, SQL NULL)
+                    setattr(record, key, checked)
 
     def _row_checker(self, model: Any) -> _bulk.RowChecker:
         checker = self._row_checkers.get(model)
         if checker is None:
-            checker = self._row_checkers[model] = _bulk.RowChecker(model)
+            checker = self._row_checkers[model] = _bulk.RowChecker(model, self._dialect)
         return checker
 
     def _pk_select(self, model: Any, include_deleted: bool) -> Select[Any]:

@@ -57,7 +57,7 @@ class PagingOperations(OperationsBase):
         self._check_limit("page", page, 1)
         self._check_limit("page_size", page_size, 1, MAX_PAGE_SIZE)
         stmt = self._base_select(query_or_model, include_deleted, filters)
-        if isinstance(query_or_model, type) and not stmt._order_by_clauses:
+        if isinstance(query_or_model, type):  # a model: stable pages by primary key
             stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
         stmt = stmt.options(*options) if options else stmt
         async with self._session(session, write=False) as s:

@@ -20,8 +20,6 @@ from sqlalchemy import (
     Numeric,
     String,
     Uuid,
-    func,
-    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -223,52 +221,3 @@ async def test_string_uuid_keys_accept_uuid_objects(env: SimpleNamespace) -> Non
     assert await ops.count(K, pkid__in=[key, other.pkid]) == 2
     await ops.delete_one(K, key)
     assert await ops.get(K, key) is None
-
-
-# --------------------------------------------------------------------------- 9-11. keyset
-
-
-async def test_keyset_cursor_with_non_ascii_is_invalid_input(env: SimpleNamespace) -> None:
-    S, ops = env.m.Sorted, env.ops
-    await ops.insert_many(S, [{"id": i, "name": f"n{i}"} for i in range(1, 5)])
-    good = (await ops.paginate_keyset(S, "name", limit=2)).next_cursor
-    assert good is not None
-    for bad in ("é.x", good + "é", good.replace(".", ".é"), "ü" * 10 + "." + "ß" * 10):
-        with pytest.raises(InvalidInputError):
-            await ops.paginate_keyset(S, "name", after=bad, limit=2)
-
-
-async def test_keyset_order_by_expressions(env: SimpleNamespace) -> None:
-    S, ops = env.m.Sorted, env.ops
-    await ops.insert_many(S, [{"id": i, "name": f"n{i:02d}"} for i in range(1, 12)])
-    for order, expected in (
-        (S.name, list(range(1, 12))),
-        (S.name.desc(), list(range(11, 0, -1))),
-        ([S.name], list(range(1, 12))),
-        (S.name.asc(), list(range(1, 12))),
-    ):
-        seen: list[int] = []
-        page = await ops.paginate_keyset(S, order, limit=4)
-        seen.extend(s.id for s in page.items)
-        while page.next_cursor is not None:
-            page = await ops.paginate_keyset(S, order, after=page.next_cursor, limit=4)
-            seen.extend(s.id for s in page.items)
-        assert seen == expected, order
-
-
-async def test_keyset_nullable_sort_column_is_refused_both_ways(env: SimpleNamespace) -> None:
-    S, ops = env.m.Sorted, env.ops
-    rows = [{"id": i, "name": f"n{i}", "rank": None if i % 4 == 0 else i} for i in range(1, 41)]
-    await ops.insert_many(S, rows)
-    for order in ("rank", "-rank", S.rank, S.rank.desc(), ["name", "rank"]):
-        with pytest.raises(InvalidInputError):
-            await ops.paginate_keyset(S, order, limit=5)
-    assert await ops.count(S) == 40
-
-
-async def test_pkid_mixin_model_count_is_plain(env: SimpleNamespace) -> None:
-    """The mixin timestamps do not break counting (guards the Keyed model above)."""
-    K = env.m.Keyed
-    await env.ops.create_one(K(name="x"))
-    async with env.db.get_db_session() as s:
-        assert (await s.execute(select(func.count()).select_from(K))).scalar_one() == 1

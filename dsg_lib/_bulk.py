@@ -157,11 +157,10 @@ async def copy_insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
             )
 
     raw = await conn.get_raw_connection()
-    adapted: Any = raw.dbapi_connection
-    start = getattr(adapted, "_start_transaction", None)
-    if start is not None and getattr(adapted, "_transaction", None) is None:
-        await start()  # COPY must run inside the caller's transaction, not autocommit
-    driver = adapted._connection
+    driver: Any = raw.driver_connection  # the asyncpg connection
+    if not driver.is_in_transaction():
+        # COPY must run inside the caller's transaction: let SQLAlchemy open it (it begins lazily)
+        await conn.exec_driver_sql("SELECT 1")
     await driver.copy_records_to_table(
         table.name,
         records=records(),

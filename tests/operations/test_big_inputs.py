@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from conftest import BACKENDS, MYSQL_URL, require_backend
-from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+from dsg_lib import AsyncDatabase, ConstraintViolationError, DatabaseOperations, DBConfig
 from dsg_lib.schema import SchemaBaseSQLite
 
 PREFIX = f"tb_{os.getpid()}_"
@@ -120,3 +120,19 @@ async def check_bytes(ops: DatabaseOperations, V: Any) -> None:
     assert (await ops.get(V, 2)).blob == payload
     assert (await ops.get(V, 3)).blob == payload[:10]
     assert [v.id for v in await ops.find(V, blob=payload, order_by="id")] == [1, 2, 4]
+
+
+async def test_bulk_copy_chunks_are_one_transaction(env: SimpleNamespace) -> None:
+    """COPY (PostgreSQL, 200+ rows a chunk) runs in the operation's transaction: all or nothing."""
+    S, ops = env.m.Sorted, env.ops
+    await ops.insert_many(S, [{"id": 5000, "name": "existing"}])
+    rows = [{"id": i, "name": f"n{i}"} for i in range(1, 700)] + [{"id": 5000, "name": "dup"}]
+    with pytest.raises(ConstraintViolationError):
+        await ops.insert_many(S, rows, chunk_size=250)  # the duplicate is in the last chunk
+    assert await ops.count(S) == 1
+    with pytest.raises(RuntimeError):
+        async with env.db.transaction():
+            await ops.insert_many(S, rows[:-1], chunk_size=250)
+            assert await ops.count(S) == 700
+            raise RuntimeError("roll back")
+    assert await ops.count(S) == 1

@@ -86,7 +86,11 @@ async def test_json_none_is_sql_null_on_every_path(env: SimpleNamespace) -> None
     await ops.create_one(V(id=6, meta=[1]))
     await ops.update_where(V, {"meta": None}, id=6)
     await ops.create_one(V(id=7, meta={"kept": None}))  # a JSON null inside a document stays
-    expected = 6 + 250 + 20
+    await ops.create_one(V(id=8, meta={"b": 2}))
+    assert (await ops.update_one(V, 8, {"meta": None})).meta is None
+    made, created = await ops.get_or_create(V, id=9, defaults={"meta": None})
+    assert created and made.meta is None
+    expected = 8 + 250 + 20
     assert await ops.count(V, meta=None) == expected
     assert await ops.count(V, meta__is_null=True) == expected
     assert await ops.count(V, meta__is_null=False) == 1

@@ -9,7 +9,8 @@ backend (see docs "Types and values"):
 * ``DateTime(timezone=True)``: aware values are converted to UTC, naive ones are UTC.
   ``DateTime()`` (naive): an aware value is refused.
 * ``Numeric(p, s)``: a value with more than ``s`` decimals or ``p - s`` integer
-  digits is refused; on SQLite, more than 15 significant digits too (it stores REAL).
+  digits is refused; on SQLite, more than 15 significant digits too (it stores REAL);
+  on MySQL/MariaDB a bare ``Numeric()`` is ``DECIMAL(10, 0)`` and is checked as such.
 * ``String``: a ``uuid.UUID`` becomes its canonical text; ``Uuid``: text becomes a UUID.
 """
 
@@ -143,6 +144,8 @@ def _check_exact(impl: Any, value: Any, label: str, dialect: str | None) -> None
     decimals = max(0, -int(exponent))
     integer_digits = max(0, len(digits) + int(exponent)) if exact else 0
     precision, scale = impl.precision, impl.scale
+    if precision is None and dialect in ("mysql", "mariadb"):
+        precision, scale = 10, 0  # a bare NUMERIC is DECIMAL(10, 0) there: 1.25 would become 1
     if scale is not None and decimals > scale:
         raise InvalidInputError(f"column {label!r}: {decimals} decimal places exceed its scale {scale}")
     if precision is not None and integer_digits > precision - (scale or 0):
@@ -217,7 +220,8 @@ def _fast_integer(impl: Any, slow: Checker, dialect: str | None) -> Checker:
 
 
 def _fast_number(impl: Any, slow: Checker, dialect: str | None) -> Checker:
-    if not isinstance(impl, types.Float) and (impl.precision is not None or impl.scale is not None):
+    bounded = impl.precision is not None or impl.scale is not None or dialect in ("mysql", "mariadb")
+    if not isinstance(impl, types.Float) and bounded:
         return slow  # digits to count: no shortcut
     return lambda v: v if v.__class__ is float and math.isfinite(v) else slow(v)
 

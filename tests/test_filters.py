@@ -269,6 +269,8 @@ EXTRA: list[tuple[Any, Any]] = [
     (Numeric(5, 2), 123456.7),
     (Numeric(5, 2), decimal.Decimal("1.234")),
     (Numeric(5, 2), 1.5),
+    (Numeric(), 1.25),
+    (Numeric(), decimal.Decimal("1.25")),
     (Numeric(30, 10), decimal.Decimal("12345678901234567890.1234567890")),
     (DateTime(timezone=True), dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))),
     (DateTime(timezone=True), dt.datetime(2024, 1, 1)),
@@ -326,7 +328,7 @@ def test_check_value_with_variant_type() -> None:
 
 
 @pytest.mark.parametrize(("col_type", "value"), GOOD + BAD + EXTRA, ids=lambda v: repr(v)[:25])
-@pytest.mark.parametrize("dialect", [None, "sqlite", "postgresql"])
+@pytest.mark.parametrize("dialect", [None, "sqlite", "postgresql", "mysql"])
 def test_value_checker_agrees_with_check_value(col_type: Any, value: Any, dialect: str | None) -> None:
     """Both come from one type table: the same result or the same error for every value."""
     column = Column("c", col_type, nullable=True)

@@ -41,6 +41,7 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
         naive: Mapped[dt.datetime | None] = mapped_column(DateTime(), nullable=True)
         amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(5, 2), nullable=True)
         big: Mapped[decimal.Decimal | None] = mapped_column(Numeric(30, 10), nullable=True)
+        bare: Mapped[decimal.Decimal | None] = mapped_column(Numeric(), nullable=True)
         blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
         uid: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
@@ -172,6 +173,26 @@ async def test_numeric_wide_values_round_trip_or_are_refused(env: SimpleNamespac
     fits = decimal.Decimal("12345.6789")
     await ops.create_one(V(id=3, big=fits))
     assert (await ops.get(V, 3)).big == fits
+
+
+async def test_bare_numeric_is_exact_or_refused(env: SimpleNamespace) -> None:
+    V, ops = env.m.Val, env.ops
+    quarter = decimal.Decimal("1.25")
+    if env.dialect in ("mysql", "mariadb"):  # a bare NUMERIC is DECIMAL(10, 0): it would store 1
+        for write in (
+            ops.create_one(V(id=1, bare=quarter)),
+            ops.insert_many(V, [{"id": 1, "bare": quarter}]),
+            ops.upsert(V, [{"id": 1, "bare": 1.25}], conflict="id"),
+        ):
+            with pytest.raises(InvalidInputError):
+                await write
+        assert await ops.count(V) == 0
+    else:
+        await ops.create_one(V(id=1, bare=quarter))
+        await ops.insert_many(V, [{"id": 2, "bare": quarter}])
+        assert [v.bare for v in await ops.find(V, order_by="id")] == [quarter, quarter]
+    await ops.create_one(V(id=3, bare=decimal.Decimal("1234567890")))
+    assert (await ops.get(V, 3)).bare == decimal.Decimal("1234567890")
 
 
 # --------------------------------------------------------------------------- 4. JSON filters

@@ -76,8 +76,8 @@ async def scalar(env: SimpleNamespace, sql: str) -> Any:
 
 async def test_json_none_is_sql_null_on_every_path(env: SimpleNamespace) -> None:
     V, ops = env.m.Val, env.ops
-    await ops.create_one(V(id=1, meta=None))
-    await ops.create_many([V(id=2, meta=None)])
+    assert (await ops.create_one(V(id=1, meta=None))).meta is None
+    assert [v.meta for v in await ops.create_many([V(id=2, meta=None)])] == [None]
     await ops.insert_many(V, [{"id": 3, "meta": None}])  # small batch
     await ops.insert_many(V, [{"id": i, "meta": None} for i in range(100, 350)])  # COPY on PostgreSQL
     await ops.insert_many(V, [{"id": i, "meta": None} for i in range(400, 420)], validate=False)
@@ -244,5 +244,9 @@ async def test_string_uuid_keys_accept_uuid_objects(env: SimpleNamespace) -> Non
     assert (await ops.get(K, uuid.UUID(other.pkid))).name == "b"
     assert await ops.count(K, pkid=key) == 1
     assert await ops.count(K, pkid__in=[key, other.pkid]) == 2
+    assert (await ops.update_one(K, key, {"name": "a2"})).name == "a2"
+    assert (await ops.get_or_create(K, pkid=key))[0].name == "a2"
     await ops.delete_one(K, key)
     assert await ops.get(K, key) is None
+    assert await ops.delete_many(K, "pkid", [uuid.UUID(other.pkid)]) == 1
+    assert await ops.count(K) == 0

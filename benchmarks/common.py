@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ class Sizes:
     counts: int = 200
     stream_rows: int = 1_000_000
     stream_batch: int = 1_000
+    memory_rows: int = 1_000_000  # insert_many from a generator, memory measured
 
     # shared read-only tables, named by size so --quick never rebuilds the full-size ones
     @property
@@ -57,9 +59,22 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(
-    bulk_rows=50, gets=10, read_rows=50, updates=10, inserts=10, tasks=5, gets_per_task=2,
-    big_rows=1_000, pages=3, page_size=10, deep_page=50, depth_fetches=2, counts=5,
-    stream_rows=2_000, stream_batch=100,
+    bulk_rows=50,
+    gets=10,
+    read_rows=50,
+    updates=10,
+    inserts=10,
+    tasks=5,
+    gets_per_task=2,
+    big_rows=1_000,
+    pages=3,
+    page_size=10,
+    deep_page=50,
+    depth_fetches=2,
+    counts=5,
+    stream_rows=2_000,
+    stream_batch=100,
+    memory_rows=5_000,
 )
 
 
@@ -79,15 +94,29 @@ class Backend:
 
 
 def _sqlite_path() -> str:
+    if os.environ.get("BENCH_SQLITE_PATH"):
+        return os.environ["BENCH_SQLITE_PATH"]
     directory = os.path.join(tempfile.gettempdir(), "dsg_lib_bench")
     os.makedirs(directory, exist_ok=True)
     return os.path.join(directory, "bench.sqlite3")
 
 
 def backends() -> dict[str, Backend]:
-    """Backends by name; server URLs can be overridden with BENCH_PG_URL / BENCH_MARIADB_URL."""
-    pg = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    maria = os.environ.get("BENCH_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
+    """Backends by name.
+
+    Server URLs come from ``BENCH_PG_URL`` / ``BENCH_MARIADB_URL``, else the test suite's
+    ``DSG_TEST_POSTGRES_URL`` / ``DSG_TEST_MYSQL_URL``, else the local defaults; the SQLite
+    file from ``BENCH_SQLITE_PATH`` (default: a file in the temp directory).
+    """
+    env = os.environ.get
+    pg = (
+        env("BENCH_PG_URL")
+        or env("DSG_TEST_POSTGRES_URL")
+        or "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
+    maria = (
+        env("BENCH_MARIADB_URL") or env("DSG_TEST_MYSQL_URL") or "mysql+aiomysql://root@127.0.0.1:3306/test"
+    )
     return {
         "sqlite": Backend("sqlite", f"sqlite+aiosqlite:///{_sqlite_path()}", "sqlite", "aiosqlite", False),
         "postgresql": Backend("postgresql", pg, "postgresql", "asyncpg"),
@@ -132,8 +161,11 @@ class Models:
                 "__tablename__": tablename,
                 "__table_args__": (Index(f"ix_{tablename}_grp", "grp"),),
                 "__annotations__": {
-                    "id": Mapped[int], "name": Mapped[str], "grp": Mapped[int],
-                    "value": Mapped[float], "note": Mapped["str | None"],
+                    "id": Mapped[int],
+                    "name": Mapped[str],
+                    "grp": Mapped[int],
+                    "value": Mapped[float],
+                    "note": Mapped["str | None"],
                 },
                 "id": mapped_column(Integer, primary_key=True, autoincrement=True),
                 "name": mapped_column(String(64)),
@@ -150,12 +182,15 @@ class Models:
         self.Write = model("Write", write_table)
 
 
+def iter_rows(n: int, start: int = 0) -> Iterator[dict[str, Any]]:
+    """Rows as dicts, without ``id`` (the database generates it), one at a time."""
+    for i in range(start, start + n):
+        yield {"name": f"name-{i}", "grp": i % 100, "value": i * 0.5, "note": f"note {i}"}
+
+
 def make_rows(n: int, start: int = 0) -> list[dict[str, Any]]:
     """Rows as dicts, without ``id`` (the database generates it)."""
-    return [
-        {"name": f"name-{i}", "grp": i % 100, "value": i * 0.5, "note": f"note {i}"}
-        for i in range(start, start + n)
-    ]
+    return list(iter_rows(n, start))
 
 
 # ---------------------------------------------------------------------- engines and setup
@@ -166,12 +201,14 @@ def sqla_engine(backend: Backend, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("max_overflow", 0)
     engine = create_async_engine(backend.url, **kwargs)
     if not backend.server:
+
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, record: Any) -> None:
             cursor = dbapi_conn.cursor()
             for pragma in SQLITE_PRAGMAS:
                 cursor.execute(pragma)
             cursor.close()
+
     return engine
 
 
@@ -187,14 +224,18 @@ def _fill_sql(backend: Backend, name: str, n: int) -> str:
         )
     return (
         f"WITH RECURSIVE g(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM g WHERE x < {n - 1}) "
-        + cols + "SELECT 'name-' || x, x % 100, x * 0.5, 'note ' || x FROM g"
+        + cols
+        + "SELECT 'name-' || x, x % 100, x * 0.5, 'note ' || x FROM g"
     )
 
 
 async def ensure_shared_tables(engine: AsyncEngine, backend: Backend, sizes: Sizes) -> None:
     """Create and fill the read-only tables once; reuse them when they already hold the right rows."""
-    wanted = {sizes.read_table: sizes.read_rows, sizes.big_table: sizes.big_rows,
-              sizes.stream_table: sizes.stream_rows}
+    wanted = {
+        sizes.read_table: sizes.read_rows,
+        sizes.big_table: sizes.big_rows,
+        sizes.stream_table: sizes.stream_rows,
+    }
     metadata = MetaData()
     tables = {name: table(metadata, name) for name in wanted}
     async with engine.begin() as conn:

@@ -13,7 +13,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from .common import (
@@ -23,6 +23,7 @@ from .common import (
     Backend,
     Models,
     Sizes,
+    iter_rows,
     sqla_engine,
     write_table_name,
 )
@@ -157,6 +158,18 @@ class RawPostgres(Contender):
         for _ in range(ctx.sizes.depth_fetches):
             await self._after(ctx.after_id, ctx.sizes.page_size)
 
+    w_get_mapping = Contender.w_get_pk  # an asyncpg Record is the driver's mapping row
+
+    async def w_exists(self, ctx: Ctx) -> None:
+        sql = f"SELECT EXISTS (SELECT 1 FROM {self.read_t} WHERE id = $1)"
+        for i in ctx.ids:
+            await self.pool.fetchval(sql, i)
+
+    async def w_delete_pk(self, ctx: Ctx) -> None:
+        sql = f"DELETE FROM {self.write_table} WHERE id = $1"
+        for i in ctx.ids:
+            await self.pool.execute(sql, i)
+
     async def w_count(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.counts):
             await self.pool.fetchval(f"SELECT count(*) FROM {self.big_t} WHERE grp = $1", COUNT_GROUP)
@@ -181,9 +194,14 @@ class RawMySQL(Contender):
 
         url = make_url(self.backend.url)
         kwargs = {
-            "host": url.host, "port": url.port or 3306, "user": url.username or "root",
-            "password": url.password or "", "db": url.database, "autocommit": True,
-            "minsize": POOL_SIZE, "maxsize": POOL_SIZE,
+            "host": url.host,
+            "port": url.port or 3306,
+            "user": url.username or "root",
+            "password": url.password or "",
+            "db": url.database,
+            "autocommit": True,
+            "minsize": POOL_SIZE,
+            "maxsize": POOL_SIZE,
         }
         if self.backend.driver == "asyncmy":
             import asyncmy
@@ -265,6 +283,18 @@ class RawMySQL(Contender):
         for _ in range(ctx.sizes.depth_fetches):
             await self._fetch(sql, (ctx.after_id, ctx.sizes.page_size))
 
+    w_get_mapping = Contender.w_get_pk  # the driver's row is the raw "mapping" row
+
+    async def w_exists(self, ctx: Ctx) -> None:
+        sql = f"SELECT EXISTS (SELECT 1 FROM {self.read_t} WHERE id = %s)"
+        for i in ctx.ids:
+            await self._fetch(sql, (i,))
+
+    async def w_delete_pk(self, ctx: Ctx) -> None:
+        sql = f"DELETE FROM {self.write_table} WHERE id = %s"
+        for i in ctx.ids:
+            await self._execute(sql, (i,))
+
     async def w_count(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.counts):
             await self._fetch(f"SELECT count(*) FROM {self.big_t} WHERE grp = %s", (COUNT_GROUP,))
@@ -345,6 +375,19 @@ class RawSQLite(Contender):
         sql = f"SELECT {COLS} FROM {self.big_t} WHERE id > ? ORDER BY id LIMIT ?"
         for _ in range(ctx.sizes.depth_fetches):
             await self.db.execute_fetchall(sql, (ctx.after_id, ctx.sizes.page_size))
+
+    w_get_mapping = Contender.w_get_pk  # the driver's row is the raw "mapping" row
+
+    async def w_exists(self, ctx: Ctx) -> None:
+        sql = f"SELECT EXISTS (SELECT 1 FROM {self.read_t} WHERE id = ?)"
+        for i in ctx.ids:
+            await self.db.execute_fetchall(sql, (i,))
+
+    async def w_delete_pk(self, ctx: Ctx) -> None:
+        sql = f"DELETE FROM {self.write_table} WHERE id = ?"
+        for i in ctx.ids:
+            await self.db.execute(sql, (i,))
+            await self.db.commit()
 
     async def w_count(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.counts):
@@ -446,6 +489,24 @@ class Core(_SQLAlchemyContender):
         for _ in range(ctx.sizes.depth_fetches):
             await self._after(ctx.after_id, ctx.sizes.page_size)
 
+    async def w_get_mapping(self, ctx: Ctx) -> None:
+        t = self.read
+        for i in ctx.ids:
+            async with self.engine.connect() as conn:
+                (await conn.execute(select(t).where(t.c.id == i))).mappings().first()
+
+    async def w_exists(self, ctx: Ctx) -> None:
+        t = self.read
+        for i in ctx.ids:
+            async with self.engine.connect() as conn:
+                (await conn.execute(select(exists().where(t.c.id == i)))).scalar()
+
+    async def w_delete_pk(self, ctx: Ctx) -> None:
+        t = self.write
+        for i in ctx.ids:
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(t).where(t.c.id == i))
+
     async def w_count(self, ctx: Ctx) -> None:
         stmt = select(func.count()).select_from(self.big).where(self.big.c.grp == COUNT_GROUP)
         for _ in range(ctx.sizes.counts):
@@ -523,6 +584,18 @@ class Orm(_SQLAlchemyContender):
     async def w_keyset_depth(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.depth_fetches):
             await self._after(ctx.after_id, ctx.sizes.page_size)
+
+    async def w_exists(self, ctx: Ctx) -> None:
+        R = self.models.Read
+        for i in ctx.ids:
+            async with self.Session() as s:
+                await s.scalar(select(exists().where(R.id == i)))
+
+    async def w_delete_pk(self, ctx: Ctx) -> None:
+        W = self.models.Write
+        for i in ctx.ids:
+            async with self.Session() as s, s.begin():
+                await s.execute(delete(W).where(W.id == i))
 
     async def w_count(self, ctx: Ctx) -> None:
         B = self.models.Big
@@ -613,6 +686,22 @@ class DsgLib(Contender):
         for _ in range(ctx.sizes.depth_fetches):
             await self.ops.paginate_keyset(self.models.Big, "id", after=cursor, limit=ctx.sizes.page_size)
 
+    async def w_get_mapping(self, ctx: Ctx) -> None:
+        for i in ctx.ids:
+            await self.ops.find_mappings(self.models.Read, id=i)
+
+    async def w_exists(self, ctx: Ctx) -> None:
+        for i in ctx.ids:
+            await self.ops.exists(self.models.Read, id=i)
+
+    async def w_delete_pk(self, ctx: Ctx) -> None:
+        for i in ctx.ids:
+            await self.ops.delete_where(self.models.Write, id=i)
+
+    async def w_insert_memory(self, ctx: Ctx) -> int:
+        """``insert_many`` fed by a generator: memory must stay flat however many rows."""
+        return await self.ops.insert_many(self.models.Write, iter_rows(ctx.sizes.memory_rows))
+
     async def w_count(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.counts):
             await self.ops.count(self.models.Big, grp=COUNT_GROUP)
@@ -677,6 +766,16 @@ class AdvancedAlchemy(_SQLAlchemyContender):
                 await self.BigRepo(session=s).list_and_count(
                     LimitOffset(limit=size, offset=(page - 1) * size), order_by=[self.models.Big.id.asc()]
                 )
+
+    async def w_exists(self, ctx: Ctx) -> None:
+        for i in ctx.ids:
+            async with self.Session() as s:
+                await self.ReadRepo(session=s).exists(id=i)
+
+    async def w_delete_pk(self, ctx: Ctx) -> None:
+        for i in ctx.ids:
+            async with self.Session() as s:
+                await self.WriteRepo(session=s).delete(i, auto_commit=True)
 
     async def w_count(self, ctx: Ctx) -> None:
         B = self.models.Big
@@ -753,6 +852,18 @@ class FastCrud(_SQLAlchemyContender):
                 await self.big.get_multi(
                     s, offset=(ctx.page - 1) * size, limit=size, sort_columns="id", return_total_count=False
                 )
+
+    w_get_mapping = Contender.w_get_pk  # fastcrud's get returns a dict
+
+    async def w_exists(self, ctx: Ctx) -> None:
+        for i in ctx.ids:
+            async with self.Session() as s:
+                await self.read.exists(s, id=i)
+
+    async def w_delete_pk(self, ctx: Ctx) -> None:
+        for i in ctx.ids:
+            async with self.Session() as s:
+                await self.write.db_delete(s, id=i)
 
     async def w_count(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.counts):

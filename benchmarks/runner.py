@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -33,22 +34,42 @@ from .contenders import CONTENDERS, Contender, Ctx, available, make
 
 
 @dataclass(frozen=True)
+class Target:
+    """dsg_lib's time divided by ``against``'s must stay at or below ``limit``."""
+
+    against: str  # a contender name
+    limit: float
+    dialects: tuple[str, ...] = ()  # the backends it applies to; empty: every backend
+
+
+# issue 15's targets: ORM-object work beats the hand-written ORM, Core-shaped work matches Core,
+# point operations stay close to the raw driver on PostgreSQL and SQLite
+ORM = (Target("orm", 0.9),)
+CORE = (Target("core", 1.1),)
+POINT = (Target("raw", 1.6, ("postgresql",)), Target("raw", 3.0, ("sqlite",)))
+
+
+@dataclass(frozen=True)
 class Workload:
     key: str
     method: str  # the contender's ``w_<method>``
-    reference: str  # the contender the target ratio is measured against
-    target: float | None  # max ratio of dsg_lib to ``reference``
+    call: str  # the dsg_lib call it times
+    targets: tuple[Target, ...] = ()
     prep: str = "none"  # "empty" / "seeded": reset the contender's write table first
     server_only: bool = False
     deep: bool = False  # depth workloads: fetch the deep page instead of page 1
+    child: bool = False  # runs in a fresh process per contender (memory is measured)
 
     def title(self, s: Sizes) -> str:
         return {
             "bulk_insert": f"bulk insert {s.bulk_rows:,} rows",
             "get_pk": f"get by pk x{s.gets:,}",
+            "get_mapping": f"get by pk as mapping x{s.gets:,}",
+            "exists": f"exists by pk x{s.gets:,}",
             "read_rows": f"read {s.read_rows:,} rows (mappings)",
             "read_objects": f"read {s.read_rows:,} rows (ORM objects)",
             "update_pk": f"update by pk x{s.updates:,} (each committed)",
+            "delete_pk": f"delete by pk x{s.updates:,} (each committed)",
             "insert_commit": f"insert + commit x{s.inserts:,}",
             "concurrent_gets": f"{s.tasks} tasks x {s.gets_per_task} gets, pool 10",
             "offset_pages": f"{s.pages} offset pages of {s.page_size} (+ total)",
@@ -59,29 +80,32 @@ class Workload:
             "keyset_deep": f"keyset page {s.deep_page:,} x{s.depth_fetches}",
             "count": f"count with filter x{s.counts}",
             "stream": f"stream {s.stream_rows:,} rows",
+            "insert_memory": f"insert_many {s.memory_rows:,} rows from a generator",
         }[self.key]
 
 
 WORKLOADS: tuple[Workload, ...] = (
-    Workload("bulk_insert", "bulk_insert", "raw", 1.2, prep="empty"),
-    Workload("get_pk", "get_pk", "raw", 2.0),
-    Workload("read_rows", "read_rows", "raw", 1.3),
-    Workload("read_objects", "read_objects", "orm", 1.1),
-    Workload("update_pk", "update_pk", "raw", 1.5, prep="seeded"),
-    Workload("insert_commit", "insert_commit", "raw", 1.5, prep="empty"),
-    Workload("concurrent_gets", "concurrent_gets", "raw", 2.0, server_only=True),
-    Workload("offset_pages", "offset_pages", "raw", 1.5),
-    Workload("keyset_pages", "keyset_pages", "raw", 1.5),
-    Workload("offset_page1", "offset_depth", "raw", None),
-    Workload("offset_deep", "offset_depth", "raw", None, deep=True),
-    Workload("keyset_page1", "keyset_depth", "raw", None),
-    Workload("keyset_deep", "keyset_depth", "raw", None, deep=True),
-    Workload("count", "count", "raw", 1.3),
-    Workload("stream", "stream", "raw", None),
+    Workload("get_pk", "get_pk", "get", ORM + POINT),
+    Workload("get_mapping", "get_mapping", "find_mappings(id=)", CORE + POINT),
+    Workload("exists", "exists", "exists(id=)", CORE + POINT),
+    Workload("insert_commit", "insert_commit", "create_one", ORM + POINT, prep="empty"),
+    Workload("update_pk", "update_pk", "update_where(id=)", CORE + POINT, prep="seeded"),
+    Workload("delete_pk", "delete_pk", "delete_where(id=)", CORE + POINT, prep="seeded"),
+    Workload("concurrent_gets", "concurrent_gets", "get", ORM),
+    Workload("read_objects", "read_objects", "find", ORM),
+    Workload("read_rows", "read_rows", "find_mappings", CORE),
+    Workload("offset_pages", "offset_pages", "paginate", ORM),
+    Workload("count", "count", "count", CORE),
+    Workload("bulk_insert", "bulk_insert", "insert_many", CORE, prep="empty"),
+    Workload("keyset_pages", "keyset_pages", "paginate_keyset"),
+    Workload("offset_page1", "offset_depth", "paginate(with_total=False)"),
+    Workload("offset_deep", "offset_depth", "paginate(with_total=False)", deep=True),
+    Workload("keyset_page1", "keyset_depth", "paginate_keyset"),
+    Workload("keyset_deep", "keyset_depth", "paginate_keyset", deep=True),
+    Workload("stream", "stream", "stream", child=True),
+    Workload("insert_memory", "insert_memory", "insert_many(generator)", child=True),
 )
 WORKLOAD_KEYS = tuple(w.key for w in WORKLOADS)
-STREAM_RSS_LIMIT_MB = 100.0
-KEYSET_DEPTH_LIMIT = 2.0
 
 
 def log(message: str) -> None:
@@ -92,8 +116,16 @@ def log(message: str) -> None:
 class BackendRun:
     """Everything measured on one backend."""
 
-    def __init__(self, backend: Backend, names: list[str], workloads: list[Workload], sizes: Sizes,
-                 repeats: int, stream_repeats: int, quick: bool) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        names: list[str],
+        workloads: list[Workload],
+        sizes: Sizes,
+        repeats: int,
+        stream_repeats: int,
+        quick: bool,
+    ) -> None:
         self.backend = backend
         self.names = names
         self.workloads = [w for w in workloads if backend.server or not w.server_only]
@@ -103,7 +135,7 @@ class BackendRun:
         self.quick = quick
         self.times: dict[str, dict[str, list[float]]] = {}
         self.errors: dict[str, dict[str, str]] = {}
-        self.stream: dict[str, dict[str, list[float]]] = {}
+        self.memory: dict[str, dict[str, dict[str, list[float]]]] = {}  # workload -> contender -> ...
         self.server_version = "?"
         self.verbose = False
 
@@ -137,8 +169,9 @@ class BackendRun:
                     await c.close()
         finally:
             await admin.dispose()
-        if any(w.key == "stream" for w in self.workloads):
-            self._streams([c.name for c in contenders])
+        for w in self.workloads:
+            if w.child:
+                self._children(w.key, [c.name for c in contenders])
 
     async def _timed(self, admin: Any, contenders: list[Contender]) -> None:
         b, s = self.backend, self.sizes
@@ -146,7 +179,7 @@ class BackendRun:
         read_ids = await ids_of(admin, s.read_table, s.read_rows)
         base = Ctx(sizes=s)
         deep_after = await id_at(admin, s.big_table, (s.deep_page - 1) * s.page_size - 1)
-        timed = [w for w in self.workloads if w.key != "stream"]
+        timed = [w for w in self.workloads if not w.child]
         for c in contenders:
             try:
                 await c.setup(base)
@@ -189,15 +222,16 @@ class BackendRun:
                         log(f"    {w.key:<16} {c.name:<17} {elapsed * 1000:10.1f} ms")
             log(f"[{b.name}] repeat {repeat + 1}/{self.repeats} done in {time.perf_counter() - started:.1f}s")
 
-    async def _prepare(self, admin: Any, w: Workload, c: Contender, rng: random.Random,
-                       read_ids: list[int], deep_after: int) -> Ctx:
+    async def _prepare(
+        self, admin: Any, w: Workload, c: Contender, rng: random.Random, read_ids: list[int], deep_after: int
+    ) -> Ctx:
         s = self.sizes
         ctx = Ctx(sizes=s)
         if w.key == "bulk_insert":
             ctx.rows = _rows(s.bulk_rows)
         elif w.key == "insert_commit":
             ctx.rows = _rows(s.inserts)
-        elif w.key == "get_pk":
+        elif w.key in ("get_pk", "get_mapping", "exists"):
             ctx.ids = rng.choices(read_ids, k=s.gets)
         elif w.key == "concurrent_gets":
             ctx.task_ids = [rng.choices(read_ids, k=s.gets_per_task) for _ in range(s.tasks)]
@@ -219,28 +253,40 @@ class BackendRun:
             got = len(await ids_of(admin, c.write_table, want + 1))
             if got != want:
                 return f"{got} rows in {c.write_table}, expected {want}"
+        if w.key == "delete_pk" and await ids_of(admin, c.write_table, 1):
+            return f"rows left in {c.write_table} after deleting them all"
         return None
 
-    def _streams(self, names: list[str]) -> None:
-        """The stream workload, one fresh subprocess per contender and repeat (clean RSS)."""
-        runnable = [n for n in names if _has_stream(n)]
+    def _children(self, workload: str, names: list[str]) -> None:
+        """A memory workload, one fresh subprocess per contender and repeat (clean RSS)."""
+        runnable = [n for n in names if _has(n, workload)]
         for repeat in range(self.stream_repeats):
             shift = repeat % len(runnable) if runnable else 0
             for name in runnable[shift:] + runnable[:shift]:
-                cmd = [sys.executable, "-m", "benchmarks.stream_child", self.backend.name, name]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.stream_child",
+                    self.backend.name,
+                    name,
+                    "--workload",
+                    workload,
+                ]
                 if self.quick:
                     cmd.append("--quick")
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
                 if proc.returncode != 0:
                     tail = (proc.stderr or proc.stdout).strip().splitlines()
-                    self._error("stream", name, RuntimeError(tail[-1] if tail else f"exit {proc.returncode}"))
+                    self._error(workload, name, RuntimeError(tail[-1] if tail else f"exit {proc.returncode}"))
                     continue
                 data = json.loads(proc.stdout.strip().splitlines()[-1])
-                entry = self.stream.setdefault(name, {"seconds": [], "rss_growth_mb": []})
+                entry = self.memory.setdefault(workload, {}).setdefault(
+                    name, {"seconds": [], "rss_growth_mb": []}
+                )
                 entry["seconds"].append(data["seconds"])
                 entry["rss_growth_mb"].append(data["rss_growth_mb"])
-                self.times.setdefault("stream", {}).setdefault(name, []).append(data["seconds"])
-            log(f"[{self.backend.name}] stream repeat {repeat + 1}/{self.stream_repeats} done")
+                self.times.setdefault(workload, {}).setdefault(name, []).append(data["seconds"])
+            log(f"[{self.backend.name}] {workload} repeat {repeat + 1}/{self.stream_repeats} done")
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -249,9 +295,13 @@ class BackendRun:
             "server_version": self.server_version,
             "median_s": {w: {c: statistics.median(v) for c, v in cs.items()} for w, cs in self.times.items()},
             "samples_s": self.times,
-            "stream": {
-                c: {"seconds": statistics.median(v["seconds"]), "rss_growth_mb": max(v["rss_growth_mb"])}
-                for c, v in self.stream.items()
+            "dialect": self.backend.dialect,
+            "memory": {
+                w: {
+                    c: {"seconds": statistics.median(v["seconds"]), "rss_growth_mb": max(v["rss_growth_mb"])}
+                    for c, v in cs.items()
+                }
+                for w, cs in self.memory.items()
             },
             "errors": self.errors,
         }
@@ -263,9 +313,11 @@ def _rows(n: int) -> list[dict[str, Any]]:
     return make_rows(n)
 
 
-def _has_stream(name: str) -> bool:
+def _has(name: str, workload: str) -> bool:
     cls = CONTENDERS[name]
-    return cls is None or hasattr(cls, "w_stream")
+    if cls is None:  # the raw driver contender is chosen per backend; every one streams
+        return workload == "stream"
+    return hasattr(cls, f"w_{workload}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -273,16 +325,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="dsg_lib vs raw drivers, SQLAlchemy Core/ORM and peers, on every backend.",
     )
-    parser.add_argument("--backends", default="sqlite,postgresql,mariadb,mariadb-asyncmy",
-                        help="comma list of: " + ", ".join(backends()))
+    parser.add_argument(
+        "--backends",
+        default="sqlite,postgresql,mariadb,mariadb-asyncmy",
+        help="comma list of: " + ", ".join(backends()),
+    )
     parser.add_argument("--only", default="", help="comma list of workloads: " + ", ".join(WORKLOAD_KEYS))
     parser.add_argument("--contenders", default="", help="comma list of: " + ", ".join(CONTENDERS))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 repeat (CI smoke test)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 5)")
-    parser.add_argument("--stream-repeats", type=int, default=None,
-                        help="repeats of the 1M-row stream (default 1; each is a fresh process)")
+    parser.add_argument(
+        "--stream-repeats",
+        type=int,
+        default=None,
+        help="repeats of the 1M-row stream (default 1; each is a fresh process)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every timed run")
-    parser.add_argument("--out", default=None, help="directory for results.json, results.md, benchmarks.png")
+    parser.add_argument(
+        "--out", default=None, help="directory for results.json, results.md and one chart per backend"
+    )
+    parser.add_argument(
+        "--page",
+        nargs="?",
+        const="docs/performance.md",
+        default=None,
+        help="also regenerate the results part of this docs page (default docs/performance.md)"
+        " and its charts in docs/img",
+    )
     return parser.parse_args(argv)
 
 
@@ -323,13 +392,23 @@ def main(argv: list[str] | None = None) -> int:
             run._error("backend", "all", exc)
         runs.append(run)
     results = report.build(
-        [r.summary() for r in runs], workloads=workloads, sizes=sizes, repeats=repeats,
-        stream_repeats=stream_repeats, contenders=names, elapsed=time.perf_counter() - started,
+        [r.summary() for r in runs],
+        workloads=workloads,
+        sizes=sizes,
+        repeats=repeats,
+        stream_repeats=stream_repeats,
+        contenders=names,
+        elapsed=time.perf_counter() - started,
         quick=args.quick,
     )
     markdown = report.markdown(results)
     sys.stdout.write(markdown + "\n")
     if args.out:
         report.write(results, markdown, args.out)
-        log(f"wrote {args.out}/results.json, results.md, benchmarks.png")
+        log(f"wrote {args.out}/results.json, results.md and the charts")
+    if args.page:
+        from . import page
+
+        page.update(args.page, json.loads(json.dumps(results, default=str)), os.path.join("docs", "img"))
+        log(f"updated {args.page}")
     return 0

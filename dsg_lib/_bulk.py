@@ -157,9 +157,13 @@ async def copy_insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
             )
 
     raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection  # the asyncpg connection
-    if not driver.is_in_transaction():
-        # COPY must run inside the caller's transaction: let SQLAlchemy open it (it begins lazily)
+    driver: Any = raw.driver_connection
+    autocommit = conn.sync_connection is not None and (
+        conn.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    )
+    if not autocommit and not driver.is_in_transaction():
+        # COPY must run inside the caller's transaction, not commit by itself: the
+        # driver adapter sends BEGIN lazily, with the first statement it executes.
         await conn.exec_driver_sql("SELECT 1")
     await driver.copy_records_to_table(
         table.name,

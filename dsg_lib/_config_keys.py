@@ -106,6 +106,9 @@ KEYS: dict[str, KeySpec] = {
         "a str or bytes of at least 16 characters (HMAC key for keyset cursors)",
     ),
     "pgbouncer": KeySpec("library", _is_bool, "a bool", frozenset({"postgresql"})),
+    "pre_ping_window_ms": KeySpec(
+        "library", _is_int(0), "an int >= 0 (milliseconds; 0 pings every checkout)", SERVERS
+    ),
 }
 
 URL_PARTS = ("dialect", "driver", "host", "port", "username", "password", "database")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 import uuid
@@ -9,14 +10,17 @@ from typing import Any
 
 from loguru import logger
 from sqlalchemy import event, pool
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.util.concurrency import await_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MYSQL_RECYCLE = 3600
+DEFAULT_PRE_PING_WINDOW_MS = 1000
+#: seconds a pre-ping or a KILL QUERY may take before the connection counts as dead
+SIDE_CALL_TIMEOUT = 5.0
+#: pool record info key: when the connection was last returned to the pool
+LAST_USED = "dsg_lib_last_used"
 
 
 def is_memory_sqlite(url: URL) -> bool:
@@ -51,7 +55,6 @@ def build_engine(
     kwargs.pop("future", None)  # SQLAlchemy 2 engines are always "future"
     connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", None) or {})
     keeper: MemoryKeeper | None = None
-    cheap_ping = False
 
     if backend == "sqlite":
         if is_memory_sqlite(url):
@@ -60,11 +63,16 @@ def build_engine(
             kwargs["poolclass"] = pool.AsyncAdaptedQueuePool
             kwargs["pool_size"] = 1
             kwargs["max_overflow"] = 0
+        else:
+            # SQLAlchemy < 2.0.38 defaults file databases to NullPool; the pool keys
+            # (pool_size, pool_timeout, ...) and the behaviour must not depend on the version.
+            kwargs["poolclass"] = pool.AsyncAdaptedQueuePool
         kwargs.setdefault("pool_pre_ping", False)
     else:
-        # Our own pre-ping (one round trip, see _install_cheap_ping) replaces SQLAlchemy's,
-        # which on asyncpg costs BEGIN + SELECT + ROLLBACK on every checkout.
-        cheap_ping = kwargs.pop("pool_pre_ping", True)
+        # dsg_lib pings idle connections itself (is_alive, called by _acquire): one round
+        # trip and only past pre_ping_window_ms, where SQLAlchemy's pre-ping costs up to
+        # three on every checkout (and breaks on some SQLAlchemy/PyMySQL pairs).
+        kwargs.pop("pool_pre_ping", None)
         timeout = library.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         if backend == "postgresql":
             connect_args.setdefault("timeout", timeout)
@@ -88,8 +96,7 @@ def build_engine(
         kwargs["connect_args"] = connect_args
 
     engine = create_async_engine(url, **kwargs)
-    if backend != "sqlite" and cheap_ping:
-        _install_cheap_ping(engine, backend)
+    _install_usage_clock(engine)
     if backend in ("mysql", "mariadb"):
         _install_mysql_reset(engine)
     if backend == "sqlite":
@@ -99,6 +106,78 @@ def build_engine(
     if library.get("slow_query_ms") is not None:
         _install_slow_query_log(engine, float(library["slow_query_ms"]))
     return engine, keeper
+
+
+def _install_usage_clock(engine: AsyncEngine) -> None:
+    """Stamp each connection when it goes back to the pool, for the pre-ping window."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None:  # None: invalidated, the next one is fresh
+            record.info[LAST_USED] = time.monotonic()
+
+
+async def is_alive(conn: AsyncConnection, backend: str, window: float) -> bool:
+    """False if ``conn`` sat idle in the pool longer than ``window`` seconds and fails a ping.
+
+    One round trip on the driver connection (public ``driver_connection``):
+    PostgreSQL ``SELECT 1`` over the simple-query protocol (no prepared
+    statement, so safe behind PgBouncer), MySQL/MariaDB ``COM_PING``. Fresh
+    connections and connections used within the window are not pinged.
+    """
+    raw = await conn.get_raw_connection()
+    last = raw.info.get(LAST_USED)
+    if last is None or time.monotonic() - last <= window:
+        return True
+    driver: Any = raw.driver_connection
+    try:
+        ping = driver.execute("SELECT 1") if backend == "postgresql" else driver.ping(False)
+        await asyncio.wait_for(ping, SIDE_CALL_TIMEOUT)
+    except Exception:  # any failure means: do not hand this connection out
+        return False
+    return True
+
+
+class StatementStopper:
+    """Stops the statement of a cancelled operation where the driver would not.
+
+    asyncpg cancels a statement on the server by itself. aiosqlite leaves it
+    running in its worker thread (and every later call on the connection
+    queues behind it): ``interrupt()`` stops it. aiomysql / asyncmy just stop
+    reading: the server is told ``KILL QUERY <id>`` over a separate,
+    unpooled connection (the pool may have none free).
+    """
+
+    def __init__(self, url: URL, backend: str, options: dict[str, Any]) -> None:
+        self.url = url
+        self.backend = backend
+        self.options = {k: v for k, v in options.items() if k in ("connect_args", "json_serializer")}
+        self._side: AsyncEngine | None = None
+
+    async def stop(self, conn: AsyncConnection) -> None:
+        """Best effort: never raises, gives up after ``SIDE_CALL_TIMEOUT``."""
+        if self.backend == "postgresql" or conn.closed or conn.invalidated:
+            return
+        try:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            if self.backend == "sqlite":
+                await driver.interrupt()
+            else:
+                await asyncio.wait_for(self._kill_query(int(driver.thread_id())), SIDE_CALL_TIMEOUT)
+        except Exception as exc:
+            logger.debug("dsg_lib: could not stop a cancelled statement: {}", type(exc).__name__)
+
+    async def _kill_query(self, thread_id: int) -> None:
+        if self._side is None:
+            self._side = create_async_engine(self.url, poolclass=pool.NullPool, **self.options)
+        async with self._side.connect() as side:
+            await side.exec_driver_sql(f"KILL QUERY {thread_id}")
+
+    async def dispose(self) -> None:
+        if self._side is not None:
+            await self._side.dispose()
+            self._side = None
 
 
 def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:
@@ -115,34 +194,6 @@ def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:
     if backend == "sqlite":
         return {"dsg_lib_autocommit": True}
     return {}
-
-
-def _install_cheap_ping(engine: AsyncEngine, backend: str) -> None:
-    """Check a pooled connection is alive before handing it out, in one round trip.
-
-    A connection that fails the ping is discarded and the pool connects a fresh
-    one (SQLAlchemy's ``DisconnectionError`` protocol), so a server restart or a
-    killed backend costs nothing but the reconnect. Fresh connections skip it.
-    """
-
-    def ping(dbapi_conn: Any) -> None:
-        driver = dbapi_conn.driver_connection
-        if backend == "postgresql":
-            await_(driver.execute("SELECT 1"))  # simple-query protocol: no prepared statement, pooler-safe
-        else:
-            await_(driver.ping(False))  # COM_PING
-
-    @event.listens_for(engine.sync_engine, "checkout")
-    def _on_checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        if not record.info.pop("dsg_lib_fresh", False):
-            try:
-                ping(dbapi_conn)
-            except Exception as exc:
-                raise sa_exc.DisconnectionError(f"pre-ping failed: {type(exc).__name__}") from exc
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn: Any, record: Any) -> None:
-        record.info["dsg_lib_fresh"] = True
 
 
 def _install_mysql_reset(engine: AsyncEngine) -> None:
@@ -187,24 +238,9 @@ def _install_sqlite_hooks(engine: AsyncEngine, library: dict[str, Any], memory: 
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-        if timeout_ms:
-            _install_sqlite_deadline(dbapi_conn, record, int(timeout_ms))
 
     if timeout_ms:
-        seconds = int(timeout_ms) / 1000.0
-
-        @event.listens_for(sync_engine, "before_cursor_execute")
-        def _arm(conn: Connection, cursor: Any, statement: str, params: Any, ctx: Any, many: bool) -> None:
-            conn.info.setdefault("dsg_lib_deadline", [0.0])[0] = time.monotonic() + seconds
-
-        @event.listens_for(sync_engine, "after_cursor_execute")
-        def _disarm(conn: Connection, cursor: Any, statement: str, params: Any, ctx: Any, many: bool) -> None:
-            conn.info.setdefault("dsg_lib_deadline", [0.0])[0] = 0.0
-
-        @event.listens_for(sync_engine, "handle_error")
-        def _disarm_on_error(context: Any) -> None:
-            if context.connection is not None:
-                context.connection.info.setdefault("dsg_lib_deadline", [0.0])[0] = 0.0
+        _install_sqlite_deadline(engine, int(timeout_ms) / 1000.0)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -214,17 +250,60 @@ def _install_sqlite_hooks(engine: AsyncEngine, library: dict[str, Any], memory: 
         conn.exec_driver_sql(begin)
 
 
-def _install_sqlite_deadline(dbapi_conn: Any, record: Any, timeout_ms: int) -> None:
-    """Abort a statement that runs past ``timeout_ms`` via sqlite3's progress handler.
+class _StatementTimer:
+    """Interrupts one running SQLite statement when its time limit passes.
 
-    The deadline is armed by ``before_cursor_execute`` (see ``_arm_sqlite_deadline``).
+    sqlite3 has no statement timeout; ``Connection.interrupt()`` (public in
+    aiosqlite, and safe to call from the event loop while the statement runs
+    in aiosqlite's worker thread) makes it fail with "interrupted". The timer
+    is a loop callback, so arming it needs no await inside the synchronous
+    ``before_cursor_execute`` hook.
     """
-    state = record.info.setdefault("dsg_lib_deadline", [0.0])
 
-    def _check() -> int:
-        return 1 if state[0] and time.monotonic() > state[0] else 0
+    def __init__(self, driver: Any, seconds: float) -> None:
+        self.driver = driver
+        self.active = True
+        loop = asyncio.get_running_loop()
+        self._handle = loop.call_later(seconds, self._fire, loop)
 
-    await_(dbapi_conn.driver_connection.set_progress_handler(_check, 1000))
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.active:
+            loop.create_task(self._interrupt())
+
+    async def _interrupt(self) -> None:
+        # Re-checked here: the statement may have finished since the timer fired,
+        # and an interrupt must never hit the next statement on this connection.
+        if self.active:
+            await self.driver.interrupt()
+
+    def cancel(self) -> None:
+        self.active = False
+        self._handle.cancel()
+
+
+def _install_sqlite_deadline(engine: AsyncEngine, seconds: float) -> None:
+    """Abort a statement that runs longer than ``seconds`` (``statement_timeout_ms``)."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _arm(conn: Connection, cursor: Any, statement: str, params: Any, ctx: Any, many: bool) -> None:
+        try:
+            conn.info["dsg_lib_timer"] = _StatementTimer(conn.connection.driver_connection, seconds)
+        except RuntimeError:  # no running loop (a synchronous caller): nothing to time
+            conn.info.pop("dsg_lib_timer", None)
+
+    def _disarm(conn: Connection | None) -> None:
+        timer = conn.info.pop("dsg_lib_timer", None) if conn is not None else None
+        if timer is not None:
+            timer.cancel()
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _after(conn: Connection, cursor: Any, statement: str, params: Any, ctx: Any, many: bool) -> None:
+        _disarm(conn)
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        _disarm(context.connection)
 
 
 def _install_mysql_timeout(engine: AsyncEngine, timeout_ms: int) -> None:
@@ -242,14 +321,20 @@ def _install_mysql_timeout(engine: AsyncEngine, timeout_ms: int) -> None:
 def _install_slow_query_log(engine: AsyncEngine, threshold_ms: float) -> None:
     sync_engine = engine.sync_engine
 
+    # The start time lives in the connection's info for the one statement in flight;
+    # a failed statement's entry is dropped by handle_error, so it is never timed.
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _before(conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if context is not None:
-            context._dsg_lib_started = time.perf_counter()  # per statement: nothing left behind on errors
+        conn.info["dsg_lib_started"] = time.perf_counter()
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _failed(context: Any) -> None:
+        if context.connection is not None:
+            context.connection.info.pop("dsg_lib_started", None)
 
     @event.listens_for(sync_engine, "after_cursor_execute")
     def _after(conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        started = getattr(context, "_dsg_lib_started", None)
+        started = conn.info.pop("dsg_lib_started", None)
         if started is None:
             return
         elapsed = (time.perf_counter() - started) * 1000.0

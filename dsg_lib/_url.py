@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from loguru import logger
 from sqlalchemy.engine import URL, make_url
@@ -50,7 +51,11 @@ def mask(url: URL | str) -> str:
             url = make_url(url)
         except ArgumentError:
             return "<unparsable URL>"
-    return url.render_as_string(hide_password=True)
+    rendered = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite":
+        # a SQLite "database" is a file path (or :memory:): show it as written, not %-escaped
+        rendered = unquote(rendered)
+    return rendered
 
 
 def parse_uri(uri: Any) -> URL:

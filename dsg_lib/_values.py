@@ -333,7 +333,7 @@ def check_value(column: Any, value: Any, *, name: str | None = None, dialect: st
 def value_checker(column: Any, name: str | None = None, dialect: str | None = None) -> Checker:
     """A fast ``check_value`` for one column: common values pass in a few operations.
 
-    Built from the same `TYPE_TABLE` rule as :func:`check_value`; anything
+    Built from the same `TYPE_TABLE` rule as `check_value`; anything
     unusual falls through to it, so results and errors are exactly the same
     and only the cost differs (bulk inserts check every value of every row).
 

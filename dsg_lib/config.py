@@ -9,28 +9,37 @@ Examples:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 from loguru import logger
 from sqlalchemy import MetaData
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from . import _config_keys, _url
-from ._engine import autocommit_options, build_engine, is_memory_sqlite
+from ._acquire import Acquirer
+from ._engine import (
+    DEFAULT_PRE_PING_WINDOW_MS,
+    StatementStopper,
+    autocommit_options,
+    build_engine,
+    is_memory_sqlite,
+)
 from .errors import ConfigurationError, DatabaseError, map_errors
 from .routing import Replica, ReplicaSet
 
 __all__ = ["DBConfig"]
 
+#: dialect -> the sync driver ``DBConfig.sync_url()`` names by default
+_SYNC_DEFAULTS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 
-class _LegacyBase(DeclarativeBase):
+
+class LegacyBase(DeclarativeBase):
     """The process-wide declarative base devsetgo-lib exposed as ``BASE``."""
 
 
@@ -43,7 +52,7 @@ def __getattr__(name: str) -> Any:
             DeprecationWarning,
             stacklevel=2,
         )
-        return _LegacyBase
+        return LegacyBase
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -107,7 +116,15 @@ class DBConfig:
         self.metadata: MetaData = MetaData()
         with map_errors(secrets=self._secrets):
             self.engine, self._keeper = build_engine(url, backend, engine_opts, library)
-        self._sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: seconds a pooled connection may sit idle before it is pinged; None: never ping
+        self.pre_ping_window: float | None = (
+            None
+            if backend == "sqlite" or engine_opts.get("pool_pre_ping") is False
+            else library.get("pre_ping_window_ms", DEFAULT_PRE_PING_WINDOW_MS) / 1000.0
+        )
+        #: stops the statement of a cancelled operation (see _engine.StatementStopper)
+        self.stopper = StatementStopper(url, backend, engine_opts)
+        self._users = 0
         no_begin = autocommit_options(backend, library)
         #: the same pool, for single statements that need no BEGIN/COMMIT round trips
         self.autocommit_engine: AsyncEngine = (
@@ -201,6 +218,45 @@ class DBConfig:
         """
         return _url.mask(self._url)
 
+    def async_url(self, hide_password: bool = True) -> str:
+        """The URL the engine uses (async driver), as a string.
+
+        Args:
+            hide_password: Replace the password with ``***`` (the default).
+                Pass ``False`` only to hand the URL to a tool that connects,
+                such as Alembic; never log it.
+
+        Examples:
+            >>> cfg = DBConfig({"database_uri": "postgresql://u:pw@h/db"})
+            >>> cfg.async_url()
+            'postgresql+asyncpg://u:***@h/db'
+            >>> cfg.async_url(hide_password=False)
+            'postgresql+asyncpg://u:pw@h/db'
+        """
+        return self._url.render_as_string(hide_password=hide_password)
+
+    def sync_url(self, hide_password: bool = True, driver: str | None = None) -> str:
+        """The same database with a synchronous driver, for sync tools (Alembic, scripts).
+
+        Args:
+            hide_password: Replace the password with ``***`` (the default).
+            driver: The sync driver; by default ``pysqlite`` for SQLite,
+                ``psycopg`` (psycopg 3) for PostgreSQL and ``pymysql`` for
+                MySQL/MariaDB. The driver is not imported here.
+
+        Examples:
+            >>> cfg = DBConfig({"database_uri": "mysql+aiomysql://u:pw@h/db"})
+            >>> cfg.sync_url()
+            'mysql+pymysql://u:***@h/db'
+            >>> cfg.sync_url(hide_password=False, driver="mysqldb")
+            'mysql+mysqldb://u:pw@h/db'
+            >>> DBConfig({"database_uri": "sqlite:///app.db"}).sync_url()
+            'sqlite+pysqlite:///app.db'
+        """
+        backend = self._url.get_backend_name()
+        chosen = driver or _SYNC_DEFAULTS[self.dialect]
+        return self._url.set(drivername=f"{backend}+{chosen}").render_as_string(hide_password=hide_password)
+
     @property
     def is_memory(self) -> bool:
         """True for an in-memory SQLite database.
@@ -261,8 +317,37 @@ class DBConfig:
             >>> asyncio.run(main())
             1
         """
-        async with _managed_session(self._sessionmaker(), self.errors, commit=False) as session:
+        async with Acquirer(self).user_session() as session:
             yield session
+
+    def retain(self) -> None:
+        """Count one more user (an ``AsyncDatabase``) of this config's engine.
+
+        An in-memory database closed by `dispose` is re-opened (empty).
+
+        Examples:
+            >>> cfg = DBConfig({"database_uri": "sqlite://"})
+            >>> cfg.retain()
+        """
+        self._users += 1
+        if self._keeper is not None:
+            self._keeper.open()
+
+    async def release(self) -> None:
+        """Count one user less; the last one out closes the pool (`dispose`).
+
+        So ``disconnect()`` of one ``AsyncDatabase`` never pulls the engine (or
+        an in-memory database's data) from under another one on this config.
+
+        Examples:
+            >>> import asyncio
+            >>> cfg = DBConfig({"database_uri": "sqlite://"})
+            >>> cfg.retain()
+            >>> asyncio.run(cfg.release())
+        """
+        self._users = max(self._users - 1, 0)
+        if self._users == 0:
+            await self.dispose()
 
     async def dispose(self) -> None:
         """Close every pooled connection (and the in-memory database, if any).
@@ -273,70 +358,12 @@ class DBConfig:
         """
         await self.engine.dispose()
         await self.replicas.dispose()
+        await self.stopper.dispose()
         if self._keeper is not None:
             self._keeper.close()
-
-    def _reopen(self) -> None:
-        """Re-open the in-memory database after ``dispose()`` (its old data is gone)."""
-        if self._keeper is not None:
-            self._keeper.open()
 
     def __repr__(self) -> str:
         return f"DBConfig(dialect={self.dialect!r}, url={self.safe_url!r})"
 
     def __str__(self) -> str:
         return self.safe_url
-
-
-@asynccontextmanager
-async def _managed_session(
-    session: AsyncSession, errors: Callable[[], AbstractContextManager[None]], *, commit: bool
-) -> AsyncIterator[AsyncSession]:
-    """Yield ``session`` with errors translated; commit (if asked) on success,
-    roll back on any exception (cancellation included); always close it."""
-    try:
-        with errors():
-            yield session
-            if commit:
-                await session.commit()
-    except BaseException:
-        await _close_quietly(session, rollback=True)
-        raise
-    else:
-        await _close_quietly(session, rollback=False)
-
-
-async def _close_quietly(session: AsyncSession, *, rollback: bool) -> None:
-    """Roll back (optionally) and close, even while the task is being cancelled.
-
-    The common case (close after success) is awaited directly; a rollback, or
-    a close interrupted by cancellation, finishes in a shielded task so the
-    connection always goes back to the pool.
-    """
-    if not rollback:
-        try:
-            await session.close()
-            return
-        except asyncio.CancelledError:
-            await _shielded(session.invalidate())
-            raise
-
-    async def _cleanup() -> None:
-        try:
-            await session.rollback()
-        finally:
-            await session.close()
-
-    await _shielded(_cleanup())
-
-
-async def _shielded(cleanup: Any) -> None:
-    """Run a cleanup coroutine to the end even if the caller is cancelled meanwhile."""
-    task = asyncio.ensure_future(cleanup)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        raise
-    except Exception as exc:  # the original error wins; the connection is discarded
-        logger.debug("dsg_lib: error while closing a session: {}", type(exc).__name__)

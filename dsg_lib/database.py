@@ -1,4 +1,8 @@
-"""``AsyncDatabase``: sessions, transactions, tables and lifecycle for one ``DBConfig``.
+"""``AsyncDatabase``: lifecycle, tables and health for one ``DBConfig``.
+
+Sessions and connections come from `_acquire` (``db.acquire``), transaction
+scope from `_scope`, read routing from `routing`; this class ties them to one
+database and keeps the public names in one place.
 
 Examples:
     >>> import asyncio
@@ -15,82 +19,30 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from loguru import logger
-from sqlalchemy import MetaData, Table, text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from . import config as _config
-from .config import DBConfig, _managed_session, _shielded
-from .errors import (
-    DatabaseError,
-    DatabaseUnavailableError,
-    InvalidInputError,
-    NotConnectedError,
-    SessionMissingError,
-    TransactionConflictError,
-)
+from . import _scope, routing
+from ._acquire import Acquirer
+from .config import DBConfig, LegacyBase
+from .errors import DatabaseError, DatabaseUnavailableError, InvalidInputError, TransactionConflictError
 
 __all__ = ["AsyncDatabase"]
 
 T = TypeVar("T")
 
 
-class _TaskLock:
-    """An asyncio lock that the task holding it may take again (re-entrant per task).
-
-    Operations joining one transaction from several tasks take turns on its
-    session; the same task never waits for itself (e.g. an update issued while
-    it iterates a stream).
-    """
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
-        self._depth = 0
-
-    async def __aenter__(self) -> None:
-        task = asyncio.current_task()
-        if self._owner is task and task is not None:
-            self._depth += 1
-            return
-        await self._lock.acquire()
-        self._owner, self._depth = task, 1
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = None
-            self._lock.release()
-
-
-@dataclass
-class _Scope:
-    """One level of an open ``transaction()``: its session and the lock its users take turns on.
-
-    A nested ``transaction()`` (SAVEPOINT) is a child level on the same session.
-    The task that opens it holds the parent level's lock until it ends, so
-    sibling tasks cannot interleave their statements with the savepoint; tasks
-    started inside it use the child level's lock among themselves. ``closed``
-    is set when the level ends: a task that outlives its transaction then runs
-    on the nearest open level, or on its own.
-    """
-
-    session: AsyncSession
-    parent: _Scope | None = None
-    lock: _TaskLock = field(default_factory=_TaskLock)
-    closed: bool = False
-
-
 class AsyncDatabase:
     """Sessions, transactions, tables and lifecycle on top of a `DBConfig`.
+
+    One instance (e.g. module level) serves any number of event loops one
+    after the other: each loop gets connections of its own (see `DBConfig`).
 
     Args:
         db_config: The configuration that owns the engine.
@@ -100,7 +52,8 @@ class AsyncDatabase:
     Attributes:
         Base: The declarative base to declare models on.
         db_config: The configuration.
-        engine: The ``AsyncEngine``.
+        acquire: Hands out this database's sessions and connections (used by
+            ``DatabaseOperations``; see ``dsg_lib._acquire``).
 
     Examples:
         >>> from sqlalchemy import Integer
@@ -121,19 +74,23 @@ class AsyncDatabase:
         if base is not None and not (isinstance(base, type) and issubclass(base, DeclarativeBase)):
             raise InvalidInputError("base must be a subclass of sqlalchemy.orm.DeclarativeBase")
         self.db_config = db_config
-        self.engine = db_config.engine
         if base is None:
             base = type("Base", (DeclarativeBase,), {"metadata": db_config.metadata})
         self.Base = base
-        self._sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            self.engine, expire_on_commit=False
-        )
-        self._scope: ContextVar[_Scope | None] = ContextVar(f"dsg_lib_scope_{id(self)}", default=None)
-        self._route: ContextVar[str | None] = ContextVar(f"dsg_lib_route_{id(self)}", default=None)
-        self._closed = False
+        self.acquire = Acquirer(db_config)
         self._created: set[str] = set()
         self._extra_metadata: list[MetaData] = []
-        self._pinned: AsyncConnection | None = None
+        db_config.retain()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The primary ``AsyncEngine`` (of the running event loop).
+
+        Examples:
+            >>> AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).engine.dialect.name
+            'sqlite'
+        """
+        return self.db_config.engine
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> AsyncDatabase:
@@ -160,29 +117,20 @@ class AsyncDatabase:
             >>> asyncio.run(db.connect(timeout=2))
             >>> asyncio.run(db.disconnect())
         """
-        if self._closed:
-            self.db_config._reopen()
-            self._closed = False
+        if not self.acquire.is_open:
+            self.db_config.retain()
+            self.acquire.is_open = True
         deadline = time.monotonic() + timeout
-        delay = 0.05
-        attempt = 0
-        reason = "timed out"
-        cause: BaseException | None = None
+        delay, attempt = 0.05, 0
         last_error: DatabaseUnavailableError | None = None
         while True:
             attempt += 1
-            try:
-                await asyncio.wait_for(self._ping(), timeout=max(deadline - time.monotonic(), 0.001))
-            except DatabaseUnavailableError as exc:
-                last_error = exc
-                reason, cause = exc.details, exc
-            except asyncio.TimeoutError as exc:
-                # A last attempt cut short by the deadline keeps the previous, more useful reason.
-                reason = f"timed out; last error: {last_error.details}" if last_error else "timed out"
-                cause = last_error or exc
-            else:
+            reason, cause = await self._try_ping(deadline, last_error)
+            if cause is None:
                 logger.info("dsg_lib: connected to {}", self.db_config.safe_url)
                 return
+            if isinstance(cause, DatabaseUnavailableError):
+                last_error = cause
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DatabaseUnavailableError(
@@ -198,24 +146,37 @@ class AsyncDatabase:
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
 
-    async def _ping(self) -> None:
-        with self.db_config.errors():
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+    async def _try_ping(
+        self, deadline: float, last_error: DatabaseUnavailableError | None
+    ) -> tuple[str, BaseException | None]:
+        """One ``connect()`` attempt: ``("", None)`` on success, else the reason and its cause."""
+        try:
+            await asyncio.wait_for(self.acquire.ping(), timeout=max(deadline - time.monotonic(), 0.001))
+        except DatabaseUnavailableError as exc:
+            return exc.details, exc
+        except asyncio.TimeoutError as exc:
+            # A last attempt cut short by the deadline keeps the previous, more useful reason.
+            if last_error is not None:
+                return f"timed out; last error: {last_error.details}", last_error
+            return "timed out", exc
+        return "", None
 
     async def disconnect(self) -> None:
-        """Close every pooled connection. Idempotent; later use raises ``NotConnectedError``.
+        """Close this database's hold on the pool. Idempotent; later use raises ``NotConnectedError``.
+
+        Other ``AsyncDatabase`` objects on the same `DBConfig` keep working:
+        the pool (and an in-memory database) closes when the last one disconnects.
 
         Examples:
             >>> import asyncio
             >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
             >>> asyncio.run(db.disconnect())
         """
-        if self._closed:
+        if not self.acquire.is_open:
             return
-        self._closed = True
+        self.acquire.is_open = False
         self._created.clear()
-        await self.db_config.dispose()
+        await self.db_config.release()
         logger.info("dsg_lib: disconnected from {}", self.db_config.safe_url)
 
     @property
@@ -226,24 +187,9 @@ class AsyncDatabase:
             >>> AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).is_connected
             True
         """
-        return not self._closed
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise NotConnectedError(
-                f"the database {self.db_config.safe_url} was disconnected; call connect() first"
-            )
+        return self.acquire.is_open
 
     # ------------------------------------------------------------------ sessions
-    def _new_session(self) -> AsyncSession:
-        self._check_open()
-        if self._pinned is not None:
-            # dsg_lib.testing: every session joins the test's outer transaction
-            return AsyncSession(
-                bind=self._pinned, expire_on_commit=False, join_transaction_mode="create_savepoint"
-            )
-        return self._sessionmaker()
-
     @asynccontextmanager
     async def get_db_session(self) -> AsyncIterator[AsyncSession]:
         """Yield a fresh ``AsyncSession`` (``expire_on_commit=False``).
@@ -264,11 +210,10 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             2
         """
-        async with _managed_session(self._new_session(), self.db_config.errors, commit=False) as session:
+        async with self.acquire.user_session() as session:
             yield session
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """Run a block in one transaction: commit on success, roll back on any exception.
 
         Cancellation rolls back too, and the connection always returns to the
@@ -292,48 +237,7 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             1
         """
-        parent = self._active_scope()
-        if parent is not None:
-            async with self._savepoint(parent) as session:
-                yield session
-            return
-        session = self._new_session()
-        scope = _Scope(session)
-        token = self._scope.set(scope)
-        try:
-            async with _managed_session(session, self.db_config.errors, commit=True):
-                await session.begin()
-                yield session
-        finally:
-            scope.closed = True
-            self._scope.reset(token)
-
-    @asynccontextmanager
-    async def _savepoint(self, parent: _Scope) -> AsyncIterator[AsyncSession]:
-        # Hold the parent level for the whole savepoint: a sibling task's statements
-        # must not land inside it (and be rolled back with it).
-        async with parent.lock:
-            scope = _Scope(parent.session, parent=parent)
-            token = self._scope.set(scope)
-            try:
-                with self.db_config.errors():
-                    nested = await parent.session.begin_nested()
-                    try:
-                        yield parent.session
-                    except BaseException:
-                        await _shielded(_rollback_savepoint(nested))
-                        raise
-                    await nested.commit()
-            finally:
-                scope.closed = True
-                self._scope.reset(token)
-
-    def _active_scope(self) -> _Scope | None:
-        """The innermost open transaction level visible from this task, if any."""
-        scope = self._scope.get()
-        while scope is not None and scope.closed:
-            scope = scope.parent
-        return scope
+        return _scope.transaction(self.acquire)
 
     def current_session(self) -> AsyncSession:
         """The session of the enclosing ``transaction()`` or request scope.
@@ -350,121 +254,40 @@ class AsyncDatabase:
             >>> asyncio.run(main())
             True
         """
-        scope = self._active_scope()
-        if scope is None:
-            raise SessionMissingError(
-                "no session in this context: call current_session() inside "
-                "'async with db.transaction()' or a request handled by DBSessionMiddleware"
-            )
-        return scope.session
+        return _scope.current_session(self.acquire)
 
-    @asynccontextmanager
-    async def _op_session(
-        self,
-        session: AsyncSession | None = None,
-        *,
-        write: bool,
-        single_statement: bool = False,
-        autocommit: bool = True,
-    ) -> AsyncIterator[AsyncSession]:
-        """The session an operation runs in.
+    @contextmanager
+    def pin(self, conn: AsyncConnection) -> Iterator[AsyncConnection]:
+        """Run every session, transaction and operation of this database on ``conn``.
 
-        A caller-owned ``session`` is used as is and never committed; inside
-        ``transaction()`` its session is joined. Otherwise a write of several
-        statements runs in a short transaction of its own, while a read or a
-        write of one statement (atomic by itself) runs without BEGIN/COMMIT
-        round trips where the dialect allows it (PostgreSQL, SQLite). Reads go
-        to a read replica when configured.
+        The hook behind `dsg_lib.testing.isolated`: open a transaction on
+        ``conn``, pin it, roll it back afterwards. Sessions join ``conn``'s
+        transaction through savepoints, so their commits stay inside it.
+
+        Raises:
+            InvalidInputError: the database is already pinned.
+
+        Examples:
+            >>> import asyncio
+            >>> from sqlalchemy import text
+            >>> async def main():
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async with db.engine.connect() as conn:
+            ...             outer = await conn.begin()
+            ...             with db.pin(conn):
+            ...                 async with db.transaction() as session:
+            ...                     await session.execute(text("create table p (x int)"))
+            ...             await outer.rollback()
+            ...         async with db.get_db_session() as session:
+            ...             found = await session.execute(text("select name from sqlite_master"))
+            ...             return found.all()
+            >>> asyncio.run(main())
+            []
         """
-        if session is not None:
-            with self.db_config.errors():
-                yield session
-            return
-        scope = self._active_scope()
-        if scope is not None:
-            async with scope.lock:
-                with self.db_config.errors():
-                    yield scope.session
-            return
-        self._check_open()
-        if write and self._route.get() == "replica":
-            raise InvalidInputError("a write operation inside 'async with db.read_only()'")
-        if self._pinned is not None or (write and not single_statement):
-            own = self._new_session()
-            async with _managed_session(own, self.db_config.errors, commit=write):
-                yield own
-            return
-        # The hot path of every operation outside a transaction: kept flat on purpose.
-        with self.db_config.errors():
-            if write:
-                conn = await self._primary_connection(autocommit)
-            else:
-                conn = await self._read_connection(autocommit)
-        bound = AsyncSession(bind=conn, expire_on_commit=False)
-        try:
-            with self.db_config.errors():
-                yield bound
-                if write:
-                    await bound.commit()
-        except BaseException:
-            await _shielded(_discard(conn, bound))
-            raise
-        await _release(conn, bound)
+        with self.acquire.pin(conn):
+            yield conn
 
-    @asynccontextmanager
-    async def _op_connection(
-        self, session: AsyncSession | None = None, *, write: bool, single_statement: bool = True
-    ) -> AsyncIterator[AsyncConnection]:
-        """Like ``_op_session`` for Core statements: a connection, with no ORM session when none is needed."""
-        if (
-            session is not None
-            or self._pinned is not None
-            or self._active_scope() is not None
-            or (write and not single_statement)
-        ):
-            async with self._op_session(session, write=write, single_statement=single_statement) as joined:
-                yield await joined.connection()
-            return
-        self._check_open()
-        if write and self._route.get() == "replica":
-            raise InvalidInputError("a write operation inside 'async with db.read_only()'")
-        with self.db_config.errors():
-            conn = await (self._primary_connection(True) if write else self._read_connection(True))
-        try:
-            with self.db_config.errors():
-                yield conn
-                if write:
-                    await conn.commit()
-        except BaseException:
-            await _shielded(_discard(conn))
-            raise
-        await _release(conn)
-
-    async def _primary_connection(self, autocommit: bool = False) -> AsyncConnection:
-        engine = self.db_config.autocommit_engine if autocommit else self.engine
-        conn = engine.connect()
-        await conn.start()
-        return conn
-
-    async def _read_connection(self, autocommit: bool = True) -> AsyncConnection:
-        """A connection for a read outside a transaction: a healthy replica, else the primary."""
-        replicas = self.db_config.replicas
-        if replicas and self._route.get() != "primary":
-            for replica in replicas.candidates():
-                conn = (replica.autocommit_engine if autocommit else replica.engine).connect()
-                try:
-                    await conn.start()
-                except (DatabaseError, OSError, asyncio.TimeoutError, SQLAlchemyError) as exc:
-                    replicas.mark_down(replica, self.db_config.translate(exc).details)
-                    continue
-                replicas.mark_used(replica)
-                return conn
-            if self._route.get() == "replica":
-                logger.warning("dsg_lib: no healthy read replica; read_only() block reads the primary")
-        return await self._primary_connection(autocommit)
-
-    @asynccontextmanager
-    async def primary(self) -> AsyncIterator[None]:
+    def primary(self) -> AbstractAsyncContextManager[None]:
         """Send this block's reads to the primary (read-your-writes after a write).
 
         Examples:
@@ -477,11 +300,9 @@ class AsyncDatabase:
             True
             >>> asyncio.run(db.disconnect())
         """
-        async with self._routed("primary"):
-            yield
+        return routing.routed(self.acquire, "primary")
 
-    @asynccontextmanager
-    async def read_only(self) -> AsyncIterator[None]:
+    def read_only(self) -> AbstractAsyncContextManager[None]:
         """Send this block's reads to a read replica and refuse writes made through operations.
 
         With no healthy replica the reads go to the primary (with a warning).
@@ -499,19 +320,7 @@ class AsyncDatabase:
             True
             >>> asyncio.run(db.disconnect())
         """
-        async with self._routed("replica"):
-            yield
-
-    @asynccontextmanager
-    async def _routed(self, route: str) -> AsyncIterator[None]:
-        token = self._route.set(route)
-        try:
-            yield
-        finally:
-            self._route.reset(token)
-
-    def _in_scope(self) -> bool:
-        return self._active_scope() is not None
+        return routing.routed(self.acquire, "replica")
 
     async def run_in_transaction(
         self,
@@ -552,16 +361,14 @@ class AsyncDatabase:
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
-        if self._active_scope() is not None:
-            async with self.transaction() as session:
-                return await fn(session)
         attempt = 0
         while True:
             try:
                 async with self.transaction() as session:
                     return await fn(session)
             except TransactionConflictError as exc:
-                if attempt >= retries:
+                # a savepoint cannot be re-run alone: the enclosing transaction decides
+                if attempt >= retries or self.acquire.in_transaction():
                     raise
                 attempt += 1
                 sleep = backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
@@ -575,25 +382,32 @@ class AsyncDatabase:
                 await asyncio.sleep(sleep)
 
     # ------------------------------------------------------------------ tables
-    def _metadatas(self) -> list[MetaData]:
+    def metadatas(self) -> list[MetaData]:
+        """The ``MetaData`` collections whose tables this database manages.
+
+        ``Base``, the legacy ``database_config.BASE`` and models added with
+        `add_models`, each once and only when it has tables.
+
+        Examples:
+            >>> AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).metadatas()
+            []
+        """
         found: list[MetaData] = []
-        legacy = _config._LegacyBase.metadata
-        for metadata in (self.Base.metadata, self.db_config.metadata, legacy, *self._extra_metadata):
+        for metadata in (
+            self.Base.metadata,
+            self.db_config.metadata,
+            LegacyBase.metadata,
+            *self._extra_metadata,
+        ):
             if metadata.tables and all(metadata is not m for m in found):
                 found.append(metadata)
         return found
 
-    def _resolve_tables(self, items: tuple[Any, ...]) -> list[Table]:
-        tables: list[Table] = []
-        for item in items:
-            table = item if isinstance(item, Table) else getattr(item, "__table__", None)
-            if not isinstance(table, Table):
-                raise InvalidInputError(f"expected a mapped model class or a Table, got {item!r}")
-            tables.append(table)
-        return tables
-
     async def create_tables(self, *models_or_tables: Any) -> None:
         """Create tables that do not exist yet (idempotent).
+
+        With nothing to create (no model declared on ``Base`` and none passed)
+        it logs a warning: models declared on another base are not seen.
 
         Args:
             *models_or_tables: Mapped classes or ``Table`` objects. None means
@@ -610,7 +424,12 @@ class AsyncDatabase:
             >>> asyncio.run(db.create_tables(Tag))
             >>> asyncio.run(db.disconnect())
         """
-        await self._run_ddl(models_or_tables, create=True)
+        names = await self._run_ddl(models_or_tables, create=True)
+        if not names:
+            logger.warning(
+                "dsg_lib: create_tables() found no tables to create; declare models on db.Base "
+                "(class Model(db.Base): ...) or pass them: create_tables(Model, ...)"
+            )
 
     async def add_models(self, *models: Any) -> None:
         """Register models (from any declarative base) and create their tables the first time.
@@ -631,9 +450,9 @@ class AsyncDatabase:
             >>> asyncio.run(db.add_models(Plugin))
             >>> asyncio.run(db.disconnect())
         """
-        tables = self._resolve_tables(models)
+        tables = _resolve_tables(models)
         for table in tables:
-            if all(table.metadata is not m for m in (*self._metadatas(), *self._extra_metadata)):
+            if all(table.metadata is not m for m in (*self.metadatas(), *self._extra_metadata)):
                 self._extra_metadata.append(table.metadata)
         new = [t for t in tables if t.fullname not in self._created]
         if new:
@@ -661,37 +480,27 @@ class AsyncDatabase:
         """
         await self._run_ddl(models_or_tables, create=False)
 
-    async def _run_ddl(self, items: tuple[Any, ...], *, create: bool) -> None:
-        self._check_open()
+    async def _run_ddl(self, items: tuple[Any, ...], *, create: bool) -> list[str]:
+        """CREATE or DROP the tables of ``items`` (all known tables if empty); their names."""
+        self.acquire.check_open()
         groups: dict[int, tuple[MetaData, list[Table] | None]] = {}
         if items:
-            for table in self._resolve_tables(items):
+            for table in _resolve_tables(items):
                 groups.setdefault(id(table.metadata), (table.metadata, []))[1].append(table)  # type: ignore[union-attr]
         else:
-            for metadata in self._metadatas():
+            for metadata in self.metadatas():
                 groups[id(metadata)] = (metadata, None)
-        with self.db_config.errors():
-            async with self._ddl_connection() as conn:
-                for metadata, tables in groups.values():
-                    if create:
-                        await conn.run_sync(metadata.create_all, tables=tables, checkfirst=True)
-                    else:
-                        await conn.run_sync(metadata.drop_all, tables=tables, checkfirst=True)
-        names = [t.fullname for m, ts in groups.values() for t in (ts or m.tables.values())]
+        async with self.acquire.ddl_connection() as conn:
+            for metadata, tables in groups.values():
+                action = metadata.create_all if create else metadata.drop_all
+                await conn.run_sync(action, tables=tables, checkfirst=True)
+        names = sorted(t.fullname for m, ts in groups.values() for t in (ts or m.tables.values()))
         if create:
             self._created.update(names)
         else:
             self._created.difference_update(names)
-        logger.info("dsg_lib: {} tables {}", "created" if create else "dropped", sorted(names))
-
-    @asynccontextmanager
-    async def _ddl_connection(self) -> AsyncIterator[AsyncConnection]:
-        if self._pinned is not None:
-            async with self._pinned.begin_nested():
-                yield self._pinned
-            return
-        async with self.engine.begin() as conn:
-            yield conn
+        logger.info("dsg_lib: {} tables {}", "created" if create else "dropped", names)
+        return names
 
     # ------------------------------------------------------------------ health
     def pool_status(self) -> dict[str, int]:
@@ -731,8 +540,8 @@ class AsyncDatabase:
         start = time.perf_counter()
         result: dict[str, Any] = {"ok": True, "latency_ms": 0.0, "dialect": self.db_config.dialect}
         try:
-            self._check_open()
-            await asyncio.wait_for(self._ping(), timeout=timeout)
+            self.acquire.check_open()
+            await asyncio.wait_for(self.acquire.ping(), timeout=timeout)
         except (DatabaseError, asyncio.TimeoutError) as exc:
             result["ok"] = False
             result["error"] = (
@@ -745,37 +554,15 @@ class AsyncDatabase:
         return result
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "open" if self.acquire.is_open else "closed"
         return f"AsyncDatabase({self.db_config.safe_url!r}, {state})"
 
 
-async def _discard(conn: AsyncConnection, session: AsyncSession | None = None) -> None:
-    """Roll back and release after a failed operation (run shielded from cancellation)."""
-    try:
-        if session is not None:
-            try:
-                await session.rollback()
-            finally:
-                await session.close()
-        else:
-            await conn.rollback()
-    finally:
-        await conn.close()
-
-
-async def _release(conn: AsyncConnection, session: AsyncSession | None = None) -> None:
-    """Return the connection to the pool after a successful operation, whatever happens."""
-    try:
-        try:
-            if session is not None:
-                await session.close()
-        finally:
-            await conn.close()
-    except asyncio.CancelledError:
-        await _shielded(conn.invalidate())
-        raise
-
-
-async def _rollback_savepoint(nested: Any) -> None:
-    if nested.is_active:
-        await nested.rollback()
+def _resolve_tables(items: tuple[Any, ...]) -> list[Table]:
+    tables: list[Table] = []
+    for item in items:
+        table = item if isinstance(item, Table) else getattr(item, "__table__", None)
+        if not isinstance(table, Table):
+            raise InvalidInputError(f"expected a mapped model class or a Table, got {item!r}")
+        tables.append(table)
+    return tables

@@ -1,16 +1,50 @@
-"""Read-replica selection: round robin over healthy replicas, primary as the fallback (private)."""
+"""Read routing: replicas (round robin over healthy ones, primary as the fallback) and
+the ``primary()`` / ``read_only()`` blocks (private).
+
+The route a block asks for lives in one module-level ``ContextVar`` (per
+database, like the transaction scope), so it follows the tasks a block starts.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .errors import DatabaseError
 
 #: seconds a failed replica is skipped before it is tried again
 RETRY_AFTER_SECONDS = 5.0
+
+Route = Literal["primary", "replica"]
+
+_ROUTES: ContextVar[tuple[tuple[object, Route], ...]] = ContextVar("dsg_lib_routes", default=())
+
+
+def route_of(owner: object) -> Route | None:
+    """The route the innermost ``primary()`` / ``read_only()`` block of ``owner`` asks for."""
+    for who, route in reversed(_ROUTES.get()):
+        if who is owner:
+            return route
+    return None
+
+
+@asynccontextmanager
+async def routed(owner: object, route: Route) -> AsyncIterator[None]:
+    """Send ``owner``'s reads in this block (and in tasks it starts) along ``route``."""
+    token = _ROUTES.set((*_ROUTES.get(), (owner, route)))
+    try:
+        yield
+    finally:
+        _ROUTES.reset(token)
 
 
 @dataclass
@@ -47,6 +81,23 @@ class ReplicaSet:
         self._next += 1
         ordered = self.replicas[start:] + self.replicas[:start]
         return [r for r in ordered if r.healthy]
+
+    async def connect(
+        self,
+        autocommit: bool,
+        checkout: Callable[[AsyncEngine], Awaitable[AsyncConnection]],
+        translate: Callable[[BaseException], DatabaseError],
+    ) -> AsyncConnection | None:
+        """A connection to the next healthy replica, or ``None`` when none answers."""
+        for replica in self.candidates():
+            try:
+                conn = await checkout(replica.autocommit_engine if autocommit else replica.engine)
+            except (DatabaseError, OSError, asyncio.TimeoutError, SQLAlchemyError) as exc:
+                self.mark_down(replica, translate(exc).details)
+                continue
+            self.mark_used(replica)
+            return conn
+        return None
 
     def mark_down(self, replica: Replica, reason: str) -> None:
         was_healthy = replica.healthy

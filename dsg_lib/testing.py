@@ -54,7 +54,7 @@ from .config import DBConfig
 from .database import AsyncDatabase
 from .errors import InvalidInputError
 
-__all__ = ["database_fixtures", "isolated", "pytest_collection_modifyitems"]
+__all__ = ["database_fixtures", "isolated"]  # the pytest hook below is found by name, not API
 
 #: attribute marking fixtures made by database_fixtures (their tests need the session loop)
 _FIXTURE_FLAG = "_dsg_lib_session_loop"
@@ -68,15 +68,14 @@ async def isolated(db: AsyncDatabase) -> AsyncIterator[AsyncDatabase]:
         >>> # async with isolated(db):
         >>> #     await ops.insert_many(User, rows)   # gone after the block
     """
-    if db._pinned is not None:
+    if db.acquire.pinned is not None:
         raise InvalidInputError("isolated() blocks cannot be nested on one database")
     async with db.engine.connect() as conn:
         outer = await conn.begin()
-        db._pinned = conn
         try:
-            yield db
+            with db.pin(conn):
+                yield db
         finally:
-            db._pinned = None
             if outer.is_active:
                 await outer.rollback()
 

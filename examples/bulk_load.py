@@ -1,5 +1,9 @@
 """Load a CSV into a table with ``insert_many``: chunked, constant memory, with a progress bar.
 
+Install (tqdm draws the progress bar; it is in the ``examples`` extra)::
+
+    pip install -e ".[examples]"
+
 Usage::
 
     python examples/bulk_load.py                 # generates 1,000,000 rows, loads them into SQLite
@@ -8,6 +12,8 @@ Usage::
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python examples/bulk_load.py
 
 On PostgreSQL ``insert_many`` uses binary COPY; elsewhere the driver's executemany.
+Log lines (``LOG_LEVEL=DEBUG``; warnings only by default) are written above the
+progress bar, never through it.
 """
 
 from __future__ import annotations
@@ -17,17 +23,28 @@ import asyncio
 import csv
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from loguru import logger
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 from tqdm import tqdm
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+
+# dsg_lib logs through loguru and leaves the sinks to the app. Here every line goes
+# through tqdm.write, which prints above the progress bar instead of breaking it.
+logger.remove()
+logger.add(
+    lambda message: tqdm.write(message, end="", file=sys.stderr),
+    level=os.environ.get("LOG_LEVEL", "WARNING"),
+    colorize=False,
+)
 
 db = AsyncDatabase(
     DBConfig.from_env("DATABASE_URL", default=f"sqlite+aiosqlite:///{tempfile.gettempdir()}/bulk_load.db")

@@ -1,7 +1,9 @@
 """A small notes service on FastAPI + dsg_lib.
 
-Start it (in-memory SQLite by default; set ``DATABASE_URL`` for another database)::
+Install and start it from the repository root (in-memory SQLite by default; set
+``DATABASE_URL`` for another database; ``LOG_LEVEL=DEBUG`` logs every operation)::
 
+    pip install -e ".[examples]"
     uvicorn examples.fastapi_app:app
 
 Then::
@@ -17,10 +19,13 @@ Then::
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
+from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import String, Text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +40,11 @@ from dsg_lib import (
     SoftDeleteMixin,
 )
 from dsg_lib.fastapi import health_router, lifespan, register_exception_handlers, session_dependency
+
+# dsg_lib logs through loguru and leaves the sinks to the app: a service logs its
+# lifecycle (INFO: connected, tables created) next to uvicorn's lines, not every query.
+logger.remove()
+logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "INFO"))
 
 db = AsyncDatabase(DBConfig.from_env("DATABASE_URL", default="sqlite+aiosqlite:///:memory:"))
 ops = DatabaseOperations(db)

@@ -1,19 +1,34 @@
 """dsg_lib quickstart: create a table, insert rows in one transaction, query them.
 
-Runs on in-memory SQLite by default. Point ``DATABASE_URL`` at another database
-to run it there, e.g.::
+Install and run (from the repository root)::
+
+    pip install -e . && python examples/quickstart.py
+
+Runs on in-memory SQLite by default and prints only its result. Point
+``DATABASE_URL`` at another database to run it there (after
+``pip install -e ".[postgres]"`` or ``".[mysql]"``); ``LOG_LEVEL=DEBUG`` shows
+the library's log lines on stderr::
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python examples/quickstart.py
+    LOG_LEVEL=DEBUG python examples/quickstart.py
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
+from loguru import logger
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+
+# dsg_lib logs through loguru and leaves the sinks to the app. This script is quiet
+# (warnings only) unless you ask: LOG_LEVEL=DEBUG shows every operation.
+logger.remove()
+logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "WARNING"))
 
 config = DBConfig.from_env("DATABASE_URL", default="sqlite+aiosqlite:///:memory:")
 db = AsyncDatabase(config)

@@ -1,6 +1,11 @@
 """Atomic money transfers: both sides of a transfer commit together, or neither does.
 
-Runs on in-memory SQLite by default; set ``DATABASE_URL`` for another database::
+Install and run (from the repository root)::
+
+    pip install -e . && python examples/transactions.py
+
+Runs on in-memory SQLite by default; set ``DATABASE_URL`` for another database
+(``LOG_LEVEL=DEBUG`` shows the library's log lines)::
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python examples/transactions.py
 """
@@ -8,11 +13,19 @@ Runs on in-memory SQLite by default; set ``DATABASE_URL`` for another database::
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
+from loguru import logger
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, RecordNotFoundError
+
+# dsg_lib logs through loguru and leaves the sinks to the app. This script is quiet
+# (warnings only) unless you ask: LOG_LEVEL=DEBUG shows every operation.
+logger.remove()
+logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "WARNING"))
 
 db = AsyncDatabase(DBConfig.from_env("DATABASE_URL", default="sqlite+aiosqlite:///:memory:"))
 ops = DatabaseOperations(db)

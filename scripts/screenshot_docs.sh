@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build the docs, serve them on 127.0.0.1 and take headless Chromium screenshots of
-# the home page and the API reference, to check the site renders (theme, nav, code).
+# the home page, an API reference page and the performance page, to check the site
+# renders (theme, nav, signatures, tables, charts).
 #
-#   bash scripts/screenshot_docs.sh            # -> /tmp/dsg_docs_home.png, /tmp/dsg_docs_api.png
-#   OUT_DIR=/some/dir PORT=8765 bash scripts/screenshot_docs.sh
+#   bash scripts/screenshot_docs.sh     # -> /tmp/dsg_docs_{home,api,performance}.png
+#   OUT_DIR=docs/img SMALL=1 bash scripts/screenshot_docs.sh   # the small copies checked in
+#   OUT_DIR=/some/dir PORT=8765 WIDTH=1280 HEIGHT=1000 bash scripts/screenshot_docs.sh
 #
 # Needs mkdocs (pip install -e ".[docs]") and chromium (apt-get install -y chromium).
 set -euo pipefail
@@ -12,6 +14,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 MKDOCS="${MKDOCS:-$(command -v mkdocs || echo "python3 -m mkdocs")}"
 PYTHON="${PYTHON:-python3}"
 PORT="${PORT:-8765}"
+WIDTH="${WIDTH:-1280}"
+HEIGHT="${HEIGHT:-1000}"
 OUT_DIR="${OUT_DIR:-/tmp}"
 mkdir -p "$OUT_DIR"
 SITE_DIR="$(mktemp -d)"
@@ -54,10 +58,20 @@ shot() {
     "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
         --disable-component-update --no-first-run --hide-scrollbars \
         --user-data-dir="$PROFILE_DIR" --virtual-time-budget=3000 \
-        --window-size=1280,1600 --screenshot="$out" "http://127.0.0.1:$PORT/$path" >/dev/null 2>&1
+        --window-size="$WIDTH,$HEIGHT" --screenshot="$out" "http://127.0.0.1:$PORT/$path" >/dev/null 2>&1
     [[ -s "$out" ]] || { echo "no screenshot written for /$path" >&2; return 1; }
     echo "$out"
 }
 
 shot "" "$OUT_DIR/dsg_docs_home.png"
-shot "api/" "$OUT_DIR/dsg_docs_api.png"
+shot "api/operations/" "$OUT_DIR/dsg_docs_api.png"
+shot "performance/" "$OUT_DIR/dsg_docs_performance.png"
+
+if [[ -n "${SMALL:-}" ]]; then  # 256-colour PNGs: a fraction of the size, still sharp text
+    "$PYTHON" - "$OUT_DIR" <<'PY'
+import pathlib, sys
+from PIL import Image
+for path in pathlib.Path(sys.argv[1]).glob("dsg_docs_*.png"):
+    Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
+PY
+fi

@@ -700,9 +700,15 @@ def test_option_returns_library_keys() -> None:
 async def test_server_pre_ping_replaces_a_killed_pooled_connection(
     server_backend_url: tuple[str, str],
 ) -> None:
-    """Pre-ping is on by default for servers: a pooled connection killed by the server is replaced."""
+    """Pre-ping is on by default for servers: a pooled connection killed by the server is replaced.
+
+    ``pre_ping_window_ms=0`` pings on every checkout; with the default window a
+    connection used less than a second ago is not pinged (see the pre-ping tests).
+    """
     backend, url = server_backend_url
-    db = AsyncDatabase(DBConfig({"database_uri": url, "pool_size": 1, "max_overflow": 0}))
+    db = AsyncDatabase(
+        DBConfig({"database_uri": url, "pool_size": 1, "max_overflow": 0, "pre_ping_window_ms": 0})
+    )
     own_id = "SELECT pg_backend_pid()" if backend == "postgresql" else "SELECT CONNECTION_ID()"
     kill = "SELECT pg_terminate_backend({})" if backend == "postgresql" else "KILL {}"
     async with db.get_db_session() as session:

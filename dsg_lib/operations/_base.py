@@ -53,7 +53,7 @@ class OperationsBase:
     def _connection(
         self, session: AsyncSession | None, *, write: bool, single_statement: bool = True
     ) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.async_db._op_connection(session, write=write, single_statement=single_statement)
+        return self.async_db.acquire.connection(session, write=write, single_statement=single_statement)
 
     def _session(
         self,
@@ -63,7 +63,7 @@ class OperationsBase:
         single_statement: bool = False,
         autocommit: bool = True,
     ) -> AbstractAsyncContextManager[AsyncSession]:
-        return self.async_db._op_session(
+        return self.async_db.acquire.session(
             session, write=write, single_statement=single_statement, autocommit=autocommit
         )
 
@@ -205,7 +205,7 @@ class OperationsBase:
         return await self._execute_dml(stmt, session)
 
     async def _execute_dml(self, stmt: Update | Delete, session: AsyncSession | None) -> int:
-        if session is not None or self.async_db._in_scope():
+        if session is not None or self.async_db.acquire.in_transaction():
             # keep objects already loaded in the joined session in step with the change
             stmt = stmt.execution_options(synchronize_session="fetch")
             async with self._session(session, write=True) as s:

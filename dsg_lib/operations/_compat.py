@@ -76,7 +76,7 @@ class CompatOperations(PagingOperations):
             ['doc_users', 'doc_notes']
         """
         names: list[str] = []
-        for metadata in self.async_db._metadatas():
+        for metadata in self.async_db.metadatas():
             names.extend(t for t in metadata.tables if t not in names)
         return names
 

@@ -53,7 +53,7 @@ class ReadOperations(OperationsBase):
             True
         """
         ident = self._check_pk(model, id)
-        joined = session is not None or self.async_db._in_scope()
+        joined = session is not None or self.async_db.acquire.in_transaction()
         if joined and not (is_soft(model) and not include_deleted):
             async with self._session(session, write=False) as s:
                 return await s.get(model, ident, options=options)  # identity map first

@@ -1,0 +1,355 @@
+"""The one place that hands out connections and sessions, and cleans up after them (private).
+
+Every statement dsg_lib runs gets its connection here: operations (reads,
+writes, the Core fast path), ``transaction()``, ``get_db_session()``, DDL and
+health checks. So routing (replica or primary), the pre-ping window, test
+pinning and the cancellation policy each exist once:
+
+* a connection idle for longer than ``pre_ping_window_ms`` is pinged before
+  use (a hot pool pays no round trip); a read outside a transaction whose
+  connection turns out dead is run once more on a fresh one (`Acquirer.read`),
+  a write never is;
+* on any error the work is rolled back and the connection released, shielded
+  from a second cancellation; a cancelled statement is stopped on the server
+  first (see `_engine.StatementStopper`) and a connection that may be mid-reply
+  is discarded instead of pooled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from loguru import logger
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from . import _engine, _scope, routing
+from .errors import DatabaseUnavailableError, InvalidInputError, NotConnectedError
+
+if TYPE_CHECKING:
+    from .config import DBConfig
+
+T = TypeVar("T")
+Target = Literal["read", "write", "primary"]
+
+#: how many pooled connections a checkout pings before it takes a new one
+_MAX_DEAD_IN_A_ROW = 64
+
+
+class Acquirer:
+    """Hands out connections and sessions of one database and cleans up after them.
+
+    ``DatabaseOperations`` and ``AsyncDatabase`` use it through ``db.acquire``.
+
+    Attributes:
+        config: The `DBConfig` whose engines it draws from.
+        pinned: A connection every session and operation runs on (tests), or None.
+        is_open: False between ``disconnect()`` and ``connect()``.
+    """
+
+    def __init__(self, config: DBConfig) -> None:
+        self.config = config
+        self.backend = config.dialect
+        self.pinned: AsyncConnection | None = None
+        self.is_open = True
+
+    # ------------------------------------------------------------------ state
+    def check_open(self) -> None:
+        if not self.is_open:
+            raise NotConnectedError(
+                f"the database {self.config.safe_url} was disconnected; call connect() first"
+            )
+
+    def in_transaction(self) -> bool:
+        """True inside a ``transaction()`` of this database (operations then join it)."""
+        return _scope.active(self) is not None
+
+    @contextmanager
+    def pin(self, conn: AsyncConnection) -> Iterator[AsyncConnection]:
+        """Run every session and operation on ``conn`` while the block runs."""
+        if self.pinned is not None:
+            raise InvalidInputError("a database can be pinned to one connection at a time")
+        self.pinned = conn
+        try:
+            yield conn
+        finally:
+            self.pinned = None
+
+    # ------------------------------------------------------------------ connections
+    async def checkout(self, engine: AsyncEngine) -> AsyncConnection:
+        """A pooled connection of ``engine``, pinged first if idle past the pre-ping window."""
+        conn = await engine.connect()
+        window = self.config.pre_ping_window
+        if window is None:
+            return conn
+        for _ in range(_MAX_DEAD_IN_A_ROW):
+            if await _engine.is_alive(conn, self.backend, window):
+                return conn
+            await _quietly(conn.invalidate())
+            await _quietly(conn.close())
+            conn = await engine.connect()
+        return conn
+
+    async def connect(self, target: Target, *, autocommit: bool = False) -> AsyncConnection:
+        """A connection for ``target``: ``"read"`` (a replica when routed there),
+        ``"write"`` (the primary; refused inside ``read_only()``) or ``"primary"``.
+
+        ``autocommit`` runs single statements without BEGIN/COMMIT round trips
+        where the dialect makes that free (see ``_engine.autocommit_options``).
+        """
+        self.check_open()
+        if self.pinned is not None:
+            return self.pinned
+        route = routing.route_of(self)
+        if target == "write" and route == "replica":
+            raise InvalidInputError("a write operation inside 'async with db.read_only()'")
+        with self.config.errors():
+            if target == "read" and route != "primary" and self.config.replicas:
+                conn = await self.config.replicas.connect(autocommit, self.checkout, self.config.translate)
+                if conn is not None:
+                    return conn
+                if route == "replica":
+                    logger.warning("dsg_lib: no healthy read replica; read_only() block reads the primary")
+            engine = self.config.autocommit_engine if autocommit else self.config.engine
+            return await self.checkout(engine)
+
+    @asynccontextmanager
+    async def connection(
+        self, session: AsyncSession | None = None, *, write: bool, single_statement: bool = True
+    ) -> AsyncIterator[AsyncConnection]:
+        """A connection for Core statements of one operation, with no ORM session when none is needed.
+
+        A caller's ``session``, an open transaction, a pinned connection or a
+        write of several statements get the connection of `session`; otherwise
+        a single statement runs on a pooled connection without BEGIN/COMMIT.
+        """
+        if (
+            session is not None
+            or self.pinned is not None
+            or self.in_transaction()
+            or (write and not single_statement)
+        ):
+            async with self.session(session, write=write, single_statement=single_statement) as joined:
+                yield await joined.connection()
+            return
+        conn = await self.connect("write" if write else "read", autocommit=True)
+        try:
+            with self.config.errors():
+                yield conn
+                if write:
+                    await conn.commit()
+        except BaseException as exc:
+            await self._discard(conn, None, exc)
+            raise
+        await _release(conn, None)
+
+    @asynccontextmanager
+    async def session(
+        self,
+        session: AsyncSession | None = None,
+        *,
+        write: bool,
+        single_statement: bool = False,
+        autocommit: bool = True,
+    ) -> AsyncIterator[AsyncSession]:
+        """The session one operation runs in.
+
+        A caller-owned ``session`` is used as is and never committed; inside
+        ``transaction()`` its session is joined (taking turns with other
+        tasks). Otherwise a write of several statements runs in a short
+        transaction of its own, while a read or a single-statement write runs
+        without BEGIN/COMMIT round trips where the dialect allows it.
+        """
+        if session is not None:
+            with self.config.errors():
+                yield session
+            return
+        scope = _scope.active(self)
+        if scope is not None:
+            async with scope.turn:
+                with self.config.errors():
+                    yield scope.session
+            return
+        no_begin = autocommit and (not write or single_statement) and self.pinned is None
+        async with self._own_session("write" if write else "read", autocommit=no_begin, commit=write) as own:
+            yield own
+
+    def transaction_session(self) -> Any:
+        """The session of a new outermost ``transaction()``: primary, committed on success."""
+        return self._own_session("primary", autocommit=False, commit=True, begin=True)
+
+    def user_session(self) -> Any:
+        """The session ``get_db_session()`` yields: primary, never committed for the caller."""
+        return self._own_session("primary", autocommit=False, commit=False)
+
+    @asynccontextmanager
+    async def _own_session(
+        self, target: Target, *, autocommit: bool, commit: bool, begin: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        conn = await self.connect(target, autocommit=autocommit)
+        # A pinned connection already runs the test's outer transaction: join it
+        # through savepoints so a commit or rollback here stays inside it.
+        if conn is self.pinned:
+            own = AsyncSession(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+        else:
+            own = AsyncSession(bind=conn, expire_on_commit=False)
+        try:
+            with self.config.errors():
+                if begin:
+                    await own.begin()
+                yield own
+                if commit:
+                    await own.commit()
+        except BaseException as exc:
+            await self._discard(conn, own, exc)
+            raise
+        await _release(conn if conn is not self.pinned else None, own)
+
+    async def read(
+        self,
+        fn: Callable[[AsyncConnection], Awaitable[T]],
+        session: AsyncSession | None = None,
+    ) -> T:
+        """``await fn(conn)`` for a Core read, run once more if its pooled connection was dead.
+
+        Connections used within the pre-ping window are not pinged, so a
+        server restart or a killed backend shows up as the first statement
+        failing; a read outside a transaction is safe to repeat.
+        """
+        retry = session is None and self.pinned is None and not self.in_transaction()
+        try:
+            async with self.connection(session, write=False) as conn:
+                return await fn(conn)
+        except DatabaseUnavailableError as exc:
+            if not (retry and _lost_connection(exc)):
+                raise
+            logger.warning("dsg_lib: pooled connection was dead; read retried on a fresh one")
+        async with self.connection(None, write=False) as conn:
+            return await fn(conn)
+
+    async def read_session(
+        self,
+        fn: Callable[[AsyncSession], Awaitable[T]],
+        session: AsyncSession | None = None,
+    ) -> T:
+        """Like `read` for reads that need an ORM session."""
+        retry = session is None and self.pinned is None and not self.in_transaction()
+        try:
+            async with self.session(session, write=False) as own:
+                return await fn(own)
+        except DatabaseUnavailableError as exc:
+            if not (retry and _lost_connection(exc)):
+                raise
+            logger.warning("dsg_lib: pooled connection was dead; read retried on a fresh one")
+        async with self.session(None, write=False) as own:
+            return await fn(own)
+
+    async def ping(self) -> None:
+        """``SELECT 1`` on the primary (``connect()`` and ``health_check()``)."""
+        conn = await self.connect("primary", autocommit=True)
+        try:
+            with self.config.errors():
+                await conn.exec_driver_sql("SELECT 1")
+        except BaseException as exc:
+            await self._discard(conn, None, exc)
+            raise
+        await _release(conn if conn is not self.pinned else None, None)
+
+    @asynccontextmanager
+    async def ddl_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction for CREATE / DROP (a savepoint when pinned)."""
+        conn = await self.connect("primary")
+        if conn is self.pinned:
+            with self.config.errors():
+                async with conn.begin_nested():
+                    yield conn
+            return
+        try:
+            with self.config.errors():
+                async with conn.begin():
+                    yield conn
+        except BaseException as exc:
+            await self._discard(conn, None, exc)
+            raise
+        await _release(conn, None)
+
+    # ------------------------------------------------------------------ cleanup
+    async def _discard(self, conn: AsyncConnection, session: AsyncSession | None, exc: BaseException) -> None:
+        """Roll back and release after a failure, even while being cancelled.
+
+        A cancelled statement may still run on the server (or, for SQLite, in
+        the driver's thread): it is stopped first. A MySQL connection cancelled
+        mid-reply cannot be reused ("Commands out of sync"), so it is dropped.
+        """
+        pinned = conn is self.pinned
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        await _shielded(self._rollback_and_release(conn, session, cancelled=cancelled, pinned=pinned))
+
+    async def _rollback_and_release(
+        self, conn: AsyncConnection, session: AsyncSession | None, *, cancelled: bool, pinned: bool
+    ) -> None:
+        if cancelled and not pinned:
+            await self.config.stopper.stop(conn)
+            if self.backend in ("mysql", "mariadb"):
+                await _quietly(conn.invalidate())
+                await _quietly(conn.close())
+                return
+        try:
+            if session is not None:
+                try:
+                    await session.rollback()
+                finally:
+                    await session.close()
+            elif not pinned:
+                await conn.rollback()
+        finally:
+            if not pinned:
+                await conn.close()
+
+
+async def _release(conn: AsyncConnection | None, session: AsyncSession | None) -> None:
+    """Return the connection to the pool after success, whatever happens meanwhile."""
+    try:
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            if conn is not None:
+                await conn.close()
+    except asyncio.CancelledError:
+        if conn is not None:
+            await _shielded(conn.invalidate())
+        raise
+
+
+async def _shielded(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run a cleanup to the end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(cleanup)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
+    except Exception as exc:  # the original error wins; the connection is discarded
+        logger.debug("dsg_lib: error while releasing a connection: {}", type(exc).__name__)
+
+
+async def _quietly(step: Awaitable[Any]) -> None:
+    """Await a best-effort cleanup step; a connection that is already broken may refuse it."""
+    try:
+        await step
+    except Exception as exc:
+        logger.debug("dsg_lib: cleanup step failed: {}", type(exc).__name__)
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """True if ``exc`` comes from a connection SQLAlchemy found dead (and invalidated)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        cause = cause.__cause__
+    return False

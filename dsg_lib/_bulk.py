@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ColumnDefault
 
 from ._values import is_json
-from .errors import InvalidInputError
+from .errors import ConstraintViolationError, InvalidInputError
 from .filters import model_columns, value_checker
 
 #: bind parameters one statement may carry, per backend
@@ -64,6 +65,10 @@ class RowChecker:
             raise  # pragma: no cover - _unknown always raises
         except InvalidInputError as exc:
             raise InvalidInputError(f"row {index}: {exc.details}") from None
+        except ConstraintViolationError as exc:  # a NULL for a NOT NULL column
+            raise ConstraintViolationError(
+                f"row {index}: {exc.details}", constraint=exc.constraint, kind=exc.kind
+            ) from None
 
     def _unknown(self, row: Mapping[Any, Any], index: int) -> None:
         key = next(k for k in row if not isinstance(k, str) or k not in self._checkers)
@@ -94,14 +99,91 @@ async def iter_chunks(rows: Iterable[Any] | AsyncIterable[Any], size: int) -> As
         yield chunk
 
 
-def chunk_rows_for(backend: str, n_columns: int, requested: int | None) -> int:
-    """Rows per multi-VALUES statement that stay under the bind-parameter limit."""
-    limit = max(1, BIND_LIMITS.get(backend, 999) // max(1, n_columns))
+def chunk_rows_for(backend: str, n_columns: int, requested: int | None, fixed: int = 0) -> int:
+    """Rows per multi-VALUES statement that stay under the bind-parameter limit.
+
+    ``n_columns`` is the parameters each row binds, ``fixed`` those the
+    statement binds once (see `params_per_row`).
+    """
+    limit = max(1, (BIND_LIMITS.get(backend, 999) - fixed) // max(1, n_columns))
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
             raise InvalidInputError(f"chunk_size must be an int >= 1, got {requested!r}")
         return min(requested, limit)
     return min(limit, DEFAULT_CHUNK_ROWS)
+
+
+#: share of ``max_allowed_packet`` one statement may fill: values can grow up to 2x when
+#: escaped (quotes, backslashes, binary) and the SQL text itself takes room too
+PACKET_BUDGET_SHARE = 0.5
+#: estimated bytes per value besides its own data (separators, quotes, placeholders)
+VALUE_OVERHEAD = 8
+_packet_sizes: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+async def packet_budget(conn: AsyncConnection) -> int | None:
+    """Bytes one MySQL/MariaDB statement may carry; ``None`` on other backends.
+
+    ``@@max_allowed_packet`` is read once per engine and cached.
+    """
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return None
+    engine = conn.sync_engine
+    size = _packet_sizes.get(engine)
+    if size is None:
+        size = int((await conn.exec_driver_sql("SELECT @@max_allowed_packet")).scalar_one())
+        _packet_sizes[engine] = size
+    return int(size * PACKET_BUDGET_SHARE)
+
+
+def estimated_bytes(row: Mapping[str, Any]) -> int:
+    """A cheap upper estimate of the bytes ``row``'s values take in a statement."""
+    total = 0
+    for value in row.values():
+        if value.__class__ is str:
+            total += len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            total += 2 * len(value)  # escaped or hex-encoded
+        elif value is not None and not isinstance(value, (int, float, bool)):
+            total += len(str(value))
+        total += VALUE_OVERHEAD
+    return total
+
+
+def params_per_row(conn: AsyncConnection, build: Any, sample: dict[str, Any]) -> tuple[int, int]:
+    """``(per_row, fixed)`` bind parameters of the statement ``build(rows)`` really compiles to.
+
+    SQLAlchemy adds a parameter per row for every column with a Python-side
+    default that the rows leave out, and ``ON CONFLICT`` clauses may add
+    their own: counting the compiled statement for one and two rows covers
+    them all.
+    """
+    one = len(build([sample]).compile(dialect=conn.dialect).params)
+    two = len(build([sample, sample]).compile(dialect=conn.dialect).params)
+    per_row = max(1, two - one)
+    return per_row, max(0, one - per_row)
+
+
+def sized_chunks(
+    rows: Sequence[dict[str, Any]], max_rows: int, max_bytes: int | None
+) -> Iterator[Sequence[dict[str, Any]]]:
+    """Split ``rows`` into runs of at most ``max_rows`` rows and (estimated) ``max_bytes`` bytes.
+
+    A single row over ``max_bytes`` goes alone: the database decides about it.
+    """
+    if max_bytes is None:
+        for start in range(0, len(rows), max_rows):
+            yield rows[start : start + max_rows]
+        return
+    start = size = 0
+    for index, row in enumerate(rows):
+        row_bytes = estimated_bytes(row)
+        if index > start and (index - start >= max_rows or size + row_bytes > max_bytes):
+            yield rows[start:index]
+            start, size = index, 0
+        size += row_bytes
+    if start < len(rows):
+        yield rows[start:]
 
 
 def group_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -13,6 +13,8 @@ from sqlalchemy import event, pool
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ._sizes import install_size_guard
+
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MYSQL_RECYCLE = 3600
@@ -99,6 +101,7 @@ def build_engine(
     _install_usage_clock(engine)
     if backend in ("mysql", "mariadb"):
         _install_mysql_reset(engine)
+        install_size_guard(engine)  # values too big for a column or a packet: refused before sending
     if backend == "sqlite":
         _install_sqlite_hooks(engine, library, memory=keeper is not None)
     elif backend in ("mysql", "mariadb") and library.get("statement_timeout_ms"):

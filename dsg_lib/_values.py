@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import null, types
 
-from .errors import InvalidInputError
+from .errors import ConstraintViolationError, InvalidInputError
 
 Checker = Callable[[Any], Any]
 
@@ -302,6 +302,8 @@ def check_value(column: Any, value: Any, *, name: str | None = None, dialect: st
             on every backend (wrong type, too long, NUL byte, lone surrogate,
             NaN/inf, integer out of range, more digits than the Numeric holds,
             an aware datetime for a naive column, unknown enum member).
+        ConstraintViolationError: ``None`` for a NOT NULL column without a
+            default (``kind="not_null"``, as when the database refuses it).
 
     Examples:
         >>> from sqlalchemy import Column, Integer
@@ -316,7 +318,9 @@ def check_value(column: Any, value: Any, *, name: str | None = None, dialect: st
     impl = _impl(column.type)
     if value is None:
         if not getattr(column, "nullable", True) and not _has_default(column):
-            raise InvalidInputError(f"column {label!r} does not accept NULL")
+            raise ConstraintViolationError(
+                f"column {label!r} does not accept NULL", constraint=label, kind="not_null"
+            )
         return null() if isinstance(impl, types.JSON) else None
     rule = _rule(impl)
     if rule is not None:

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import argparse
 import ast
-import asyncio
 import importlib
 import os
 import sys
 import traceback
-from collections.abc import Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
 from loguru import logger
 from sqlalchemy import MetaData, inspect
 
 from ._check import build_report
+from ._run import run_coroutine
 from .config import DBConfig
 from .errors import DatabaseError
 
@@ -157,24 +156,14 @@ def _fail(message: str, code: int, debug: bool) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "check":
         cfg = _config(args.url, args.option)
-        return _run_coroutine(_check(cfg))
+        return run_coroutine(_check(cfg))
     metadata = _load_metadata(args.target)
     cfg = _config(args.url, args.option)
     if args.command == "create-tables":
-        return _run_coroutine(_create(cfg, metadata))
+        return run_coroutine(_create(cfg, metadata))
     if not args.yes and not _confirm(cfg, metadata):
         return FAILURE
-    return _run_coroutine(_drop(cfg, metadata))
-
-
-def _run_coroutine(coroutine: Coroutine[Any, Any, int]) -> int:
-    """``asyncio.run``, also when called from running async code (a notebook, a docs page)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(max_workers=1) as pool:  # a loop runs here: use a fresh one elsewhere
-        return pool.submit(asyncio.run, coroutine).result()
+    return run_coroutine(_drop(cfg, metadata))
 
 
 def _config(url: str | None, options: list[str]) -> DBConfig:
@@ -249,9 +238,12 @@ def _confirm(cfg: DBConfig, metadata: MetaData) -> bool:
     if not sys.stdin.isatty():
         raise UsageError("drop-tables asks for confirmation and there is no terminal; pass --yes")
     names = ", ".join(metadata.tables)
-    answer = input(
-        f"Drop {len(metadata.tables)} table(s) ({names}) and their rows from {cfg.safe_url}? [y/N] "
-    )
+    question = f"Drop {len(metadata.tables)} table(s) ({names}) and their rows from {cfg.safe_url}? [y/N] "
+    try:
+        answer = input(question)
+    except (EOFError, KeyboardInterrupt):  # Ctrl-D / Ctrl-C at the prompt mean no
+        print()
+        answer = ""
     if answer.strip().lower() in ("y", "yes"):
         return True
     print("aborted: nothing dropped")

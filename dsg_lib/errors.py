@@ -36,6 +36,7 @@ Examples:
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 from collections.abc import Iterable, Iterator
@@ -60,6 +61,7 @@ __all__ = [
     "StatementTimeoutError",
     "TransactionConflictError",
     "map_errors",
+    "redact_values",
     "translate_error",
 ]
 
@@ -279,7 +281,8 @@ _MY_UNAVAILABLE = {
     2055,
 }
 _MY_TIMEOUT = {1969, 3024, 1317, 1028}
-_MY_DATA = {1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 1138, 3140, 1300, 4078}
+# 1153: a packet over max_allowed_packet. The same request would fail again: not "unavailable".
+_MY_DATA = {1264, 1265, 1292, 1366, 1367, 1406, 1411, 1690, 1138, 3140, 1300, 4078, 1153}
 
 _SQLITE_CONSTRAINT = {
     "SQLITE_CONSTRAINT_UNIQUE": "unique",
@@ -299,7 +302,9 @@ _SQLITE_MESSAGES = (
 _VALUE_PATTERNS = (
     re.compile(r"(Duplicate entry )'.*?'( for key)", re.S),
     re.compile(r"(Incorrect \w+ value: )'.*?'", re.S),
-    re.compile(r"(Out of range value for column )", re.S),
+    # MariaDB names only the column here ("Out of range value for column 'c' at row 1"): nothing to hide
+    re.compile(r"(value is out of range in )'.*?'", re.S),  # MySQL 1690: the expression holds literals
+    re.compile(r"(value )\".*?\"( is out of range for type)", re.S),  # PostgreSQL 22003
     re.compile(r"(invalid input syntax for type \w+: )\".*?\"", re.S),
     re.compile(r"(invalid input value for enum \w+: )\".*?\"", re.S),
     re.compile(r"(Truncated incorrect \w+ value: )'.*?'", re.S),
@@ -361,15 +366,35 @@ def _driver_message(chain: list[BaseException]) -> str:
     return str(chain[0]) if chain else ""
 
 
+def redact_values(message: str) -> str:
+    """Replace the bound values drivers quote in their messages with ``'<redacted>'``.
+
+    Column, key and constraint names are kept: they say what went wrong
+    without saying what the value was.
+
+    Args:
+        message: A driver or server message.
+
+    Returns:
+        The message with every known value position redacted.
+
+    Examples:
+        >>> redact_values("Duplicate entry 'ada@example.com' for key 'email'")
+        "Duplicate entry '<redacted>' for key 'email'"
+        >>> redact_values("Out of range value for column 'small' at row 1")
+        "Out of range value for column 'small' at row 1"
+    """
+    for pattern in _VALUE_PATTERNS:
+        message = pattern.sub(
+            lambda m: m.group(1) + "'<redacted>'" + (m.group(2) if m.lastindex and m.lastindex >= 2 else ""),
+            message,
+        )
+    return message
+
+
 def _clean(message: str, secrets: Iterable[str], show_values: bool) -> str:
     if not show_values:
-        for pattern in _VALUE_PATTERNS:
-            message = pattern.sub(
-                lambda m: (
-                    m.group(1) + "'<redacted>'" + (m.group(2) if m.lastindex and m.lastindex >= 2 else "")
-                ),
-                message,
-            )
+        message = redact_values(message)
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
@@ -381,8 +406,11 @@ def translate_error(
 ) -> DatabaseError:
     """Convert a driver or SQLAlchemy exception into the ``dsg_lib`` hierarchy.
 
-    The returned error has ``exc`` as its ``__cause__``. A `DatabaseError`
-    is returned unchanged.
+    The returned error has the driver's own exception (SQLAlchemy's ``orig``)
+    as its ``__cause__``, or ``exc`` itself when no driver was involved, and
+    ``__suppress_context__`` set: a traceback shows one link, not the
+    SQLAlchemy wrapper in between. A missing-table error gets a hint
+    (create_tables / db.Base). A `DatabaseError` is returned unchanged.
 
     Args:
         exc: The exception raised by SQLAlchemy or a driver.
@@ -403,8 +431,29 @@ def translate_error(
     secrets = tuple(s for s in secrets if s)
     chain = list(_driver_chain(exc))
     result = _classify(exc, chain, secrets, show_values)
-    result.__cause__ = exc
+    if _is_missing_table(chain, result):
+        result.details += _MISSING_TABLE_HINT
+        result.args = (result.details,)
+    # One link to the driver's own error: SQLAlchemy's wrapper repeats it with the SQL
+    # (and bound values) and would make every traceback three chained levels deep.
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else None
+    result.__cause__ = orig if isinstance(orig, BaseException) else exc
+    result.__suppress_context__ = True
     return result
+
+
+#: appended to "no such table" / "relation does not exist" / MySQL 1146 messages
+_MISSING_TABLE_HINT = (
+    " (hint: did you call create_tables()? is the model declared on db.Base, the Base of this database?)"
+)
+
+
+def _is_missing_table(chain: list[BaseException], result: DatabaseError) -> bool:
+    if not isinstance(result, QueryError):
+        return False
+    if _mysql_errno(chain) == 1146 or _first_attr(chain, "sqlstate") == "42P01":
+        return True
+    return any(type(i).__module__ == "sqlite3" and str(i).startswith("no such table") for i in chain)
 
 
 def _classify(
@@ -533,10 +582,12 @@ def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> Ite
     except DatabaseError:
         raise
     except (sa_exc.SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
-        raise translate_error(exc, secrets=secrets, show_values=show_values) from exc
+        error = translate_error(exc, secrets=secrets, show_values=show_values)
+        raise error from error.__cause__
     except Exception as exc:
         if _is_driver_error(exc):
-            raise translate_error(exc, secrets=secrets, show_values=show_values) from exc
+            error = translate_error(exc, secrets=secrets, show_values=show_values)
+            raise error from error.__cause__
         if isinstance(exc, _DRIVER_VALUE_ERRORS) and _raised_in_driver(exc):
             raise _value_error(exc) from exc
         raise
@@ -572,3 +623,37 @@ def _value_error(exc: BaseException) -> InvalidInputError:
     )
     error.__cause__ = exc
     return error
+
+
+class _RedactDriverLog(logging.Filter):
+    """Strip bound values from what drivers log through python ``logging``.
+
+    asyncmy logs every server warning (``Truncated incorrect DOUBLE value:
+    '<the value>'``) and the arguments of ``callproc``; dsg_lib never lets a
+    value reach a log, so each record is rewritten before any handler sees it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "%r":  # asyncmy's callproc arguments: nothing but values
+            record.msg, record.args = "<redacted arguments>", ()
+            return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record: leave it to logging's own handling
+            return True
+        record.msg, record.args = redact_values(message), ()
+        return True
+
+
+#: loggers of drivers that put statement values in their records
+_DRIVER_LOGGERS = ("asyncmy",)
+
+
+def _install_driver_log_filters() -> None:
+    for name in _DRIVER_LOGGERS:
+        driver_logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactDriverLog) for f in driver_logger.filters):
+            driver_logger.addFilter(_RedactDriverLog())
+
+
+_install_driver_log_filters()  # at import: before any engine (and so any driver connection) exists

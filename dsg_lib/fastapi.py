@@ -28,6 +28,7 @@ from .errors import (
     DatabaseUnavailableError,
     InvalidInputError,
     RecordNotFoundError,
+    TransactionConflictError,
 )
 
 try:
@@ -55,9 +56,15 @@ STATUS_BY_ERROR: dict[type[DatabaseError], int] = {
     ConstraintViolationError: 409,
     InvalidInputError: 422,
     DatabaseUnavailableError: 503,
+    # A deadlock / serialization failure: the same request can succeed when sent again.
+    # 503 + Retry-After, not 409: 409 already means "constraint violated, do not resend",
+    # and HTTP clients' retry logic honours Retry-After on 503.
+    TransactionConflictError: 503,
     DatabaseError: 500,
 }
 RETRY_AFTER_SECONDS = 5
+#: a conflict clears as soon as the other transaction ends: retry quickly
+CONFLICT_RETRY_AFTER_SECONDS = 1
 
 
 def lifespan(
@@ -121,6 +128,8 @@ def error_response(exc: DatabaseError) -> JSONResponse:
     """The JSON response for a ``DatabaseError``: ``{"error", "details"}`` and its status.
 
     Server-side failures (5xx) carry a generic message; the real one is logged.
+    Only what can succeed when sent again gets ``Retry-After``: an unavailable
+    database (503, 5 s) and a transaction conflict such as a deadlock (503, 1 s).
 
     Examples:
         >>> from dsg_lib import RecordNotFoundError
@@ -130,7 +139,11 @@ def error_response(exc: DatabaseError) -> JSONResponse:
     status = next(
         (code for cls in type(exc).__mro__ for err, code in STATUS_BY_ERROR.items() if cls is err), 500
     )
-    if status == 503:
+    if isinstance(exc, TransactionConflictError):
+        details = "the request conflicted with a concurrent one and was rolled back; retry it"
+        body = {"error": type(exc).__name__, "details": details}
+        headers = {"Retry-After": str(CONFLICT_RETRY_AFTER_SECONDS)}
+    elif status == 503:
         body = {"error": type(exc).__name__, "details": "the database is unavailable; retry later"}
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     elif status >= 500:
@@ -140,13 +153,17 @@ def error_response(exc: DatabaseError) -> JSONResponse:
         body = exc.to_dict()
         headers = {}
     if status >= 500:
-        logger.error("dsg_lib: {} -> HTTP {}: {}", type(exc).__name__, status, exc.details)
+        # a conflict is expected under load and answered as retryable: not an error of the service
+        level = "WARNING" if isinstance(exc, TransactionConflictError) else "ERROR"
+        logger.log(level, "dsg_lib: {} -> HTTP {}: {}", type(exc).__name__, status, exc.details)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def register_exception_handlers(app: FastAPI) -> None:
     """Map ``dsg_lib`` errors to HTTP: not found 404, constraint 409, invalid 422, unavailable 503.
 
+    A ``TransactionConflictError`` (deadlock, serialization failure) is 503
+    with ``Retry-After: 1``: the request was rolled back and may be resent.
     Any other ``DatabaseError`` is a 500. Bodies are ``{"error", "details"}`` JSON
     with no SQL, parameters or secrets in them.
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import Column, ColumnElement, all_, any_, bindparam, inspect
+from sqlalchemy import Column, ColumnElement, Table, all_, any_, bindparam, inspect
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
 from sqlalchemy.sql.elements import UnaryExpression
@@ -78,15 +78,26 @@ def mapper_of(model: Any) -> Mapper[Any]:
         >>> mapper_of(int)
         Traceback (most recent call last):
         ...
-        dsg_lib.errors.InvalidInputError: expected a mapped model class, got <class 'int'>
+        dsg_lib.errors.InvalidInputError: expected a mapped model class (declared on db.Base), got int
     """
-    try:
-        mapper = inspect(model, raiseerr=False)
-    except Exception:
-        mapper = None
+    mapper = inspect(model, raiseerr=False) if isinstance(model, type) else None
     if not isinstance(mapper, Mapper):
-        raise InvalidInputError(f"expected a mapped model class, got {_shown(model)}")
+        raise InvalidInputError(not_a_model(model))
     return mapper
+
+
+def not_a_model(value: Any) -> str:
+    """What was given instead of a mapped model class, and what to pass instead."""
+    if isinstance(value, Table):
+        return (
+            f"expected a mapped model class, got the Table {value.name!r}; "
+            "pass the class declared on db.Base (Table objects work with raw statements only)"
+        )
+    if not isinstance(value, type) and inspect(value, raiseerr=False) is not None:
+        name = type(value).__name__
+        return f"expected a mapped model class, got an instance of {name}; pass the class {name} itself"
+    shown = value.__name__ if isinstance(value, type) else type(value).__name__
+    return f"expected a mapped model class (declared on db.Base), got {shown[:80]}"
 
 
 def order_terms(model: Any, order_by: Any) -> list[tuple[Any, Any, bool]]:

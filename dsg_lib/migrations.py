@@ -1,7 +1,8 @@
 """Alembic migrations driven by a ``DBConfig``: an ``env.py`` of a few lines.
 
-Needs the ``migrations`` extra (``pip install "dsg-lib[migrations]"``, which
-installs Alembic). After ``alembic init migrations``, replace the generated
+Needs the ``migrations`` extra, which installs Alembic
+(``pip install -e ".[migrations]"`` from a checkout). After
+``alembic init migrations``, replace the generated
 ``migrations/env.py`` with:
 
 ```python
@@ -35,7 +36,6 @@ Examples:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,6 +44,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
+from ._run import run_coroutine
 from .config import DBConfig
 from .database import AsyncDatabase
 from .errors import ConfigurationError, ConstraintViolationError, MissingDependencyError
@@ -257,7 +258,7 @@ def run_migrations(
             "(each process has its own); use a file URL or create_tables()"
         )
     with db_config.errors():
-        asyncio.run(_run_online(context, db_config, opts))
+        run_coroutine(_run_online(context, db_config, opts))
 
 
 def _alembic_context() -> Any:

@@ -253,6 +253,14 @@ ensure_replica() {
         replica_cluster_exists && { ctl_replica stop >/dev/null 2>&1 || true; }
         build_replica
     elif replica_cluster_exists && [[ -n "$st" ]]; then
+        # the primary's settings may have grown (e.g. max_connections): a hot standby with lower
+        # values pauses recovery, so refresh the replica's copy and restart it when it changed
+        local before; before=$(cat "$REPLICA_CONF_DIR"/conf.d/* 2>/dev/null | md5sum)
+        write_replica_conf
+        if [[ "$before" != "$(cat "$REPLICA_CONF_DIR"/conf.d/* | md5sum)" ]] && replica_online; then
+            log "replica: settings changed; restarting"
+            ctl_replica -m fast restart || true
+        fi
         if replica_streaming; then
             :
         elif start_replica; then

@@ -171,7 +171,7 @@ def test_create_and_drop_tables(url: str, models: tuple[Path, str, str]) -> None
     assert not {owner, pet} & tables(url)
 
 
-@pytest.mark.parametrize("answer, code", [("n\n", 1), ("yes\n", 0)])
+@pytest.mark.parametrize("answer, code", [("n\n", 1), ("\x04", 1), ("yes\n", 0)])  # \x04: Ctrl-D
 def test_drop_tables_asks_on_a_terminal(tmp_path: Path, answer: str, code: int) -> None:
     url = backend_url("sqlite_file", tmp_path)
     (tmp_path / "models.py").write_text(MODELS.format(owner="owner", pet="pet"))

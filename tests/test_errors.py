@@ -229,15 +229,23 @@ async def _setup(db: AsyncDatabase, backend: str) -> tuple[Any, Any]:
 
 
 def _check_cause(err: DatabaseError, backend: str, sa_class: type) -> None:
-    """``__cause__`` is the original SQLAlchemy error, wrapping the driver's own exception."""
+    """``__cause__`` is the driver's own (PEP 249) exception: one link, SQLAlchemy's wrapper skipped.
+
+    ``sa_class`` is the SQLAlchemy class that wrapped it: the driver error is the PEP 249
+    class of the same name (or, for asyncpg, SQLAlchemy's adapter around the asyncpg error).
+    """
     cause = err.__cause__
-    assert isinstance(cause, sa_class), repr(cause)
+    assert cause is not None and not isinstance(cause, sa_exc.SQLAlchemyError), repr(cause)
+    assert err.__suppress_context__
     modules = []
-    item: BaseException | None = cause.orig  # type: ignore[attr-defined]
+    item: BaseException | None = cause
     while item is not None:  # asyncpg's error sits behind SQLAlchemy's adapter class
         modules.append(type(item).__module__)
         item = item.__cause__
     assert any(m.startswith(DRIVER_MODULES[backend]) for m in modules), modules
+    assert len(modules) <= 2, modules
+    if sa_class is not sa_exc.DBAPIError:
+        assert sa_class.__name__ in [c.__name__ for c in type(cause).__mro__], repr(cause)
 
 
 async def test_duplicate_key_is_unique_violation(db: AsyncDatabase, backend: str) -> None:
@@ -278,7 +286,7 @@ async def test_mysql_duplicate_message_hides_value(db: AsyncDatabase, backend: s
     assert "first@example.com" not in message
     assert "Duplicate entry" in message and "1062" in message
     # the driver's own message did carry it: the redaction is real
-    assert "first@example.com" in str(info.value.__cause__.orig)  # type: ignore[union-attr]
+    assert "first@example.com" in str(info.value.__cause__)
 
 
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
@@ -345,7 +353,7 @@ async def test_syntax_error_is_query_error(db: AsyncDatabase, backend: str) -> N
     err = info.value
     assert type(err) is QueryError
     assert "syntax" in str(err).lower()
-    assert isinstance(err.__cause__, sa_exc.DBAPIError)
+    _check_cause(err, backend, sa_exc.DBAPIError)
     assert err.to_dict()["error"] == "QueryError"
     assert db.pool_status()["checked_out"] == 0
 
@@ -355,7 +363,8 @@ async def test_unknown_table_is_query_error(db: AsyncDatabase, backend: str) -> 
         async with db.transaction() as session:
             await session.execute(text("SELECT * FROM err_table_that_does_not_exist"))
     assert "err_table_that_does_not_exist" in str(info.value)
-    assert isinstance(info.value.__cause__, sa_exc.DBAPIError)
+    assert "create_tables()" in str(info.value)  # the newcomer hint
+    _check_cause(info.value, backend, sa_exc.DBAPIError)
 
 
 async def test_no_row_and_multiple_rows(db: AsyncDatabase, backend: str) -> None:

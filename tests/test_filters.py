@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
-from dsg_lib import InvalidInputError
+from dsg_lib import ConstraintViolationError, InvalidInputError
 from dsg_lib.filters import OPERATORS, build_filters, check_value, model_columns, value_checker
 
 
@@ -298,8 +298,9 @@ def test_check_value_rejects(col_type: Any, value: Any) -> None:
 
 def test_check_value_nulls() -> None:
     assert check_value(Column("c", Integer, nullable=True), None) is None
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(ConstraintViolationError) as info:
         check_value(Column("c", Integer, nullable=False), None)
+    assert (info.value.kind, info.value.constraint) == ("not_null", "c")
     assert check_value(Column("c", Integer, nullable=False, default=3), None) is None
     assert check_value(Column("c", Integer, nullable=False, server_default="3"), None) is None
 

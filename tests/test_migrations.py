@@ -328,3 +328,35 @@ def test_batch_rebuild_on_the_application_engine_cascades(tmp_path: Path) -> Non
             await db.disconnect()
 
     assert asyncio.run(run()) == (2, 0)
+
+
+INLINE_ENV_PY = """\
+from alembic import context
+from sqlalchemy import Column, Integer, MetaData, Table
+
+from dsg_lib.migrations import run_migrations
+
+metadata = MetaData()
+Table("inline_things", metadata, Column("id", Integer, primary_key=True))
+
+run_migrations(context.config.get_main_option("sqlalchemy.url"), target_metadata=metadata)
+"""
+
+
+async def test_alembic_command_api_from_async_code(tmp_path: Path) -> None:
+    """Alembic's command API called under a running event loop (an app's startup hook)."""
+    from alembic import command
+    from alembic.config import Config
+
+    url = backend_url("sqlite_file", tmp_path)
+    ini = tmp_path / "alembic.ini"
+    command.init(Config(str(ini)), str(tmp_path / "migrations"))
+    (tmp_path / "migrations" / "env.py").write_text(INLINE_ENV_PY)
+    config = Config(str(ini))
+    config.set_main_option("script_location", str(tmp_path / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.revision(config, message="things", autogenerate=True)
+    command.upgrade(config, "head")
+    assert "inline_things" in await _tables(url)
+    command.downgrade(config, "base")
+    assert "inline_things" not in await _tables(url)

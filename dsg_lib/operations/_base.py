@@ -77,6 +77,7 @@ class OperationsBase:
         include_deleted: bool,
         validate: bool = True,
     ) -> list[ColumnElement[bool]]:
+        self._mapper(model)
         clauses: list[ColumnElement[bool]] = []
         for expression in where:
             if not isinstance(expression, ColumnElement):
@@ -108,6 +109,8 @@ class OperationsBase:
 
     def _check_pk(self, model: Any, record_id: Any) -> Any:
         pk = self._mapper(model).primary_key
+        if record_id is None:  # a lookup by a missing key, not a NOT NULL violation
+            raise InvalidInputError(f"{model.__name__}: a primary key value cannot be None")
         if len(pk) == 1:
             if isinstance(record_id, (tuple, list)) and len(record_id) == 1:
                 record_id = record_id[0]
@@ -150,8 +153,9 @@ class OperationsBase:
                     setattr(record, key, checked)
 
     def _row_checker(self, model: Any) -> _bulk.RowChecker:
-        checker = self._row_checkers.get(model)
+        checker = self._row_checkers.get(model) if isinstance(model, type) else None
         if checker is None:
+            self._mapper(model)
             checker = self._row_checkers[model] = _bulk.RowChecker(model, self._dialect)
         return checker
 

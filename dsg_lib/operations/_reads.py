@@ -130,6 +130,7 @@ class ReadOperations(OperationsBase):
         """
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
+        self._mapper(model)  # before select(model): a typed error, not SQLAlchemy's ArgumentError
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.order_by(*self._order(model, order_by)).options(*options)
         if limit is not None:

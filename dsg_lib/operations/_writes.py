@@ -153,12 +153,18 @@ class WriteOperations(OperationsBase):
         _bulk.check_no_duplicate_keys(prepared, conflict_cols)
         total = 0
         async with self._connection(session, write=True, single_statement=False) as conn:
+            max_bytes = await _bulk.packet_budget(conn)
             for group in _bulk.group_by_keys(prepared):
-                size = _bulk.chunk_rows_for(self._dialect, len(group[0]), chunk_size)
-                for start in range(0, len(group), size):
-                    chunk = group[start : start + size]
-                    stmt = _bulk.upsert_statement(self._dialect, table, chunk, conflict_cols, update_cols)
-                    result = await conn.execute(stmt)
+
+                def build(rows: list[dict[str, Any]]) -> Any:
+                    return _bulk.upsert_statement(self._dialect, table, rows, conflict_cols, update_cols)
+
+                # size by the parameters the statement really binds (Python-side defaults add
+                # one per row) and, on MySQL/MariaDB, by bytes under max_allowed_packet
+                per_row, fixed = _bulk.params_per_row(conn, build, group[0])
+                size = _bulk.chunk_rows_for(self._dialect, per_row, chunk_size, fixed)
+                for chunk in _bulk.sized_chunks(group, size, max_bytes):
+                    result = await conn.execute(build(list(chunk)))
                     if self._dialect in ("postgresql", "sqlite"):
                         total += len(result.all())
                     else:
@@ -316,7 +322,8 @@ class WriteOperations(OperationsBase):
             except (IntegrityError, ConstraintViolationError) as exc:
                 winner = await read(s, locking=True)
                 if winner is None:
-                    raise self.async_db.db_config.translate(exc) from exc
+                    error = self.async_db.db_config.translate(exc)
+                    raise error from error.__cause__
                 return winner, False
             await self._load_unloaded(s, [record])
             return record, True

@@ -217,7 +217,6 @@ async def test_insert_many_rejects_bad_rows(env: SimpleNamespace) -> None:
         [{"id": 1, "name": {"a": 1}}],
         [{"id": 1, "qty": "3"}],
         [{"id": 1, "qty": 1.5}],
-        [{"id": None}],  # NULL primary key
         {"id": 1},  # a dict, not rows
         "rows",
         5,
@@ -228,6 +227,13 @@ async def test_insert_many_rejects_bad_rows(env: SimpleNamespace) -> None:
                 await env.ops.insert_many(R, rows)
     assert inserts(sql) == []
     assert await count(env, R) == 0
+
+
+async def test_insert_many_null_primary_key_is_not_null_violation(env: SimpleNamespace) -> None:
+    with captured_sql(env.db) as sql, pytest.raises(ConstraintViolationError) as info:
+        await env.ops.insert_many(env.m.Row, [{"id": None}])
+    assert info.value.kind == "not_null"
+    assert inserts(sql) == []
 
 
 async def test_expression_property_is_not_a_column(env: SimpleNamespace) -> None:

@@ -1,0 +1,115 @@
+"""Values too big for their column or for one packet are refused before sending, naming the column."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import LargeBinary, Text
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from conftest import captured_sql
+from dsg_lib import AsyncDatabase, DatabaseOperations, InvalidInputError
+from dsg_lib.fastapi import register_exception_handlers
+
+RUN = os.getpid()
+MB = 1024 * 1024
+
+
+@pytest.fixture
+async def doc(db: AsyncDatabase) -> Any:
+    class Doc(db.Base):
+        __tablename__ = f"size_docs_{RUN}"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        body: Mapped[str | None] = mapped_column(Text)  # MySQL/MariaDB TEXT: 65,535 bytes
+        long_body: Mapped[str | None] = mapped_column(
+            Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+        )
+        blob: Mapped[bytes | None] = mapped_column(LargeBinary)  # MySQL/MariaDB BLOB: 65,535 bytes
+
+    await db.drop_tables()
+    await db.create_tables()
+    return Doc
+
+
+def _is_mysql(db: AsyncDatabase) -> bool:
+    return db.db_config.dialect in ("mysql", "mariadb")
+
+
+def _sent(sql: list[str]) -> list[str]:
+    return [s for s in sql if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+
+
+@pytest.mark.parametrize("size_mb", [10, 20])
+async def test_text_bigger_than_the_column(db: AsyncDatabase, doc: Any, size_mb: int) -> None:
+    ops = DatabaseOperations(db)
+    value = "secret-" + "y" * (size_mb * MB)
+    if not _is_mysql(db):  # PostgreSQL and SQLite text holds it: stored unchanged
+        created = await ops.create_one(doc(body=value))
+        assert len((await ops.get(doc, created.id)).body) == len(value)
+        return
+    for attempt in (
+        lambda: ops.create_one(doc(body=value)),
+        lambda: ops.create_many([doc(body="ok"), doc(body="fine"), doc(body=value)]),  # one batched INSERT
+        lambda: ops.insert_many(doc, [{"body": value}]),
+        lambda: ops.insert_many(doc, [{"body": value}], validate=False),
+    ):
+        with captured_sql(db) as sql, pytest.raises(InvalidInputError) as info:
+            await attempt()
+        message = str(info.value)
+        assert "'body'" in message and "65535" in message, message
+        assert "secret-" not in message and len(message) < 400
+        assert _sent(sql) == []
+    assert await ops.count(doc) == 0
+
+
+async def test_value_bigger_than_the_packet(db: AsyncDatabase, doc: Any) -> None:
+    ops = DatabaseOperations(db)
+    value = "z" * (20 * MB)
+    if not _is_mysql(db):
+        created = await ops.create_one(doc(long_body=value))
+        assert len((await ops.get(doc, created.id)).long_body) == len(value)
+        return
+    small = await ops.create_one(doc(long_body="q" * MB))  # under the packet: fine
+    with captured_sql(db) as sql, pytest.raises(InvalidInputError) as info:
+        await ops.update_where(doc, {"long_body": value}, id=small.id)
+    assert "'long_body'" in str(info.value) and "max_allowed_packet" in str(info.value)
+    assert _sent(sql) == []
+    assert len((await ops.get(doc, small.id)).long_body) == MB
+
+
+async def test_binary_bigger_than_the_column(db: AsyncDatabase, doc: Any) -> None:
+    ops = DatabaseOperations(db)
+    value = b"\x01" * (70_000)
+    if not _is_mysql(db):
+        created = await ops.create_one(doc(blob=value))
+        assert (await ops.get(doc, created.id)).blob == value
+        return
+    with captured_sql(db) as sql, pytest.raises(InvalidInputError) as info:
+        await ops.insert_many(doc, [{"blob": value}])
+    assert "'blob'" in str(info.value) and "65535" in str(info.value)
+    assert _sent(sql) == []
+
+
+async def test_http_answer_is_422_without_retry_after(db: AsyncDatabase, doc: Any) -> None:
+    ops = DatabaseOperations(db)
+    app = FastAPI()
+    register_exception_handlers(app)
+
+    @app.post("/docs")
+    async def create() -> dict[str, int]:
+        return {"id": (await ops.create_one(doc(long_body="w" * (20 * MB)))).id}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/docs")
+    if _is_mysql(db):
+        assert response.status_code == 422, response.text
+        assert "retry-after" not in response.headers
+        assert "long_body" in response.json()["details"]
+    else:
+        assert response.status_code == 200

@@ -1,4 +1,5 @@
-"""Doctest setup for the ``DatabaseOperations`` method examples (``dsg_lib/operations/_*.py``).
+"""Doctest setup for the ``DatabaseOperations`` method examples (``dsg_lib/operations/_*.py``, and
+``face_ops``: the devsetgo-lib face's operations in ``async_database_functions/database_operations.py``).
 
 Every method example runs against a fresh in-memory SQLite database holding
 ``User`` (Ada 36, Alan 41, Grace with no age) and the soft-deletable ``Note``;
@@ -19,13 +20,15 @@ def _operations_doctest_namespace(
     request: pytest.FixtureRequest, doctest_namespace: dict[str, Any]
 ) -> Iterator[None]:
     module = getattr(getattr(request.node, "dtest", None), "name", "")
-    if ".operations._" not in module:
+    face = ".async_database_functions.database_operations.DatabaseOperations." in module
+    if ".operations._" not in module and not face:
         yield
         return
     from sqlalchemy import Integer, String, delete, insert, or_, select, update
     from sqlalchemy.orm import mapped_column
 
     from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, InvalidInputError, SoftDeleteMixin
+    from dsg_lib.async_database_functions import database_operations
 
     loop = asyncio.new_event_loop()
     db = AsyncDatabase(DBConfig({"database_uri": "sqlite+aiosqlite:///:memory:"}))
@@ -60,6 +63,7 @@ def _operations_doctest_namespace(
     doctest_namespace.update(
         db=db,
         ops=ops,
+        face_ops=database_operations.DatabaseOperations(db),
         User=User,
         Note=Note,
         run=loop.run_until_complete,

@@ -261,6 +261,7 @@ _MY_CONSTRAINT = {
 _MY_CONFLICT = {1213, 1205, 1020}
 _MY_UNAVAILABLE = {
     1040,
+    1047,  # Galera: node not in the primary component ("WSREP has not yet prepared node")
     1044,
     1045,
     1049,
@@ -321,7 +322,8 @@ def _driver_chain(exc: BaseException) -> Iterator[BaseException]:
     todo: list[BaseException | None] = [exc]
     while todo:
         item = todo.pop(0)
-        if item is None or id(item) in seen:
+        # DBAPIError.orig is whatever was passed in: not always an exception
+        if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
         yield item
@@ -468,6 +470,8 @@ def _classify(
     if isinstance(exc, sa_exc.TimeoutError):
         return PoolTimeoutError(f"connection pool exhausted: {message}")
 
+    if _server_gone(exc, chain):
+        return DatabaseUnavailableError(f"the server is no longer the primary (failover?): {message}")
     errno = _mysql_errno(chain)  # before SQLSTATE: MySQL's are too coarse ("23000")
     if errno is not None:
         return _from_mysql_errno(errno, message)
@@ -501,6 +505,17 @@ def _classify(
     if isinstance(exc, (sa_exc.ArgumentError, sa_exc.CompileError)):
         return InvalidInputError(message)
     return QueryError(message or type(exc).__name__)
+
+
+def _server_gone(exc: BaseException, chain: list[BaseException]) -> bool:
+    """A demoted primary (read-only, flagged as a disconnect by a multi-host engine) or no writable host."""
+    if any(type(item).__name__ == "TargetServerAttributeNotMatched" for item in chain):
+        return True
+    return (
+        isinstance(exc, sa_exc.DBAPIError)
+        and exc.connection_invalidated
+        and _first_attr(chain, "sqlstate") == "25006"
+    )
 
 
 def _from_sqlstate(sqlstate: str, chain: list[BaseException], message: str) -> DatabaseError:

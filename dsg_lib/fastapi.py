@@ -21,6 +21,7 @@ from typing import Any
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .consistency import PRIMARY_TOKEN, WriteTracker, parse_token
 from .database import AsyncDatabase
 from .errors import (
     ConstraintViolationError,
@@ -42,6 +43,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = [
+    "CONSISTENCY_HEADER",
+    "ConsistencyMiddleware",
     "DBSessionMiddleware",
     "error_response",
     "health_router",
@@ -269,3 +272,74 @@ class DBSessionMiddleware:
             await response(scope, receive, send)
             return
         await _flush()
+
+
+#: the response header carrying a consistency token, and the request header sending it back
+CONSISTENCY_HEADER = "X-Consistency-Token"
+
+
+class ConsistencyMiddleware:
+    """ASGI middleware: read-your-writes across requests, through read replicas.
+
+    After a request that committed a write on the primary, the response
+    carries ``X-Consistency-Token`` (see `AsyncDatabase.consistency_token`).
+    A request that sends the header back has every read made through ``db``
+    served by a replica that has replayed that write, else by the primary
+    (`AsyncDatabase.consistent_with`). A malformed token sends the reads to
+    the primary. Add it after `DBSessionMiddleware` (so it wraps it and sees
+    the request's commit).
+
+    Args:
+        app: The ASGI app.
+        db: The database.
+        header: The header name.
+
+    Examples:
+        >>> from fastapi import FastAPI
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> app = FastAPI()
+        >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+        >>> app.add_middleware(ConsistencyMiddleware, db=db)
+    """
+
+    def __init__(self, app: Any, db: AsyncDatabase, header: str = CONSISTENCY_HEADER) -> None:
+        self.app = app
+        self.db = db
+        self.header = header
+        self._raw_header = header.lower().encode("latin-1")
+        self._tracker = WriteTracker()
+
+    def _request_token(self, scope: dict[str, Any]) -> str | None:
+        for name, value in scope.get("headers", ()):
+            if name == self._raw_header:
+                token = bytes(value).decode("latin-1").strip()
+                try:
+                    parse_token(token)
+                except DatabaseError:
+                    logger.debug("dsg_lib: malformed {} header; reads go to the primary", self.header)
+                    return PRIMARY_TOKEN
+                return token or None
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self._tracker.attach(self.db.engine)
+
+        with self._tracker.watch() as commits:
+
+            async def send_with_token(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start" and commits and message["status"] < 400:
+                    try:
+                        token = await self.db.consistency_token()
+                    except DatabaseError as exc:  # the write is done; only the token is missing
+                        logger.warning("dsg_lib: no consistency token for this response: {}", exc.details)
+                    else:
+                        headers = list(message.get("headers", []))
+                        headers.append((self._raw_header, token.encode("latin-1")))
+                        message = {**message, "headers": headers}
+                await send(message)
+
+            async with self.db.consistent_with(self._request_token(scope)):
+                await self.app(scope, receive, send_with_token)

@@ -1,4 +1,4 @@
-"""Tests for ``dsg_lib.async_database_functions.base_schema``: UUID ``pkid`` and UTC timestamps."""
+"""Tests for ``dsg_lib.schema``: UUID ``pkid`` and UTC timestamps."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DBConfig
 from dsg_lib.async_database_functions import base_schema
-from dsg_lib.async_database_functions.base_schema import (
+from dsg_lib.schema import (
     SchemaBaseMySQL,
     SchemaBasePostgres,
     SchemaBaseSQLite,

@@ -198,6 +198,20 @@ class OperationsBase:
                 "pass all_rows=True if that is what you want"
             )
 
+    async def _count(self, counter: Select[Any], session: AsyncSession | None) -> int:
+        """Run a ``SELECT count(*)`` statement: the one count behind ``count`` and ``count_query``."""
+        async with self._connection(session, write=False) as conn:
+            return int((await conn.execute(counter)).scalar_one())
+
+    async def _fetch_all(self, stmt: Executable, session: AsyncSession | None) -> list[Any]:
+        """Every row of a read: objects / scalars for one entity or column, ``Row`` tuples otherwise.
+
+        The one fetch behind ``find`` and ``read_query``.
+        """
+        async with self._session(session, write=False) as s:
+            result = await s.execute(stmt)
+            return list(result.scalars().all() if single_column(stmt) else result.all())
+
     async def _delete(
         self, model: Any, criteria: list[Any], *, hard: bool, session: AsyncSession | None
     ) -> int:

@@ -7,7 +7,9 @@ from typing import Any
 
 from sqlalchemy import (
     Executable,
+    Insert,
     Select,
+    UpdateBase,
     func,
     select,
 )
@@ -19,7 +21,7 @@ from ..errors import (
     MultipleRecordsFoundError,
     RecordNotFoundError,
 )
-from ..filters import build_filters, check_value, model_columns
+from ..filters import check_value, model_columns
 from ._base import (
     M,
     as_statement,
@@ -28,10 +30,18 @@ from ._base import (
     single_column,
 )
 from ._paging import PagingOperations
+from ._writes import WriteOperations
 
 
-class CompatOperations(PagingOperations):
-    """devsetgo-lib-compatible methods of ``DatabaseOperations``."""
+class CompatOperations(WriteOperations, PagingOperations):
+    """devsetgo-lib-compatible methods of ``DatabaseOperations``.
+
+    Where a devsetgo-lib name and a modern one do the same thing, the old name
+    delegates (``delete_many`` / ``delete_one`` -> ``delete_where``,
+    ``paginate_query`` -> ``paginate``) or shares the one private step
+    (``count_query`` and ``count`` -> ``_count``; ``read_query`` and ``find``
+    -> ``_fetch_all``): one implementation per operation.
+    """
 
     async def get_columns_details(self, table: Any) -> dict[str, dict[str, Any]]:
         """Describe every column of a model: type, nullable, primary_key, unique, autoincrement, default.
@@ -88,9 +98,7 @@ class CompatOperations(PagingOperations):
             1
         """
         require_select(query)
-        counter = select(func.count()).select_from(query.order_by(None).subquery())
-        async with self._connection(session, write=False) as conn:
-            return int((await conn.execute(counter)).scalar_one())
+        return await self._count(select(func.count()).select_from(query.order_by(None).subquery()), session)
 
     async def paginate_query(
         self,
@@ -138,11 +146,7 @@ class CompatOperations(PagingOperations):
             >>> run(ops.read_query(select(User.name, User.age).where(User.id == 1)))
             [('Ada', 36)]
         """
-        async with self._session(session, write=False) as s:
-            result = await s.execute(as_statement(query))
-            if single_column(query):
-                return list(result.scalars().all())
-            return list(result.all())
+        return await self._fetch_all(as_statement(query), session)
 
     async def read_multi_query(
         self, queries: Mapping[str, Executable], *, session: AsyncSession | None = None
@@ -160,8 +164,7 @@ class CompatOperations(PagingOperations):
         results: dict[str, list[Any]] = {}
         async with self._session(session, write=False) as s:
             for name, query in queries.items():
-                result = await s.execute(as_statement(query))
-                results[name] = list(result.scalars().all() if single_column(query) else result.all())
+                results[name] = await self._fetch_all(as_statement(query), s)
         return results
 
     async def execute_one(
@@ -172,10 +175,11 @@ class CompatOperations(PagingOperations):
         *,
         session: AsyncSession | None = None,
     ) -> Any:
-        """Execute one write statement (insert / update / delete / text) in a transaction.
+        """Execute one statement (insert / update / delete / text / select) in a transaction.
 
         Returns:
-            The affected row count, or with ``return_metadata=True`` a dict with
+            A select's rows (as `read_query` gives them); otherwise the affected
+            row count, or with ``return_metadata=True`` a dict with
             ``rowcount``, ``inserted_primary_key`` (single inserts) and ``rows``
             (statements with RETURNING).
 
@@ -189,8 +193,10 @@ class CompatOperations(PagingOperations):
         statement = as_statement(query)
         single = values is None or isinstance(values, Mapping)
         async with self._session(session, write=True, single_statement=single) as s:
-            result = await s.execute(statement, values) if values is not None else await s.execute(statement)
-            return _result_info(result, return_metadata)
+            result = await run_statement(s, statement, values)
+            if isinstance(statement, Select) and not return_metadata:
+                return _rows(statement, result)  # a select's answer is its rows, not a rowcount
+            return _result_info(statement, result, return_metadata)
 
     async def execute_many(
         self,
@@ -221,12 +227,9 @@ class CompatOperations(PagingOperations):
             for item in queries:
                 statement, values = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
                 statement = as_statement(statement)
-                result = (
-                    await s.execute(statement, values) if values is not None else await s.execute(statement)
-                )
-                if getattr(result, "returns_rows", True):  # ORM selects give a Result without it
-                    rows = list(result.all())
-                    results.append(rows)
+                result = await run_statement(s, statement, values)
+                if returns_rows(statement, result):
+                    results.append(_rows(statement, result))
                 else:
                     count = max(getattr(result, "rowcount", 0), 0)
                     total += count
@@ -334,7 +337,7 @@ class CompatOperations(PagingOperations):
             True
         """
         clause = self._pk_clause(table, record_id)
-        deleted = await self._delete(table, [clause], hard=hard, session=session)
+        deleted = await self.delete_where(table, clause, hard=hard, session=session)
         if deleted == 0:
             raise RecordNotFoundError(f"no {table.__name__} with primary key {record_id!r}"[:200])
         return {"success": "Record deleted successfully"}
@@ -357,17 +360,46 @@ class CompatOperations(PagingOperations):
         values = list(id_values or [])
         if not values:
             return 0
-        clauses = build_filters(table, {f"{id_column_name}__in": values}, dialect=self._dialect)
-        return await self._delete(table, clauses, hard=hard, session=session)
+        filters: dict[str, Any] = {f"{id_column_name}__in": values}
+        return await self.delete_where(table, hard=hard, session=session, **filters)
 
 
-def _result_info(result: Any, return_metadata: bool) -> Any:
+async def run_statement(session: AsyncSession, statement: Executable, values: Any) -> Any:
+    """Execute ``statement`` (with ``values``, if any) in ``session``; the one execute of
+    ``execute_one`` / ``execute_many`` on both faces."""
+    if isinstance(statement, Insert) and values is not None:
+        # Core semantics for (insert(Model), values): a result with rowcount and
+        # inserted_primary_key, which the ORM's bulk insert mode reports neither of
+        statement = statement.execution_options(dml_strategy="raw")
+    if values is None:
+        return await session.execute(statement)
+    return await session.execute(statement, values)
+
+
+def returns_rows(statement: Any, result: Any) -> bool:
+    """Whether a statement's result holds rows for the caller: selects, explicit RETURNING, text.
+
+    Not ``result.returns_rows`` alone: ORM selects give a result without it, and an
+    insert's implicit RETURNING of its primary key (PostgreSQL) is not the caller's.
+    """
+    if isinstance(statement, Select):
+        return True
+    if isinstance(statement, UpdateBase):
+        return len(statement.exported_columns) > 0
+    return bool(getattr(result, "returns_rows", False))
+
+
+def _rows(statement: Any, result: Any) -> list[Any]:
+    return list(result.scalars().all() if single_column(statement) else result.all())
+
+
+def _result_info(statement: Any, result: Any, return_metadata: bool) -> Any:
     rowcount = max(getattr(result, "rowcount", -1) or 0, 0)
     if not return_metadata:
         return rowcount
     info: dict[str, Any] = {"rowcount": rowcount}
     try:
-        if result.returns_rows:
+        if returns_rows(statement, result):
             info["rows"] = list(result.all())
     except Exception:  # pragma: no cover - drivers without row info
         pass

@@ -137,8 +137,7 @@ class ReadOperations(OperationsBase):
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        async with self._session(session, write=False) as s:
-            return list((await s.execute(stmt)).scalars().all())
+        return await self._fetch_all(stmt, session)
 
     async def find_mappings(
         self,
@@ -189,8 +188,7 @@ class ReadOperations(OperationsBase):
         """
         stmt = select(func.count()).select_from(_bulk.table_of(model))
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
-        async with self._connection(session, write=False) as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+        return await self._count(stmt, session)
 
     async def exists(
         self,

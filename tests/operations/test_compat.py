@@ -26,7 +26,7 @@ from dsg_lib import (
     RecordNotFoundError,
 )
 from dsg_lib.async_database_functions import database_operations
-from dsg_lib.async_database_functions.base_schema import SchemaBaseSQLite, UTCDateTime, utcnow
+from dsg_lib.schema import SchemaBaseSQLite, UTCDateTime, utcnow
 
 # pid suffix: concurrent test runs on the same servers do not collide
 PREFIX = f"opc_{os.getpid()}_"
@@ -228,6 +228,16 @@ async def test_execute_one(env: SimpleNamespace) -> None:
     assert await env.ops.count_query(select(A).where(A.status == "old")) == 3
 
 
+async def test_execute_one_select_returns_rows_and_insert_pairs_count(env: SimpleNamespace) -> None:
+    A = env.m.Account
+    meta = await env.ops.execute_one(insert(A), {"name": "x", "balance": 1}, return_metadata=True)
+    assert meta["rowcount"] == 1 and meta["inserted_primary_key"] == [1]
+    assert await env.ops.execute_many([(insert(A), {"name": "y"}), (insert(A), {"name": "z"})]) == 2
+    assert await env.ops.execute_one(select(A.name).order_by(A.name)) == ["x", "y", "z"]
+    found = await env.ops.execute_one(select(A).where(A.name == "x"))
+    assert [a.balance for a in found] == [1]
+
+
 async def test_execute_one_error_is_typed(env: SimpleNamespace) -> None:
     A = env.m.Account
     await env.ops.execute_one(insert(A).values(account_no=1, name="a"))
@@ -269,7 +279,7 @@ async def test_execute_many_return_results(env: SimpleNamespace) -> None:
         return_results=True,
     )
     assert results[0] == 2
-    assert [tuple(r) for r in results[1]] == [("acct000",)]
+    assert results[1] == ["acct000"]  # rows as read_query gives them: one column -> scalars
     with pytest.raises(InvalidInputError):
         await env.ops.execute_many("DELETE FROM opc_account")
 

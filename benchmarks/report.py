@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ LABELS = {
     "core": "SA Core",
     "orm": "SA ORM",
     "dsg_lib": "dsg_lib",
+    "dsg_lib_observed": "dsg_lib traced+metrics",
     "advanced_alchemy": "advanced-alchemy",
     "fastcrud": "fastcrud",
 }
@@ -319,6 +321,11 @@ def chart(results: dict[str, Any], run: dict[str, Any], path: str) -> bool:
     fig.tight_layout()
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(path) as image:  # a few flat colours: a palette PNG is a third of the size
+        small = image.convert("RGB").quantize(colors=64)
+    small.save(path, optimize=True)
     return True
 
 
@@ -328,6 +335,9 @@ def write(results: dict[str, Any], markdown_text: str, directory: str) -> None:
         json.dump(results, fh, indent=2, default=str)
     with open(os.path.join(directory, "results.md"), "w") as fh:
         fh.write(markdown_text + "\n")
+    if importlib.util.find_spec("matplotlib") is None:  # the bench extra is not installed: no charts
+        sys.stderr.write("matplotlib is not installed: no charts (pip install -e '.[bench]')\n")
+        return
     for run in results["runs"]:
         if run["median_s"]:
             chart(results, run, os.path.join(directory, f"benchmarks-{run['backend']}.png"))

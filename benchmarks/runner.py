@@ -260,6 +260,8 @@ class BackendRun:
     def _children(self, workload: str, names: list[str]) -> None:
         """A memory workload, one fresh subprocess per contender and repeat (clean RSS)."""
         runnable = [n for n in names if _has(n, workload)]
+        if self.quick:  # a smoke run checks dsg_lib's memory targets only: a process start costs seconds
+            runnable = [n for n in runnable if n == "dsg_lib"]
         for repeat in range(self.stream_repeats):
             shift = repeat % len(runnable) if runnable else 0
             for name in runnable[shift:] + runnable[:shift]:
@@ -332,13 +334,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", default="", help="comma list of workloads: " + ", ".join(WORKLOAD_KEYS))
     parser.add_argument("--contenders", default="", help="comma list of: " + ", ".join(CONTENDERS))
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 repeat (CI smoke test)")
+    parser.add_argument("--observed", action="store_true",
+                        help="add dsg_lib_observed: dsg_lib with tracing + metrics on, beside dsg_lib (off)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, 1 repeat, memory workloads for dsg_lib only (CI smoke test)",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 5)")
     parser.add_argument(
         "--stream-repeats",
         type=int,
         default=None,
-        help="repeats of the 1M-row stream (default 1; each is a fresh process)",
+        help="repeats of the memory workloads, stream and insert_memory (default 1; each a fresh process)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every timed run")
     parser.add_argument(
@@ -372,7 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     all_backends = backends()
     chosen = _split(args.backends, list(all_backends), "backend")
     only = _split(args.only, WORKLOAD_KEYS, "workload") if args.only else list(WORKLOAD_KEYS)
-    names = _split(args.contenders, tuple(CONTENDERS), "contender") if args.contenders else list(CONTENDERS)
+    default = [n for n in CONTENDERS if n != "dsg_lib_observed"]  # opt-in: --observed
+    names = _split(args.contenders, tuple(CONTENDERS), "contender") if args.contenders else default
+    if args.observed and "dsg_lib_observed" not in names:
+        names.insert(names.index("dsg_lib") + 1 if "dsg_lib" in names else len(names), "dsg_lib_observed")
     skipped = [n for n in names if not available(n)]
     names = [n for n in names if n not in skipped]
     if skipped:

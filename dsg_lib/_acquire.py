@@ -27,8 +27,9 @@ from loguru import logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from . import _engine, _scope, routing
+from . import _engine, _scope, consistency, routing
 from .errors import DatabaseUnavailableError, InvalidInputError, NotConnectedError
+from .observability import _hooks as _observe
 
 if TYPE_CHECKING:
     from .config import DBConfig
@@ -82,7 +83,7 @@ class Acquirer:
     # ------------------------------------------------------------------ connections
     async def checkout(self, engine: AsyncEngine) -> AsyncConnection:
         """A pooled connection of ``engine``, pinged first if idle past the pre-ping window."""
-        conn = await engine.connect()
+        conn = await (_observe.checkout(self.config, engine) if _observe.ACTIVE else engine.connect())
         window = self.config.pre_ping_window
         if window is None:
             return conn
@@ -108,8 +109,11 @@ class Acquirer:
         if target == "write" and route == "replica":
             raise InvalidInputError("a write operation inside 'async with db.read_only()'")
         with self.config.errors():
-            if target == "read" and route != "primary" and self.config.replicas:
+            wanted = consistency.wanted_of(self)  # consistent_with(token): None = the primary
+            if target == "read" and route != "primary" and self.config.replicas and wanted is not None:
                 conn = await self.config.replicas.connect(autocommit, self.checkout, self.config.translate)
+                if conn is not None and wanted > 0:
+                    conn = await consistency.keep_if_caught_up(self, conn, wanted)
                 if conn is not None:
                     return conn
                 if route == "replica":

@@ -10,6 +10,9 @@ from .errors import ConfigurationError
 
 SERVERS = frozenset({"postgresql", "mysql", "mariadb"})
 ALL = frozenset({"sqlite"}) | SERVERS
+#: dialects devsetgo-lib accepted and dsg_lib passes through to SQLAlchemy untested:
+#: only the URL parts and SQLAlchemy's own engine keys apply, no dsg_lib hooks
+PASS_THROUGH = frozenset({"oracle", "mssql", "cockroachdb"})
 ISOLATION_LEVELS = (
     "AUTOCOMMIT",
     "READ UNCOMMITTED",
@@ -106,12 +109,25 @@ KEYS: dict[str, KeySpec] = {
         "a str or bytes of at least 16 characters (HMAC key for keyset cursors)",
     ),
     "pgbouncer": KeySpec("library", _is_bool, "a bool", frozenset({"postgresql"})),
+    "wsrep_sync_wait": KeySpec(
+        "library",
+        lambda v: v is None or (_is_int(0)(v) and v <= 15),
+        "an int 0..15 (Galera causal reads: 1 = reads wait for the cluster) or None",
+        frozenset({"mysql", "mariadb"}),
+    ),
     "pre_ping_window_ms": KeySpec(
         "library", _is_int(0), "an int >= 0 (milliseconds; 0 pings every checkout)", SERVERS
     ),
 }
 
 URL_PARTS = ("dialect", "driver", "host", "port", "username", "password", "database")
+
+
+def applies(spec: KeySpec, backend: str) -> bool:
+    """Whether a key of ``spec`` can be used with ``backend``."""
+    if backend in PASS_THROUGH:
+        return spec.kind in ("url", "engine")
+    return backend in spec.dialects
 
 
 def validate(config: Mapping[str, Any], backend: str, in_memory: bool) -> None:
@@ -121,12 +137,12 @@ def validate(config: Mapping[str, Any], backend: str, in_memory: bool) -> None:
         if spec is None:
             raise ConfigurationError(
                 f"unknown config key '{key}' for dialect '{backend}'; accepted: "
-                f"{', '.join(sorted(k for k, s in KEYS.items() if backend in s.dialects))}"
+                f"{', '.join(sorted(k for k, s in KEYS.items() if applies(s, backend)))}"
             )
-        if backend not in spec.dialects:
+        if not applies(spec, backend):
+            where = ", ".join(sorted(spec.dialects))
             raise ConfigurationError(
-                f"config key '{key}' cannot be used with dialect '{backend}'; it applies to: "
-                f"{', '.join(sorted(spec.dialects))}"
+                f"config key '{key}' cannot be used with dialect '{backend}'; it applies to: {where}"
             )
         if in_memory and not spec.memory_ok:
             raise ConfigurationError(

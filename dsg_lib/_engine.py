@@ -13,6 +13,7 @@ from sqlalchemy import event, pool
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ._config_keys import PASS_THROUGH
 from ._sizes import install_size_guard
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -70,6 +71,8 @@ def build_engine(
             # (pool_size, pool_timeout, ...) and the behaviour must not depend on the version.
             kwargs["poolclass"] = pool.AsyncAdaptedQueuePool
         kwargs.setdefault("pool_pre_ping", False)
+    elif backend in PASS_THROUGH:
+        kwargs.setdefault("pool_pre_ping", True)  # SQLAlchemy's own pre-ping: no dsg_lib hooks here
     else:
         # dsg_lib pings idle connections itself (is_alive, called by _acquire): one round
         # trip and only past pre_ping_window_ms, where SQLAlchemy's pre-ping costs up to

@@ -19,6 +19,10 @@ ASYNC_DRIVERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "postgresql": ("asyncpg", ("asyncpg",)),
     "mysql": ("aiomysql", ("aiomysql", "asyncmy")),
     "mariadb": ("aiomysql", ("aiomysql", "asyncmy")),
+    # passed through to SQLAlchemy as devsetgo-lib did (see _config_keys.PASS_THROUGH)
+    "oracle": ("oracledb", ("oracledb",)),
+    "mssql": ("aioodbc", ("aioodbc",)),
+    "cockroachdb": ("asyncpg", ("asyncpg",)),
 }
 #: sync drivers we silently know how to upgrade from
 SYNC_DRIVERS = {
@@ -40,7 +44,11 @@ DRIVER_PACKAGES = {
     "asyncpg": ("asyncpg", "postgres"),
     "aiomysql": ("aiomysql", "mysql"),
     "asyncmy": ("asyncmy", "asyncmy"),
+    "oracledb": ("oracledb", None),
+    "aioodbc": ("aioodbc", None),
 }
+#: dialects that live in a package of their own: backend -> (importable module, pip package)
+DIALECT_PACKAGES = {"cockroachdb": ("sqlalchemy_cockroachdb", "sqlalchemy-cockroachdb")}
 _BACKEND_ALIASES = {"postgres": "postgresql", "sqlite3": "sqlite"}
 
 
@@ -134,4 +142,8 @@ def normalize(url: URL) -> tuple[URL, str]:
         raise MissingDependencyError(
             f"the {backend} driver '{driver}' is not installed; install it with: {hint}"
         )
+    module, package = DIALECT_PACKAGES.get(backend, ("", ""))
+    if module and importlib.util.find_spec(module) is None:
+        hint = f"pip install {package}"
+        raise MissingDependencyError(f"the {backend} dialect is not installed; install it with: {hint}")
     return url, backend

@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from . import _config_keys, _url
+from . import _config_keys, _hosts, _url
 from ._acquire import Acquirer
 from ._endpoint import Endpoint
 from ._engine import (
@@ -99,8 +99,10 @@ class DBConfig:
             raise ConfigurationError(
                 f"give either 'database_uri' or its parts, not both (also got: {', '.join(has_parts)})"
             )
-        url = _url.parse_uri(raw["database_uri"]) if "database_uri" in raw else _url.from_parts(raw)
+        uri, nodes = _hosts.split_hosts(raw.get("database_uri"))
+        url = _url.parse_uri(uri) if "database_uri" in raw else _url.from_parts(raw)
         url, backend = _url.normalize(url)
+        url = self._multi_host_url(url, backend, nodes)
         memory = backend == "sqlite" and is_memory_sqlite(url)
         _config_keys.validate(raw, backend, memory)
 
@@ -119,10 +121,15 @@ class DBConfig:
             engine, self._keeper = build_engine(url, backend, engine_opts, library)
         #: the primary: its engine, the no-BEGIN twin and one pool per event loop
         self.primary = Endpoint(engine, autocommit_options(backend, library), _url.mask(url))
+        #: True when the URI lists several hosts (failover between them)
+        self.multi_host: bool = bool(nodes)
+        self.nodes = _hosts.install(engine, backend, nodes) if nodes else None
+        if library.get("wsrep_sync_wait"):
+            _hosts.install_sync_wait(engine, int(library["wsrep_sync_wait"]))
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping
         self.pre_ping_window: float | None = (
             None
-            if backend == "sqlite" or engine_opts.get("pool_pre_ping") is False
+            if backend not in _config_keys.SERVERS or engine_opts.get("pool_pre_ping") is False
             else library.get("pre_ping_window_ms", DEFAULT_PRE_PING_WINDOW_MS) / 1000.0
         )
         #: stops the statement of a cancelled operation (see _engine.StatementStopper)
@@ -131,6 +138,14 @@ class DBConfig:
         self._users = 0
         self.replicas = self._build_replicas(library, backend, engine_opts)
         logger.info("dsg_lib: engine configured for {}", self.safe_url)
+
+    @staticmethod
+    def _multi_host_url(url: URL, backend: str, nodes: list[_hosts.Node]) -> URL:
+        if not nodes:
+            return url
+        if backend == "sqlite":
+            raise ConfigurationError("'database_uri' lists several hosts; SQLite has none")
+        return _hosts.postgres_multihost(url, nodes) if backend == "postgresql" else url
 
     def _build_replicas(
         self, library: dict[str, Any], backend: str, engine_opts: dict[str, Any]

@@ -17,7 +17,6 @@ Examples:
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -29,10 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from . import _scope, routing
+from . import consistency as _consistency
 from ._acquire import Acquirer
+from ._retry import DEFAULT_FAILOVER_SECONDS, Retrier
 from ._tables import TablesMixin
 from .config import DBConfig
 from .errors import DatabaseError, DatabaseUnavailableError, InvalidInputError, TransactionConflictError
+from .observability import query_budget as _query_budget
 
 __all__ = ["AsyncDatabase"]
 
@@ -240,6 +242,32 @@ class AsyncDatabase(TablesMixin):
         """
         return _scope.transaction(self.acquire)
 
+    def query_budget(self, max_queries: int) -> _query_budget:
+        """Fail the block if it issues more than ``max_queries`` statements (N+1 detection).
+
+        Counts every statement this task (and tasks it starts) sends inside
+        the block, through any session or connection, lazy loads included;
+        transaction control (``BEGIN``, ``COMMIT``, ``SAVEPOINT``) is not
+        counted. See `dsg_lib.observability.query_budget`.
+
+        Raises:
+            QueryBudgetExceededError: at the end of the block, listing the
+                statements (SQL text only, never values).
+
+        Examples:
+            >>> import asyncio
+            >>> from sqlalchemy import text
+            >>> async def main():
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async with db.query_budget(max_queries=2) as budget:
+            ...             async with db.get_db_session() as session:
+            ...                 await session.execute(text("select 1"))
+            ...         return budget.count
+            >>> asyncio.run(main())
+            1
+        """
+        return _query_budget(max_queries)
+
     def current_session(self) -> AsyncSession:
         """The session of the enclosing ``transaction()`` or request scope.
 
@@ -323,12 +351,61 @@ class AsyncDatabase(TablesMixin):
         """
         return routing.routed(self.acquire, "replica")
 
+    async def consistency_token(self) -> str:
+        """A token for every write committed so far; pass it to `consistent_with` later.
+
+        Call it after a write transaction commits (e.g. at the end of a POST)
+        and hand it to the client; the client's next request presents it so
+        its reads see that write even when they go to a read replica. On
+        PostgreSQL it is the primary's WAL position (``pg:<lsn>``), read with
+        one query; elsewhere it is ``"primary"`` (reads go to the primary).
+
+        Examples:
+            >>> import asyncio
+            >>> async def main():
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         return await db.consistency_token()
+            >>> asyncio.run(main())
+            'primary'
+        """
+        self.acquire.check_open()
+        if self.db_config.dialect != "postgresql":
+            return _consistency.PRIMARY_TOKEN
+        async with routing.routed(self.acquire, "primary"), self.acquire.connection(write=False) as conn:
+            return await _consistency.primary_token(conn, self.db_config.dialect)
+
+    def consistent_with(self, token: str | None) -> AbstractAsyncContextManager[None]:
+        """Make this block's reads see everything ``token`` stands for (read-your-writes).
+
+        A read goes to a read replica only when that replica has replayed
+        past the token, else to the primary. ``None`` or ``""`` changes nothing.
+
+        Args:
+            token: A string from `consistency_token`.
+
+        Raises:
+            InvalidInputError: ``token`` is not a consistency token.
+
+        Examples:
+            >>> import asyncio
+            >>> async def main():
+            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
+            ...         async with db.consistent_with(await db.consistency_token()):
+            ...             return (await db.health_check())["ok"]
+            >>> asyncio.run(main())
+            True
+        """
+        if token:
+            _consistency.parse_token(token)  # a bad token fails here, not at the first read
+        return _consistency.consistent(self.acquire, token)
+
     async def run_in_transaction(
         self,
         fn: Callable[[AsyncSession], Awaitable[T]],
         retries: int = 3,
         *,
         backoff: float = 0.05,
+        unavailable_timeout: float | None = None,
     ) -> T:
         """Run ``await fn(session)`` in ``transaction()``, re-running it on conflicts.
 
@@ -341,13 +418,17 @@ class AsyncDatabase(TablesMixin):
             fn: The unit of work. It may run more than once: keep side effects
                 outside the database idempotent.
             retries: How many times to re-run after a conflict.
-            backoff: The first sleep in seconds; it doubles each retry.
+            backoff: The first sleep in seconds; it doubles each retry (at most 1 s).
+            unavailable_timeout: Seconds to keep re-running after
+                ``DatabaseUnavailableError`` (a failover in progress). Default:
+                15 when the URI lists several hosts, else 0 (no retry).
 
         Returns:
             What ``fn`` returned.
 
         Raises:
             TransactionConflictError: still conflicting after ``retries`` re-runs.
+            DatabaseUnavailableError: still unavailable after ``unavailable_timeout``.
 
         Examples:
             >>> import asyncio
@@ -362,25 +443,17 @@ class AsyncDatabase(TablesMixin):
         """
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
-        attempt = 0
+        if unavailable_timeout is None:
+            unavailable_timeout = DEFAULT_FAILOVER_SECONDS if self.db_config.multi_host else 0.0
+        retrier = Retrier(retries, backoff, unavailable_timeout)
         while True:
             try:
                 async with self.transaction() as session:
                     return await fn(session)
-            except TransactionConflictError as exc:
+            except (TransactionConflictError, DatabaseUnavailableError) as exc:
                 # a savepoint cannot be re-run alone: the enclosing transaction decides
-                if attempt >= retries or self.acquire.in_transaction():
+                if self.acquire.in_transaction() or not await retrier.again(exc):
                     raise
-                attempt += 1
-                sleep = backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-                logger.warning(
-                    "dsg_lib: transaction conflict ({}), retry {}/{} in {:.3f}s",
-                    exc.details[:120],
-                    attempt,
-                    retries,
-                    sleep,
-                )
-                await asyncio.sleep(sleep)
 
     # ------------------------------------------------------------------ health
     def pool_status(self) -> dict[str, int]:

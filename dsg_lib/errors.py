@@ -15,8 +15,9 @@ DatabaseError                      .details  .to_dict()  __cause__ = driver erro
 ├── MultipleRecordsFoundError
 ├── ConstraintViolationError       unique / foreign key / not null / check
 ├── TransactionConflictError       deadlock / serialization failure
-└── QueryError                     anything else the database rejected
-    └── StatementTimeoutError      the statement ran past its time limit
+├── QueryError                     anything else the database rejected
+│   └── StatementTimeoutError      the statement ran past its time limit
+└── QueryBudgetExceededError       a query_budget() block issued too many statements
 ```
 
 Driver errors (asyncpg, aiomysql / asyncmy / PyMySQL, sqlite3 through
@@ -55,6 +56,7 @@ __all__ = [
     "MultipleRecordsFoundError",
     "NotConnectedError",
     "PoolTimeoutError",
+    "QueryBudgetExceededError",
     "QueryError",
     "RecordNotFoundError",
     "SessionMissingError",
@@ -237,6 +239,47 @@ class StatementTimeoutError(QueryError):
     """
 
 
+class QueryBudgetExceededError(DatabaseError, AssertionError):
+    """A ``db.query_budget(max_queries=N)`` block issued more than ``N`` statements.
+
+    Raised when the block ends. The message lists the statements (SQL text
+    only, never bound values), repeated ones counted once with ``(xN)``: an
+    N+1 pattern shows as one statement repeated once per row. It is also an
+    ``AssertionError``, so a test fails with it like with ``assert``.
+
+    Attributes:
+        max_queries: The budget.
+        statements: Every counted statement's SQL text, in order.
+
+    Examples:
+        >>> err = QueryBudgetExceededError(max_queries=1, statements=["SELECT 1", "SELECT 1"])
+        >>> print(err)
+        2 statements issued, budget 1:
+          2x SELECT 1
+    """
+
+    def __init__(
+        self, details: str = "", *, max_queries: int = 0, statements: list[str] | None = None
+    ) -> None:
+        self.max_queries = max_queries
+        self.statements = list(statements or [])
+        if not details:
+            details = _budget_report(self.max_queries, self.statements)
+        super().__init__(details)
+
+
+def _budget_report(max_queries: int, statements: list[str], width: int = 300) -> str:
+    """Group identical statements, in order of first use, each one on a line."""
+    counts: dict[str, int] = {}
+    for statement in statements:
+        text = " ".join(statement.split())
+        text = text[:width] + ("..." if len(text) > width else "")
+        counts[text] = counts.get(text, 0) + 1
+    lines = [f"{len(statements)} statements issued, budget {max_queries}:"]
+    lines += [f"  {n}x {text}" for text, n in counts.items()]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- #
 # Classification tables                                                        #
 # --------------------------------------------------------------------------- #
@@ -261,6 +304,7 @@ _MY_CONSTRAINT = {
 _MY_CONFLICT = {1213, 1205, 1020}
 _MY_UNAVAILABLE = {
     1040,
+    1047,  # Galera: node not in the primary component ("WSREP has not yet prepared node")
     1044,
     1045,
     1049,
@@ -469,6 +513,8 @@ def _classify(
     if isinstance(exc, sa_exc.TimeoutError):
         return PoolTimeoutError(f"connection pool exhausted: {message}")
 
+    if _server_gone(exc, chain):
+        return DatabaseUnavailableError(f"the server is no longer the primary (failover?): {message}")
     errno = _mysql_errno(chain)  # before SQLSTATE: MySQL's are too coarse ("23000")
     if errno is not None:
         return _from_mysql_errno(errno, message)
@@ -502,6 +548,17 @@ def _classify(
     if isinstance(exc, (sa_exc.ArgumentError, sa_exc.CompileError)):
         return InvalidInputError(message)
     return QueryError(message or type(exc).__name__)
+
+
+def _server_gone(exc: BaseException, chain: list[BaseException]) -> bool:
+    """A demoted primary (read-only, flagged as a disconnect by a multi-host engine) or no writable host."""
+    if any(type(item).__name__ == "TargetServerAttributeNotMatched" for item in chain):
+        return True
+    return (
+        isinstance(exc, sa_exc.DBAPIError)
+        and exc.connection_invalidated
+        and _first_attr(chain, "sqlstate") == "25006"
+    )
 
 
 def _from_sqlstate(sqlstate: str, chain: list[BaseException], message: str) -> DatabaseError:

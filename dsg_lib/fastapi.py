@@ -21,12 +21,14 @@ from typing import Any
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .consistency import PRIMARY_TOKEN, WriteTracker, parse_token
 from .database import AsyncDatabase
 from .errors import (
     ConstraintViolationError,
     DatabaseError,
     DatabaseUnavailableError,
     InvalidInputError,
+    MissingDependencyError,
     RecordNotFoundError,
     TransactionConflictError,
 )
@@ -35,17 +37,18 @@ try:
     from fastapi import APIRouter, FastAPI, Request
     from fastapi.responses import JSONResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    from .errors import MissingDependencyError
-
     raise MissingDependencyError(
         'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg-lib[fastapi]"'
     ) from exc
 
 __all__ = [
+    "CONSISTENCY_HEADER",
+    "ConsistencyMiddleware",
     "DBSessionMiddleware",
     "error_response",
     "health_router",
     "lifespan",
+    "metrics_router",
     "register_exception_handlers",
     "session_dependency",
 ]
@@ -199,6 +202,45 @@ def health_router(db: AsyncDatabase, path: str = "/health") -> APIRouter:
     return router
 
 
+def metrics_router(db: Any, path: str = "/metrics", *, registry: Any = None) -> APIRouter:
+    """A router with ``GET path`` serving Prometheus metrics (text format); needs ``prometheus-client``.
+
+    Without ``registry`` it serves a private registry holding only
+    ``PrometheusCollector(db)`` (``db``: a database or a mapping name ->
+    database); with one, it serves that registry (register the collector in
+    it yourself). Request spans: each request's ``transaction()`` (from
+    `DBSessionMiddleware` or `session_dependency`) is a ``dsg_lib.transaction``
+    span under the server span, once ``dsg_lib.observability.instrument(db)`` ran.
+
+    Examples:
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> router = metrics_router(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
+        >>> [r.path for r in router.routes]
+        ['/metrics']
+    """
+    from starlette.responses import Response
+
+    from .observability import PrometheusCollector
+
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    except ImportError as exc:  # pragma: no cover - exercised only without prometheus-client
+        raise MissingDependencyError(
+            'metrics_router needs prometheus-client; install it with: pip install "dsg-lib[prometheus]"'
+        ) from exc
+
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(PrometheusCollector(db))
+    router = APIRouter()
+
+    @router.get(path, include_in_schema=False)
+    async def _metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
 class DBSessionMiddleware:
     """ASGI middleware: one transaction per HTTP request, reachable via ``db.current_session()``.
 
@@ -269,3 +311,74 @@ class DBSessionMiddleware:
             await response(scope, receive, send)
             return
         await _flush()
+
+
+#: the response header carrying a consistency token, and the request header sending it back
+CONSISTENCY_HEADER = "X-Consistency-Token"
+
+
+class ConsistencyMiddleware:
+    """ASGI middleware: read-your-writes across requests, through read replicas.
+
+    After a request that committed a write on the primary, the response
+    carries ``X-Consistency-Token`` (see `AsyncDatabase.consistency_token`).
+    A request that sends the header back has every read made through ``db``
+    served by a replica that has replayed that write, else by the primary
+    (`AsyncDatabase.consistent_with`). A malformed token sends the reads to
+    the primary. Add it after `DBSessionMiddleware` (so it wraps it and sees
+    the request's commit).
+
+    Args:
+        app: The ASGI app.
+        db: The database.
+        header: The header name.
+
+    Examples:
+        >>> from fastapi import FastAPI
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> app = FastAPI()
+        >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+        >>> app.add_middleware(ConsistencyMiddleware, db=db)
+    """
+
+    def __init__(self, app: Any, db: AsyncDatabase, header: str = CONSISTENCY_HEADER) -> None:
+        self.app = app
+        self.db = db
+        self.header = header
+        self._raw_header = header.lower().encode("latin-1")
+        self._tracker = WriteTracker()
+
+    def _request_token(self, scope: dict[str, Any]) -> str | None:
+        for name, value in scope.get("headers", ()):
+            if name == self._raw_header:
+                token = bytes(value).decode("latin-1").strip()
+                try:
+                    parse_token(token)
+                except DatabaseError:
+                    logger.debug("dsg_lib: malformed {} header; reads go to the primary", self.header)
+                    return PRIMARY_TOKEN
+                return token or None
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self._tracker.attach(self.db.engine)
+
+        with self._tracker.watch() as commits:
+
+            async def send_with_token(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start" and commits and message["status"] < 400:
+                    try:
+                        token = await self.db.consistency_token()
+                    except DatabaseError as exc:  # the write is done; only the token is missing
+                        logger.warning("dsg_lib: no consistency token for this response: {}", exc.details)
+                    else:
+                        headers = list(message.get("headers", []))
+                        headers.append((self._raw_header, token.encode("latin-1")))
+                        message = {**message, "headers": headers}
+                await send(message)
+
+            async with self.db.consistent_with(self._request_token(scope)):
+                await self.app(scope, receive, send_with_token)

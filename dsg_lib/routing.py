@@ -61,6 +61,11 @@ class Replica:
         return self.endpoint.safe_url
 
     @property
+    def engine(self) -> AsyncEngine:
+        """The replica's engine, with the running event loop's pool in place."""
+        return self.endpoint.engine()
+
+    @property
     def healthy(self) -> bool:
         return time.monotonic() >= self.down_until
 

@@ -43,6 +43,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -53,8 +54,9 @@ from sqlalchemy.orm import DeclarativeBase
 from .config import DBConfig
 from .database import AsyncDatabase
 from .errors import InvalidInputError
+from .observability import query_budget
 
-__all__ = ["database_fixtures", "isolated"]  # the pytest hook below is found by name, not API
+__all__ = ["database_fixtures", "isolated"]  # the pytest hooks below are found by name, not API
 
 
 @asynccontextmanager
@@ -138,6 +140,36 @@ def database_fixtures(
 _FIXTURE_NAMES: set[str] = set()
 
 
+def pytest_configure(config: Any) -> None:
+    """Pytest hook: registers the ``max_queries`` marker.
+
+    Examples:
+        >>> class Config:
+        ...     def addinivalue_line(self, name, line):
+        ...         print(name, line.split(":")[0])
+        >>> pytest_configure(Config())
+        markers max_queries(n)
+    """
+    config.addinivalue_line(
+        "markers",
+        "max_queries(n): fail the test if its body issues more than n SQL statements "
+        "(dsg_lib.testing; fixtures are not counted)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Pytest hook (``pytest_plugins = ["dsg_lib.testing"]``): run tests marked
+    ``@pytest.mark.max_queries(n)`` inside ``query_budget(n)``.
+
+    Examples:
+        >>> pytest_collection_modifyitems([])
+    """
+    for item in items:
+        marker = item.get_closest_marker("max_queries")
+        if marker is not None:
+            _budget_test(item, marker)
+
+
 def _mark_asyncio(items: list[Any]) -> None:
     """Mark async tests that use a `database_fixtures` fixture as asyncio tests.
 
@@ -175,3 +207,25 @@ try:
     pytest_pycollect_makeitem = _plugin_hooks()
 except ImportError:  # pytest not installed: isolated() still works
     pass
+
+
+def _budget_test(item: Any, marker: Any) -> None:
+    """Run the test function (not its fixtures) inside ``query_budget(n)``."""
+    limit = marker.args[0] if marker.args else marker.kwargs.get("n")
+    test = item.obj
+    if inspect.iscoroutinefunction(test):
+
+        @functools.wraps(test)
+        async def budgeted(*args: Any, **kwargs: Any) -> Any:
+            async with query_budget(limit):
+                return await test(*args, **kwargs)
+
+        item.obj = budgeted
+    else:
+
+        @functools.wraps(test)
+        def budgeted_sync(*args: Any, **kwargs: Any) -> Any:
+            with query_budget(limit):
+                return test(*args, **kwargs)
+
+        item.obj = budgeted_sync

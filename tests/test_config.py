@@ -407,8 +407,8 @@ def test_uri_of_wrong_type() -> None:
 
 
 def test_unsupported_dialect_lists_accepted() -> None:
-    message = _config_error({"database_uri": "oracle://u:secretpw@h/db"})
-    assert "oracle" in message
+    message = _config_error({"database_uri": "db2://u:secretpw@h/db"})
+    assert "db2" in message
     assert "postgresql" in message and "sqlite" in message and "mysql" in message
     assert "secretpw" not in message
 
@@ -735,3 +735,36 @@ async def test_server_pre_ping_replaces_a_killed_pooled_connection(
             await session.execute(text(own_id))
     for database in (no_ping, admin):
         await database.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("uri", "missing", "hint"),
+    [
+        ("oracle+oracledb://u:p@h/d", "oracledb", "pip install oracledb"),
+        ("mssql+aioodbc://u:p@h/d", "aioodbc", "pip install aioodbc"),
+        ("cockroachdb+asyncpg://u:p@h/d", "sqlalchemy_cockroachdb", "pip install sqlalchemy-cockroachdb"),
+    ],
+)
+def test_pass_through_dialect_without_its_package_names_it(
+    hide_module: set[str], uri: str, missing: str, hint: str
+) -> None:
+    """Oracle, SQL Server and CockroachDB are accepted as devsetgo-lib accepted them; a missing
+    driver or dialect package is a MissingDependencyError saying what to install."""
+    hide_module.add(missing)
+    with pytest.raises(MissingDependencyError, match=hint) as err:
+        DBConfig({"database_uri": uri})
+    assert "p@" not in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["slow_query_ms", "statement_timeout_ms", "read_replicas", "busy_timeout_ms"])
+def test_pass_through_dialects_refuse_dsg_lib_keys(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """dsg_lib's own keys need its per-dialect hooks, which pass-through dialects do not get:
+    refused by name, before an engine is built."""
+    from dsg_lib import _url
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(  # the driver counts as installed whether or not this venv has it
+        _url.importlib.util, "find_spec", lambda name, *a: object() if name == "oracledb" else real(name, *a)
+    )
+    with pytest.raises(ConfigurationError, match=f"'{key}' cannot be used with dialect 'oracle'"):
+        DBConfig({"database_uri": "oracle+oracledb://u:p@h/d", key: 5})

@@ -713,6 +713,40 @@ class DsgLib(Contender):
         return n
 
 
+class DsgLibObserved(DsgLib):
+    """dsg_lib with tracing and metrics on (OpenTelemetry SDK, spans dropped, not exported):
+    the cost of observability per operation, next to ``dsg_lib`` (off)."""
+
+    name = "dsg_lib_observed"
+    label = "dsg_lib traced"
+
+    async def open(self) -> None:
+        await super().open()
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+        from dsg_lib.observability import instrument
+
+        class Dropped(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(Dropped()))
+        self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        instrument(self.db, tracer_provider=self.tracer_provider, meter_provider=self.meter_provider)
+
+    async def close(self) -> None:
+        from dsg_lib.observability import uninstrument
+
+        uninstrument(self.db)
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+        await super().close()
+
+
 # ====================================================================== peers
 class AdvancedAlchemy(_SQLAlchemyContender):
     """advanced-alchemy repositories, one session per operation (its FastAPI/Litestar pattern)."""
@@ -876,10 +910,15 @@ CONTENDERS: dict[str, type[Contender] | None] = {
     "core": Core,
     "orm": Orm,
     "dsg_lib": DsgLib,
+    "dsg_lib_observed": DsgLibObserved,
     "advanced_alchemy": AdvancedAlchemy,
     "fastcrud": FastCrud,
 }
-PEER_MODULES = {"advanced_alchemy": "advanced_alchemy", "fastcrud": "fastcrud"}
+PEER_MODULES = {
+    "advanced_alchemy": "advanced_alchemy",
+    "fastcrud": "fastcrud",
+    "dsg_lib_observed": "opentelemetry.sdk",
+}
 
 
 def available(name: str) -> bool:

@@ -21,6 +21,7 @@ LABELS = {
     "core": "SA Core",
     "orm": "SA ORM",
     "dsg_lib": "dsg_lib",
+    "dsg_lib_observed": "dsg_lib traced+metrics",
     "advanced_alchemy": "advanced-alchemy",
     "fastcrud": "fastcrud",
 }

@@ -334,6 +334,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", default="", help="comma list of workloads: " + ", ".join(WORKLOAD_KEYS))
     parser.add_argument("--contenders", default="", help="comma list of: " + ", ".join(CONTENDERS))
+    parser.add_argument("--observed", action="store_true",
+                        help="add dsg_lib_observed: dsg_lib with tracing + metrics on, beside dsg_lib (off)")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -378,7 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     all_backends = backends()
     chosen = _split(args.backends, list(all_backends), "backend")
     only = _split(args.only, WORKLOAD_KEYS, "workload") if args.only else list(WORKLOAD_KEYS)
-    names = _split(args.contenders, tuple(CONTENDERS), "contender") if args.contenders else list(CONTENDERS)
+    default = [n for n in CONTENDERS if n != "dsg_lib_observed"]  # opt-in: --observed
+    names = _split(args.contenders, tuple(CONTENDERS), "contender") if args.contenders else default
+    if args.observed and "dsg_lib_observed" not in names:
+        names.insert(names.index("dsg_lib") + 1 if "dsg_lib" in names else len(names), "dsg_lib_observed")
     skipped = [n for n in names if not available(n)]
     names = [n for n in names if n not in skipped]
     if skipped:

@@ -21,6 +21,7 @@ from .errors import MissingDependencyError as MissingDependencyError
 from .errors import MultipleRecordsFoundError as MultipleRecordsFoundError
 from .errors import NotConnectedError as NotConnectedError
 from .errors import PoolTimeoutError as PoolTimeoutError
+from .errors import QueryBudgetExceededError as QueryBudgetExceededError
 from .errors import QueryError as QueryError
 from .errors import RecordNotFoundError as RecordNotFoundError
 from .errors import SessionMissingError as SessionMissingError
@@ -51,6 +52,7 @@ __all__ = [
     "NotConnectedError",
     "Page",
     "PoolTimeoutError",
+    "QueryBudgetExceededError",
     "QueryError",
     "RecordNotFoundError",
     "SchemaBaseMySQL",

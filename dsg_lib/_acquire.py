@@ -10,16 +10,17 @@ pinning and the cancellation policy each exist once:
   connection turns out dead is run once more on a fresh one (`Acquirer.read`),
   a write never is;
 * on any error the work is rolled back and the connection released, shielded
-  from a second cancellation; a cancelled statement is stopped on the server
-  first (see `_engine.StatementStopper`) and a connection that may be mid-reply
-  is discarded instead of pooled.
+  from a second cancellation. A statement cancelled mid-flight is stopped on
+  the server (`_engine.StatementStopper`) and SQLAlchemy discards its
+  connection instead of pooling it; the cancelled operation returns once the
+  server has let go of the statement.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from loguru import logger
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from . import _engine, _scope, consistency, routing
 from .errors import DatabaseUnavailableError, InvalidInputError, NotConnectedError
+from .observability import _hooks as _observe
 
 if TYPE_CHECKING:
     from .config import DBConfig
@@ -81,7 +83,7 @@ class Acquirer:
     # ------------------------------------------------------------------ connections
     async def checkout(self, engine: AsyncEngine) -> AsyncConnection:
         """A pooled connection of ``engine``, pinged first if idle past the pre-ping window."""
-        conn = await engine.connect()
+        conn = await (_observe.checkout(self.config, engine) if _observe.ACTIVE else engine.connect())
         window = self.config.pre_ping_window
         if window is None:
             return conn
@@ -116,8 +118,7 @@ class Acquirer:
                     return conn
                 if route == "replica":
                     logger.warning("dsg_lib: no healthy read replica; read_only() block reads the primary")
-            engine = self.config.autocommit_engine if autocommit else self.config.engine
-            return await self.checkout(engine)
+            return await self.checkout(self.config.primary.engine(autocommit))
 
     @asynccontextmanager
     async def connection(
@@ -213,42 +214,32 @@ class Acquirer:
 
     async def read(
         self,
-        fn: Callable[[AsyncConnection], Awaitable[T]],
+        fn: Callable[[Any], Awaitable[T]],
         session: AsyncSession | None = None,
+        *,
+        orm: bool = False,
     ) -> T:
-        """``await fn(conn)`` for a Core read, run once more if its pooled connection was dead.
+        """``await fn(conn)`` for one read (``fn(session)`` with ``orm=True``), run
+        once more on a fresh connection if its pooled connection turned out dead.
 
-        Connections used within the pre-ping window are not pinged, so a
-        server restart or a killed backend shows up as the first statement
-        failing; a read outside a transaction is safe to repeat.
+        Connections used within the pre-ping window are not pinged, so a server
+        restart or a killed backend shows up as the first statement failing. A
+        read outside a transaction is safe to repeat; anything else raises.
         """
         retry = session is None and self.pinned is None and not self.in_transaction()
-        try:
-            async with self.connection(session, write=False) as conn:
-                return await fn(conn)
-        except DatabaseUnavailableError as exc:
-            if not (retry and _lost_connection(exc)):
-                raise
-            logger.warning("dsg_lib: pooled connection was dead; read retried on a fresh one")
-        async with self.connection(None, write=False) as conn:
-            return await fn(conn)
 
-    async def read_session(
-        self,
-        fn: Callable[[AsyncSession], Awaitable[T]],
-        session: AsyncSession | None = None,
-    ) -> T:
-        """Like `read` for reads that need an ORM session."""
-        retry = session is None and self.pinned is None and not self.in_transaction()
+        def handle(given: AsyncSession | None) -> AbstractAsyncContextManager[Any]:
+            return self.session(given, write=False) if orm else self.connection(given, write=False)
+
         try:
-            async with self.session(session, write=False) as own:
-                return await fn(own)
+            async with handle(session) as first:
+                return await fn(first)
         except DatabaseUnavailableError as exc:
             if not (retry and _lost_connection(exc)):
                 raise
             logger.warning("dsg_lib: pooled connection was dead; read retried on a fresh one")
-        async with self.session(None, write=False) as own:
-            return await fn(own)
+        async with handle(None) as second:
+            return await fn(second)
 
     async def ping(self) -> None:
         """``SELECT 1`` on the primary (``connect()`` and ``health_check()``)."""
@@ -281,36 +272,30 @@ class Acquirer:
 
     # ------------------------------------------------------------------ cleanup
     async def _discard(self, conn: AsyncConnection, session: AsyncSession | None, exc: BaseException) -> None:
-        """Roll back and release after a failure, even while being cancelled.
+        """Roll back and release after a failure (``exc``), even while being cancelled.
 
-        A cancelled statement may still run on the server (or, for SQLite, in
-        the driver's thread): it is stopped first. A MySQL connection cancelled
-        mid-reply cannot be reused ("Commands out of sync"), so it is dropped.
+        A statement cancelled mid-flight has already been stopped and its
+        connection discarded by then (``_engine.StatementStopper`` and
+        SQLAlchemy's handling of ``CancelledError``); what is left is to end the
+        transaction and give the connection back, shielded from a second cancel.
         """
-        pinned = conn is self.pinned
-        cancelled = isinstance(exc, asyncio.CancelledError)
-        await _shielded(self._rollback_and_release(conn, session, cancelled=cancelled, pinned=pinned))
+        await _shielded(_rollback_and_release(conn, session, pinned=conn is self.pinned))
+        if isinstance(exc, asyncio.CancelledError):
+            await _shielded(self.config.stopper.settle())
 
-    async def _rollback_and_release(
-        self, conn: AsyncConnection, session: AsyncSession | None, *, cancelled: bool, pinned: bool
-    ) -> None:
-        if cancelled and not pinned:
-            await self.config.stopper.stop(conn)
-            if self.backend in ("mysql", "mariadb"):
-                await _quietly(conn.invalidate())
-                await _quietly(conn.close())
-                return
-        try:
-            if session is not None:
-                try:
-                    await session.rollback()
-                finally:
-                    await session.close()
-            elif not pinned:
-                await conn.rollback()
-        finally:
-            if not pinned:
-                await conn.close()
+
+async def _rollback_and_release(conn: AsyncConnection, session: AsyncSession | None, *, pinned: bool) -> None:
+    try:
+        if session is not None:
+            try:
+                await session.rollback()
+            finally:
+                await session.close()
+        elif not pinned:
+            await conn.rollback()
+    finally:
+        if not pinned:
+            await conn.close()
 
 
 async def _release(conn: AsyncConnection | None, session: AsyncSession | None) -> None:
@@ -349,10 +334,19 @@ async def _quietly(step: Awaitable[Any]) -> None:
 
 
 def _lost_connection(exc: BaseException) -> bool:
-    """True if ``exc`` comes from a connection SQLAlchemy found dead (and invalidated)."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+    """True if ``exc`` comes from a connection SQLAlchemy found dead (and invalidated).
+
+    The typed error keeps the driver's error as its cause and SQLAlchemy's
+    wrapper in its context: both links are followed.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
-        cause = cause.__cause__
+        todo.extend((current.__cause__, current.__context__))
     return False

@@ -7,10 +7,11 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, null
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ColumnDefault
 
+from ._values import is_json
 from .errors import ConstraintViolationError, InvalidInputError
 from .filters import model_columns, value_checker
 
@@ -36,10 +37,11 @@ def table_of(model: Any) -> Table:
 class RowChecker:
     """Checks input rows (dicts of column keys) for one model, with per-column fast checkers."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, dialect: str | None = None) -> None:
         self.model = model
         self.columns = model_columns(model)
-        self._checkers = {key: value_checker(column, key) for key, column in self.columns.items()}
+        self._checkers = {key: value_checker(column, key, dialect) for key, column in self.columns.items()}
+        self._json_keys = frozenset(key for key, column in self.columns.items() if is_json(column))
 
     def prepare(self, row: Any, validate: bool, index: int) -> dict[str, Any]:
         """Return ``row`` as a dict of checked values, or raise ``InvalidInputError``."""
@@ -51,7 +53,11 @@ class RowChecker:
         if not validate:
             if not checkers.keys() >= row.keys():
                 self._unknown(row, index)
-            return dict(row)
+            unchecked = dict(row)
+            for key in self._json_keys & unchecked.keys():
+                if unchecked[key] is None:
+                    unchecked[key] = null()  # the one meaning of None in JSON: SQL NULL
+            return unchecked
         try:
             return {key: checkers[key](value) for key, value in row.items()}
         except KeyError:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import SessionMissingError
+from .observability import _hooks as _observe
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -103,18 +104,20 @@ def current_session(owner: object) -> AsyncSession:
 async def transaction(acquirer: Acquirer) -> AsyncIterator[AsyncSession]:
     """Open a transaction on ``acquirer``'s database, or a SAVEPOINT inside an open one."""
     parent = active(acquirer)
-    if parent is not None:
-        async with _savepoint(parent, acquirer) as session:
-            yield session
-        return
-    async with acquirer.transaction_session() as session:
-        scope = Scope(acquirer, session, _CURRENT.get())
-        token = _CURRENT.set(scope)
-        try:
-            yield session
-        finally:
-            scope.closed = True
-            _CURRENT.reset(token)
+    # a span and a latency sample per level when dsg_lib.observability is on; a no-op otherwise
+    with _observe.transaction(acquirer.config, nested=parent is not None):
+        if parent is not None:
+            async with _savepoint(parent, acquirer) as session:
+                yield session
+            return
+        async with acquirer.transaction_session() as session:
+            scope = Scope(acquirer, session, _CURRENT.get())
+            token = _CURRENT.set(scope)
+            try:
+                yield session
+            finally:
+                scope.closed = True
+                _CURRENT.reset(token)
 
 
 @asynccontextmanager

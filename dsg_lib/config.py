@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from . import _config_keys, _hosts, _url
 from ._acquire import Acquirer
+from ._endpoint import Endpoint
 from ._engine import (
     DEFAULT_PRE_PING_WINDOW_MS,
     StatementStopper,
@@ -117,12 +118,14 @@ class DBConfig:
         self.dialect: str = backend
         self.metadata: MetaData = MetaData()
         with map_errors(secrets=self._secrets):
-            self.engine, self._keeper = build_engine(url, backend, engine_opts, library)
+            engine, self._keeper = build_engine(url, backend, engine_opts, library)
+        #: the primary: its engine, the no-BEGIN twin and one pool per event loop
+        self.primary = Endpoint(engine, autocommit_options(backend, library), _url.mask(url))
         #: True when the URI lists several hosts (failover between them)
         self.multi_host: bool = bool(nodes)
-        self.nodes = _hosts.install(self.engine, backend, nodes) if nodes else None
+        self.nodes = _hosts.install(engine, backend, nodes) if nodes else None
         if library.get("wsrep_sync_wait"):
-            _hosts.install_sync_wait(self.engine, int(library["wsrep_sync_wait"]))
+            _hosts.install_sync_wait(engine, int(library["wsrep_sync_wait"]))
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping
         self.pre_ping_window: float | None = (
             None
@@ -130,13 +133,9 @@ class DBConfig:
             else library.get("pre_ping_window_ms", DEFAULT_PRE_PING_WINDOW_MS) / 1000.0
         )
         #: stops the statement of a cancelled operation (see _engine.StatementStopper)
-        self.stopper = StatementStopper(url, backend, engine_opts)
+        self.stopper = StatementStopper(backend, engine_opts)
+        self.stopper.install(engine)
         self._users = 0
-        no_begin = autocommit_options(backend, library)
-        #: the same pool, for single statements that need no BEGIN/COMMIT round trips
-        self.autocommit_engine: AsyncEngine = (
-            self.engine.execution_options(**no_begin) if no_begin else self.engine
-        )
         self.replicas = self._build_replicas(library, backend, engine_opts)
         logger.info("dsg_lib: engine configured for {}", self.safe_url)
 
@@ -165,14 +164,8 @@ class DBConfig:
             options = {k: v for k, v in library.items() if k != "read_replicas"}
             with map_errors(secrets=self._secrets):
                 engine, _ = build_engine(url, backend, engine_opts, options)
-            no_begin = autocommit_options(backend, options)
-            replicas.append(
-                Replica(
-                    safe_url=_url.mask(url),
-                    engine=engine,
-                    autocommit_engine=engine.execution_options(**no_begin) if no_begin else engine,
-                )
-            )
+            self.stopper.install(engine)
+            replicas.append(Replica(Endpoint(engine, autocommit_options(backend, options), _url.mask(url))))
         return ReplicaSet(replicas)
 
     @classmethod
@@ -212,6 +205,19 @@ class DBConfig:
         if isinstance(copy.get("database_uri"), str):
             copy["database_uri"] = _url.mask(copy["database_uri"])
         return copy
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The primary ``AsyncEngine``, with the running event loop's pool in place.
+
+        Each event loop gets a pool of its own on this one engine, so one
+        config serves any number of loops one after the other.
+
+        Examples:
+            >>> DBConfig({"database_uri": "sqlite://"}).engine.dialect.name
+            'sqlite'
+        """
+        return self.primary.engine()
 
     @property
     def url(self) -> URL:
@@ -371,7 +377,7 @@ class DBConfig:
             >>> import asyncio
             >>> asyncio.run(DBConfig({"database_uri": "sqlite://"}).dispose())
         """
-        await self.engine.dispose()
+        await self.primary.dispose()
         await self.replicas.dispose()
         await self.stopper.dispose()
         if self._keeper is not None:

@@ -15,8 +15,9 @@ DatabaseError                      .details  .to_dict()  __cause__ = driver erro
 ├── MultipleRecordsFoundError
 ├── ConstraintViolationError       unique / foreign key / not null / check
 ├── TransactionConflictError       deadlock / serialization failure
-└── QueryError                     anything else the database rejected
-    └── StatementTimeoutError      the statement ran past its time limit
+├── QueryError                     anything else the database rejected
+│   └── StatementTimeoutError      the statement ran past its time limit
+└── QueryBudgetExceededError       a query_budget() block issued too many statements
 ```
 
 Driver errors (asyncpg, aiomysql / asyncmy / PyMySQL, sqlite3 through
@@ -55,6 +56,7 @@ __all__ = [
     "MultipleRecordsFoundError",
     "NotConnectedError",
     "PoolTimeoutError",
+    "QueryBudgetExceededError",
     "QueryError",
     "RecordNotFoundError",
     "SessionMissingError",
@@ -235,6 +237,47 @@ class StatementTimeoutError(QueryError):
         >>> issubclass(StatementTimeoutError, QueryError)
         True
     """
+
+
+class QueryBudgetExceededError(DatabaseError, AssertionError):
+    """A ``db.query_budget(max_queries=N)`` block issued more than ``N`` statements.
+
+    Raised when the block ends. The message lists the statements (SQL text
+    only, never bound values), repeated ones counted once with ``(xN)``: an
+    N+1 pattern shows as one statement repeated once per row. It is also an
+    ``AssertionError``, so a test fails with it like with ``assert``.
+
+    Attributes:
+        max_queries: The budget.
+        statements: Every counted statement's SQL text, in order.
+
+    Examples:
+        >>> err = QueryBudgetExceededError(max_queries=1, statements=["SELECT 1", "SELECT 1"])
+        >>> print(err)
+        2 statements issued, budget 1:
+          2x SELECT 1
+    """
+
+    def __init__(
+        self, details: str = "", *, max_queries: int = 0, statements: list[str] | None = None
+    ) -> None:
+        self.max_queries = max_queries
+        self.statements = list(statements or [])
+        if not details:
+            details = _budget_report(self.max_queries, self.statements)
+        super().__init__(details)
+
+
+def _budget_report(max_queries: int, statements: list[str], width: int = 300) -> str:
+    """Group identical statements, in order of first use, each one on a line."""
+    counts: dict[str, int] = {}
+    for statement in statements:
+        text = " ".join(statement.split())
+        text = text[:width] + ("..." if len(text) > width else "")
+        counts[text] = counts.get(text, 0) + 1
+    lines = [f"{len(statements)} statements issued, budget {max_queries}:"]
+    lines += [f"  {n}x {text}" for text, n in counts.items()]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- #

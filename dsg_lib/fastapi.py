@@ -28,6 +28,7 @@ from .errors import (
     DatabaseError,
     DatabaseUnavailableError,
     InvalidInputError,
+    MissingDependencyError,
     RecordNotFoundError,
     TransactionConflictError,
 )
@@ -36,8 +37,6 @@ try:
     from fastapi import APIRouter, FastAPI, Request
     from fastapi.responses import JSONResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    from .errors import MissingDependencyError
-
     raise MissingDependencyError(
         'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg-lib[fastapi]"'
     ) from exc
@@ -49,6 +48,7 @@ __all__ = [
     "error_response",
     "health_router",
     "lifespan",
+    "metrics_router",
     "register_exception_handlers",
     "session_dependency",
 ]
@@ -198,6 +198,45 @@ def health_router(db: AsyncDatabase, path: str = "/health") -> APIRouter:
     async def _health() -> JSONResponse:
         report = await db.health_check()
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+    return router
+
+
+def metrics_router(db: Any, path: str = "/metrics", *, registry: Any = None) -> APIRouter:
+    """A router with ``GET path`` serving Prometheus metrics (text format); needs ``prometheus-client``.
+
+    Without ``registry`` it serves a private registry holding only
+    ``PrometheusCollector(db)`` (``db``: a database or a mapping name ->
+    database); with one, it serves that registry (register the collector in
+    it yourself). Request spans: each request's ``transaction()`` (from
+    `DBSessionMiddleware` or `session_dependency`) is a ``dsg_lib.transaction``
+    span under the server span, once ``dsg_lib.observability.instrument(db)`` ran.
+
+    Examples:
+        >>> from dsg_lib import AsyncDatabase, DBConfig
+        >>> router = metrics_router(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
+        >>> [r.path for r in router.routes]
+        ['/metrics']
+    """
+    from starlette.responses import Response
+
+    from .observability import PrometheusCollector
+
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    except ImportError as exc:  # pragma: no cover - exercised only without prometheus-client
+        raise MissingDependencyError(
+            'metrics_router needs prometheus-client; install it with: pip install "dsg-lib[prometheus]"'
+        ) from exc
+
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(PrometheusCollector(db))
+    router = APIRouter()
+
+    @router.get(path, include_in_schema=False)
+    async def _metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -212,7 +212,13 @@ class CursorCodec:
             pagination cursor belongs to another query ordering
         """
         bad = InvalidInputError("invalid pagination cursor")
-        if not isinstance(cursor, str) or len(cursor) > _MAX_CURSOR or cursor.count(".") != 1:
+        # a cursor is ASCII by construction; anything else would break the byte comparisons below
+        if (
+            not isinstance(cursor, str)
+            or not cursor.isascii()
+            or len(cursor) > _MAX_CURSOR
+            or cursor.count(".") != 1
+        ):
             raise bad
         body, signature = cursor.split(".")
         if not hmac.compare_digest(self._sign(body.encode()), signature):

@@ -19,6 +19,7 @@ from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ._endpoint import Endpoint
 from .errors import DatabaseError
 
 #: seconds a failed replica is skipped before it is tried again
@@ -51,11 +52,18 @@ async def routed(owner: object, route: Route) -> AsyncIterator[None]:
 class Replica:
     """One read replica and its health."""
 
-    safe_url: str
-    engine: AsyncEngine
-    autocommit_engine: AsyncEngine
+    endpoint: Endpoint
     down_until: float = 0.0
     reads: int = 0
+
+    @property
+    def safe_url(self) -> str:
+        return self.endpoint.safe_url
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The replica's engine, with the running event loop's pool in place."""
+        return self.endpoint.engine()
 
     @property
     def healthy(self) -> bool:
@@ -91,7 +99,7 @@ class ReplicaSet:
         """A connection to the next healthy replica, or ``None`` when none answers."""
         for replica in self.candidates():
             try:
-                conn = await checkout(replica.autocommit_engine if autocommit else replica.engine)
+                conn = await checkout(replica.endpoint.engine(autocommit))
             except (DatabaseError, OSError, asyncio.TimeoutError, SQLAlchemyError) as exc:
                 self.mark_down(replica, translate(exc).details)
                 continue
@@ -121,4 +129,4 @@ class ReplicaSet:
 
     async def dispose(self) -> None:
         for replica in self.replicas:
-            await replica.engine.dispose()
+            await replica.endpoint.dispose()

@@ -17,7 +17,7 @@ In your ``conftest.py``:
 from dsg_lib.testing import database_fixtures
 from myapp.models import Base
 
-pytest_plugins = ["dsg_lib.testing"]  # runs tests using these fixtures on the session loop
+pytest_plugins = ["dsg_lib.testing"]  # marks async tests using these fixtures (strict mode)
 db_session_fixture, db = database_fixtures(
     "sqlite+aiosqlite:///:memory:", base=Base, name="db")
 
@@ -43,6 +43,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -53,11 +54,9 @@ from sqlalchemy.orm import DeclarativeBase
 from .config import DBConfig
 from .database import AsyncDatabase
 from .errors import InvalidInputError
+from .observability import query_budget
 
-__all__ = ["database_fixtures", "isolated"]  # the pytest hook below is found by name, not API
-
-#: attribute marking fixtures made by database_fixtures (their tests need the session loop)
-_FIXTURE_FLAG = "_dsg_lib_session_loop"
+__all__ = ["database_fixtures", "isolated"]  # the pytest hooks below are found by name, not API
 
 
 @asynccontextmanager
@@ -91,8 +90,11 @@ def database_fixtures(
 
     The session fixture (named ``f"{name}_session"``) connects, creates the
     tables of ``base`` once, and drops them at the end; the per-test fixture
-    (named ``name``) yields the same database inside `isolated`. Both
-    run on the session event loop, so no loop-scope errors.
+    (named ``name``) yields the same database inside `isolated`. The per-test
+    fixture runs on the test's own event loop (pytest-asyncio's default
+    function-scoped loops, or whatever loop scope you configured), and so do
+    your async fixtures that depend on it: an ``AsyncDatabase`` gives every
+    loop connections of its own. Works in strict and auto mode.
 
     Args:
         config: A database URI or a ``DBConfig`` mapping.
@@ -106,8 +108,9 @@ def database_fixtures(
     import pytest_asyncio
 
     settings = {"database_uri": config} if isinstance(config, str) else dict(config)
+    session_name = f"{name}_session"
 
-    @pytest_asyncio.fixture(scope="session", loop_scope="session", name=f"{name}_session")
+    @pytest_asyncio.fixture(scope="session", loop_scope="session", name=session_name)
     async def _session_db() -> AsyncIterator[AsyncDatabase]:
         db = AsyncDatabase(DBConfig(settings), base=base)
         await db.connect()
@@ -119,8 +122,6 @@ def database_fixtures(
             await db.drop_tables()
         await db.disconnect()
 
-    session_name = f"{name}_session"
-
     async def _isolated_db(**fixtures: AsyncDatabase) -> AsyncIterator[AsyncDatabase]:
         async with isolated(fixtures[session_name]) as db:
             yield db
@@ -129,31 +130,102 @@ def database_fixtures(
     _isolated_db.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(session_name, inspect.Parameter.KEYWORD_ONLY)]
     )
-    isolated_fixture = pytest_asyncio.fixture(loop_scope="session", name=name)(_isolated_db)
-    setattr(_isolated_db, _FIXTURE_FLAG, True)
-
+    # no loop_scope: the outer transaction must live on the loop the test runs on
+    isolated_fixture = pytest_asyncio.fixture(name=name)(_isolated_db)
+    _FIXTURE_NAMES.add(name)
     return _session_db, isolated_fixture
 
 
+#: names of the per-test fixtures made by database_fixtures (their tests are asyncio tests)
+_FIXTURE_NAMES: set[str] = set()
+
+
+def pytest_configure(config: Any) -> None:
+    """Pytest hook: registers the ``max_queries`` marker.
+
+    Examples:
+        >>> class Config:
+        ...     def addinivalue_line(self, name, line):
+        ...         print(name, line.split(":")[0])
+        >>> pytest_configure(Config())
+        markers max_queries(n)
+    """
+    config.addinivalue_line(
+        "markers",
+        "max_queries(n): fail the test if its body issues more than n SQL statements "
+        "(dsg_lib.testing; fixtures are not counted)",
+    )
+
+
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Pytest hook (``pytest_plugins = ["dsg_lib.testing"]``): run tests that use a
-    `database_fixtures` fixture on the session event loop, where its engine lives.
+    """Pytest hook (``pytest_plugins = ["dsg_lib.testing"]``): run tests marked
+    ``@pytest.mark.max_queries(n)`` inside ``query_budget(n)``.
 
     Examples:
         >>> pytest_collection_modifyitems([])
     """
+    for item in items:
+        marker = item.get_closest_marker("max_queries")
+        if marker is not None:
+            _budget_test(item, marker)
+
+
+def _mark_asyncio(items: list[Any]) -> None:
+    """Mark async tests that use a `database_fixtures` fixture as asyncio tests.
+
+    In pytest-asyncio's strict mode (its default) an unmarked ``async def``
+    test is not run; a test asking for the ``db`` fixture plainly means to be
+    one. Its own ``asyncio`` marker (and loop scope), if any, is kept.
+    """
     import pytest
 
     for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        for name in item.fixturenames:
-            defs = info.name2fixturedefs.get(name) or ()
-            if any(
-                getattr(d.func, _FIXTURE_FLAG, False)
-                or getattr(getattr(d.func, "__wrapped__", None), _FIXTURE_FLAG, False)
-                for d in defs
-            ):
-                item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
-                break
+        if (
+            inspect.iscoroutinefunction(getattr(item, "obj", None))
+            and item.get_closest_marker("asyncio") is None
+            and _FIXTURE_NAMES.intersection(getattr(item, "fixturenames", ()))
+        ):
+            item.add_marker(pytest.mark.asyncio)
+
+
+def _plugin_hooks() -> Any:
+    import pytest
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_pycollect_makeitem(collector: Any, name: str, obj: object) -> Any:
+        # trylast: innermost wrapper, so the marker is on the items before
+        # pytest-asyncio's wrapper decides which of them are asyncio tests
+        outcome = yield
+        result = outcome.get_result()
+        if result:
+            _mark_asyncio(list(result) if isinstance(result, (list, tuple)) else [result])
+
+    return pytest_pycollect_makeitem
+
+
+try:
+    pytest_pycollect_makeitem = _plugin_hooks()
+except ImportError:  # pytest not installed: isolated() still works
+    pass
+
+
+def _budget_test(item: Any, marker: Any) -> None:
+    """Run the test function (not its fixtures) inside ``query_budget(n)``."""
+    limit = marker.args[0] if marker.args else marker.kwargs.get("n")
+    test = item.obj
+    if inspect.iscoroutinefunction(test):
+
+        @functools.wraps(test)
+        async def budgeted(*args: Any, **kwargs: Any) -> Any:
+            async with query_budget(limit):
+                return await test(*args, **kwargs)
+
+        item.obj = budgeted
+    else:
+
+        @functools.wraps(test)
+        def budgeted_sync(*args: Any, **kwargs: Any) -> Any:
+            with query_budget(limit):
+                return test(*args, **kwargs)
+
+        item.obj = budgeted_sync

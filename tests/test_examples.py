@@ -59,7 +59,7 @@ def test_quickstart_on_each_backend(backend: str, db_url: str) -> None:
 
 
 def test_quickstart_bad_url_fails_cleanly() -> None:
-    result = run_example(QUICKSTART, "oracle://user:secretpw@host/db")
+    result = run_example(QUICKSTART, "db2://user:secretpw@host/db")
     assert result.returncode != 0
     assert "ConfigurationError" in result.stderr
     assert "secretpw" not in result.stderr

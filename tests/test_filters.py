@@ -20,6 +20,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    Interval,
     LargeBinary,
     Numeric,
     SmallInteger,
@@ -31,7 +32,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from dsg_lib import ConstraintViolationError, InvalidInputError
-from dsg_lib.filters import OPERATORS, build_filters, check_value, model_columns
+from dsg_lib.filters import OPERATORS, build_filters, check_value, model_columns, value_checker
 
 
 class Color(enum.Enum):
@@ -264,6 +265,22 @@ BAD: list[tuple[Any, Any]] = [
     (Enum("x", "y", name="xy"), "z"),
 ]
 
+EXTRA: list[tuple[Any, Any]] = [
+    (Numeric(5, 2), 123456.7),
+    (Numeric(5, 2), decimal.Decimal("1.234")),
+    (Numeric(5, 2), 1.5),
+    (Numeric(), 1.25),
+    (Numeric(), decimal.Decimal("1.25")),
+    (Numeric(30, 10), decimal.Decimal("12345678901234567890.1234567890")),
+    (DateTime(timezone=True), dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))),
+    (DateTime(timezone=True), dt.datetime(2024, 1, 1)),
+    (DateTime(), dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)),
+    (String(36), uuid.UUID(int=5)),
+    (Boolean(), None),
+    (Integer(), None),
+    (JSON(), None),
+]
+
 
 @pytest.mark.parametrize(("col_type", "value"), GOOD, ids=lambda v: repr(v)[:25])
 def test_check_value_accepts(col_type: Any, value: Any) -> None:
@@ -309,3 +326,42 @@ def test_check_value_with_variant_type() -> None:
         check_value(col, "abcdef")
     (clause,) = build_filters(Thing, {"name__startswith": "a"}, dialect="mysql")
     assert "LIKE" in compiled(clause, mysql.dialect())
+
+
+@pytest.mark.parametrize(("col_type", "value"), GOOD + BAD + EXTRA, ids=lambda v: repr(v)[:25])
+@pytest.mark.parametrize("dialect", [None, "sqlite", "postgresql", "mysql"])
+def test_value_checker_agrees_with_check_value(col_type: Any, value: Any, dialect: str | None) -> None:
+    """Both come from one type table: the same result or the same error for every value."""
+    column = Column("c", col_type, nullable=True)
+
+    def outcome(check: Any) -> Any:
+        try:
+            return ("ok", check(value))
+        except InvalidInputError as err:
+            return ("error", str(err))
+
+    expected = outcome(lambda v: check_value(column, v, dialect=dialect))
+    assert outcome(value_checker(column, "c", dialect)) == expected
+
+
+def test_check_value_type_table_rules() -> None:
+    ist = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    aware = dt.datetime(2024, 1, 1, 12, 0, tzinfo=ist)
+    assert check_value(Column("c", DateTime(timezone=True)), aware) == aware
+    assert check_value(Column("c", DateTime(timezone=True)), aware).tzinfo is dt.timezone.utc
+    assert (
+        check_value(Column("c", DateTime(timezone=True)), dt.datetime(2024, 1, 1)).tzinfo is dt.timezone.utc
+    )
+    with pytest.raises(InvalidInputError):
+        check_value(Column("c", DateTime()), aware)
+    assert check_value(Column("c", Interval()), dt.timedelta(seconds=3)) == dt.timedelta(seconds=3)
+    u = uuid.uuid4()
+    assert check_value(Column("c", String(36)), u) == str(u)
+    assert str(check_value(Column("c", JSON, nullable=True), None)) == "NULL"  # SQL NULL, not JSON null
+    wide = decimal.Decimal("12345678901234567890.123456789")
+    assert check_value(Column("c", Numeric(30, 10)), wide, dialect="postgresql") == wide
+    with pytest.raises(InvalidInputError, match="15 significant digits"):
+        check_value(Column("c", Numeric(30, 10)), wide, dialect="sqlite")
+    for bad in (decimal.Decimal("1.001"), 1000, 123456.7, 0.1 + 0.2):
+        with pytest.raises(InvalidInputError):
+            check_value(Column("c", Numeric(5, 2)), bad)

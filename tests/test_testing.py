@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -94,6 +95,8 @@ def test_database_fixtures_in_a_users_test_suite(tmp_path: Path, db_url: str) ->
             str(tmp_path),
         ],
         cwd=tmp_path,
+        # this checkout's dsg_lib, not the one installed in the environment
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         capture_output=True,
         text=True,
         timeout=120,

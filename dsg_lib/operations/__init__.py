@@ -29,6 +29,7 @@ Examples:
 
 from __future__ import annotations
 
+from ..observability._hooks import observe_class
 from ._compat import CompatOperations
 from ._paging import PagingOperations
 from ._reads import ReadOperations
@@ -37,6 +38,7 @@ from ._writes import WriteOperations
 __all__ = ["DatabaseOperations"]
 
 
+@observe_class  # a span / metrics per public operation when dsg_lib.observability is on
 class DatabaseOperations(CompatOperations, ReadOperations, WriteOperations, PagingOperations):
     """Generic CRUD over an `AsyncDatabase`.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, cast
 
@@ -11,7 +11,6 @@ from sqlalchemy import (
     Delete,
     Executable,
     Select,
-    Table,
     Update,
     and_,
     bindparam,
@@ -24,18 +23,19 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Mapper
 
 from .. import _bulk, _fast
+from .._values import is_json
 from ..database import AsyncDatabase
 from ..errors import (
     InvalidInputError,
 )
-from ..filters import build_filters, check_value, model_columns
+from ..filters import build_filters, check_value, mapper_of, model_columns, order_terms
 from ..pagination import CursorCodec
 from ..schema import SoftDeleteMixin, utcnow
 
 M = TypeVar("M")
+T = TypeVar("T")
 MAX_PAGE_SIZE = 10_000
 
 
@@ -163,16 +163,19 @@ class OperationsBase:
         return loader
 
     def _equality(self, model: Any, filters: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Checked values of ``field=value`` filters (no operators, no None), else None."""
+        """Checked values of ``field=value`` filters (no operators, no None, no JSON), else None.
+
+        None leaves the filters to `build_filters`, which also gives the typed errors.
+        """
         if not isinstance(model, type):
             return None
         columns = model_columns(model)
         values: dict[str, Any] = {}
         for key, value in filters.items():
             column = columns.get(key) if isinstance(key, str) else None
-            if column is None or value is None:
+            if column is None or value is None or is_json(column):
                 return None
-            values[f"f_{key}"] = check_value(column, value, name=key)
+            values[f"f_{key}"] = check_value(column, value, name=key, dialect=self._dialect)
         return values
 
     def _filtered_plan(
@@ -201,12 +204,13 @@ class OperationsBase:
             clauses.append(model.deleted_at.is_(None))
         return clauses
 
-    @staticmethod
-    def _mapper(model: Any) -> Mapper[Any]:
-        mapper = inspect(model, raiseerr=False) if isinstance(model, type) else None
-        if not isinstance(mapper, Mapper):
-            raise InvalidInputError(not_a_model(model))
-        return mapper
+    def _read(
+        self, session: AsyncSession | None, fn: Callable[[Any], Awaitable[T]], *, orm: bool = False
+    ) -> Awaitable[T]:
+        """Run a read (``fn(conn)``; ``fn(session)`` with ``orm``), retried once on a dead connection."""
+        return self.async_db.acquire.read(fn, session, orm=orm)
+
+    _mapper = staticmethod(mapper_of)
 
     def _criteria(
         self,
@@ -231,26 +235,7 @@ class OperationsBase:
         return clauses
 
     def _order(self, model: Any, order_by: Any) -> list[Any]:
-        if order_by is None:
-            return []
-        items = order_by if isinstance(order_by, (list, tuple)) else [order_by]
-        columns = model_columns(model) if model is not None else {}
-        result: list[Any] = []
-        for item in items:
-            if isinstance(item, str):
-                descending = item.startswith("-")
-                name = item.lstrip("-")
-                if name not in columns:
-                    raise InvalidInputError(
-                        f"cannot order by {name[:60]!r}: not a column of {getattr(model, '__name__', model)}"
-                    )
-                attribute = getattr(model, name)
-                result.append(attribute.desc() if descending else attribute.asc())
-            elif isinstance(item, ColumnElement) or hasattr(item, "__clause_element__"):
-                result.append(item)
-            else:
-                raise InvalidInputError(f"order_by takes column names or expressions, got {item!r}"[:200])
-        return result
+        return [] if order_by is None else [clause for clause, _, _ in order_terms(model, order_by)]
 
     @staticmethod
     def _check_limit(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> None:
@@ -311,13 +296,16 @@ class OperationsBase:
         columns = model_columns(type(record))
         for key, column in columns.items():
             if key in state.dict:
-                check_value(column, state.dict[key], name=key)
+                value = state.dict[key]
+                checked = check_value(column, value, name=key, dialect=self._dialect)
+                if checked is not value:  # store what every other path stores (UTC, UUID, SQL NULL)
+                    setattr(record, key, checked)
 
     def _row_checker(self, model: Any) -> _bulk.RowChecker:
         checker = self._row_checkers.get(model) if isinstance(model, type) else None
         if checker is None:
             self._mapper(model)
-            checker = self._row_checkers[model] = _bulk.RowChecker(model)
+            checker = self._row_checkers[model] = _bulk.RowChecker(model, self._dialect)
         return checker
 
     def _pk_select(self, model: Any, include_deleted: bool) -> Select[Any]:
@@ -361,17 +349,23 @@ class OperationsBase:
 
     async def _count(self, counter: Select[Any], session: AsyncSession | None) -> int:
         """Run a ``SELECT count(*)`` statement: the one count behind ``count`` and ``count_query``."""
-        async with self._connection(session, write=False) as conn:
+
+        async def run(conn: AsyncConnection) -> int:
             return int((await conn.execute(counter)).scalar_one())
+
+        return await self._read(session, run)
 
     async def _fetch_all(self, stmt: Executable, session: AsyncSession | None) -> list[Any]:
         """Every row of a read: objects / scalars for one entity or column, ``Row`` tuples otherwise.
 
         The one fetch behind ``find`` and ``read_query``.
         """
-        async with self._session(session, write=False) as s:
+
+        async def run(s: AsyncSession) -> list[Any]:
             result = await s.execute(stmt)
             return list(result.scalars().all() if single_column(stmt) else result.all())
+
+        return await self._read(session, run, orm=True)
 
     async def _delete(
         self, model: Any, criteria: list[Any], *, hard: bool, session: AsyncSession | None
@@ -422,17 +416,3 @@ def entity_of(stmt: Select[Any]) -> Any:
     if entity is None or descriptions[0].get("type") is not entity:
         raise InvalidInputError("paginate_keyset takes a mapped class or select(Model) of one entity")
     return entity
-
-
-def not_a_model(value: Any) -> str:
-    """What was given instead of a mapped model class, and what to pass instead."""
-    if isinstance(value, Table):
-        return (
-            f"expected a mapped model class, got the Table {value.name!r}; "
-            "pass the class declared on db.Base (Table objects work with raw statements only)"
-        )
-    if not isinstance(value, type) and inspect(value, raiseerr=False) is not None:
-        name = type(value).__name__
-        return f"expected a mapped model class, got an instance of {name}; pass the class {name} itself"
-    shown = value.__name__ if isinstance(value, type) else type(value).__name__
-    return f"expected a mapped model class (declared on db.Base), got {shown[:80]}"

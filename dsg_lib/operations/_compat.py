@@ -309,7 +309,7 @@ class CompatOperations(WriteOperations, PagingOperations):
                 continue
             if key not in columns:
                 raise InvalidInputError(f"{str(key)[:60]!r} is not a column of {table.__name__}")
-            values[key] = check_value(columns[key], value, name=key)
+            values[key] = check_value(columns[key], value, name=key, dialect=self._dialect)
         ident = self._check_pk(table, record_id)
         async with self._session(session, write=True) as s:
             record = await s.get(table, ident)

@@ -10,18 +10,18 @@ from sqlalchemy import (
     Integer,
     and_,
     bindparam,
+    case,
     func,
     or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import UnaryExpression
 
 from .. import _fast
 from ..errors import (
     InvalidInputError,
 )
-from ..filters import check_value, model_columns
+from ..filters import check_value, order_terms
 from ..pagination import CursorPage, Page
 from ._base import (
     MAX_PAGE_SIZE,
@@ -66,7 +66,7 @@ class PagingOperations(OperationsBase):
             if fast is not None:
                 return fast
         stmt = self._base_select(query_or_model, include_deleted, filters)
-        if isinstance(query_or_model, type) and not stmt._order_by_clauses:
+        if isinstance(query_or_model, type):  # a model: stable pages by primary key
             stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
         stmt = stmt.options(*options) if options else stmt
         async with self._session(session, write=False) as s:
@@ -142,12 +142,14 @@ class PagingOperations(OperationsBase):
 
         The order is ``order_by`` plus the primary key as a unique tiebreaker.
         Pass ``next_cursor`` back as ``after=`` for the next page, or
-        ``prev_cursor`` as ``before=`` for the previous one. Sort columns must
-        not be NULL in the rows paged over.
+        ``prev_cursor`` as ``before=`` for the previous one. NULLs in a
+        nullable sort column come first ascending and last descending, on every
+        backend, so no row is skipped in either direction.
 
         Args:
             query_or_model: A mapped class or ``select(Model)`` (one entity).
-            order_by: Column name(s) (``"-created"`` for descending) or column expressions.
+            order_by: Column name(s) (``"-created"`` for descending), column
+                attributes (``Model.name``) or ``Model.name.desc()``, or a list.
             after: A ``next_cursor`` from the previous page.
             limit: Rows per page.
             before: A ``prev_cursor`` to page backwards.
@@ -157,7 +159,8 @@ class PagingOperations(OperationsBase):
             **filters: ``field__op=value`` filters.
 
         Raises:
-            InvalidInputError: malformed, tampered or foreign cursor; NULL sort key.
+            InvalidInputError: malformed, tampered or foreign cursor; a sort key that is
+                not a column of the model.
 
         Examples:
             >>> first = run(ops.paginate_keyset(User, order_by="name", limit=2))
@@ -184,8 +187,7 @@ class PagingOperations(OperationsBase):
                 raise InvalidInputError("invalid pagination cursor")
             values = [check_value(col, v, name=col.key) for (col, _), v in zip(keys, values, strict=True)]
             stmt = stmt.where(_keyset_condition(keys, values, backwards))
-        ordering = [(col.desc() if desc != backwards else col.asc()) for col, desc in keys]
-        stmt = stmt.order_by(None).order_by(*ordering).limit(limit + 1)
+        stmt = stmt.order_by(None).order_by(*_keyset_order(keys, backwards)).limit(limit + 1)
         stmt = stmt.options(*options) if options else stmt
         async with self._session(session, write=False) as s:
             items = list((await s.execute(stmt)).scalars().all())
@@ -196,8 +198,6 @@ class PagingOperations(OperationsBase):
 
         def cursor_for(item: Any, direction: str) -> str:
             row_values = [getattr(item, col.key) for col, _ in keys]
-            if any(v is None for v in row_values):
-                raise InvalidInputError("keyset pagination needs non-NULL values in every sort column")
             return self._cursors.encode(fingerprint, row_values, direction)
 
         next_cursor = prev_cursor = None
@@ -209,27 +209,16 @@ class PagingOperations(OperationsBase):
         return CursorPage(items=items, next_cursor=next_cursor, prev_cursor=prev_cursor)
 
     def _keyset_columns(self, model: Any, order_by: Any) -> list[tuple[Any, bool]]:
-        items = order_by if isinstance(order_by, (list, tuple)) else [order_by]
-        if not items or items == [None]:
+        items = list(order_by) if isinstance(order_by, (list, tuple)) else [order_by]
+        if not items or any(item is None for item in items):
             raise InvalidInputError("paginate_keyset needs order_by")
-        columns = model_columns(model)
         keys: list[tuple[Any, bool]] = []
-        for item in items:
-            if isinstance(item, str):
-                name = item.lstrip("-")
-                if name not in columns:
-                    raise InvalidInputError(
-                        f"cannot order by {name[:60]!r}: not a column of {model.__name__}"
-                    )
-                keys.append((getattr(model, name), item.startswith("-")))
-            elif isinstance(item, UnaryExpression) and item.element is not None:
-                element = item.element
-                descending = getattr(item.modifier, "__name__", "") == "desc_op"
-                keys.append((_column_attr(model, element), descending))
-            else:
-                keys.append((_column_attr(model, item), False))
+        for clause, attribute, descending in order_terms(model, items):
+            if attribute is None:
+                raise InvalidInputError(f"paginate_keyset sorts by columns of the model, got {clause}"[:200])
+            keys.append((attribute, descending))
         for pk in self._mapper(model).primary_key:
-            if all(getattr(col, "key", None) != pk.key for col, _ in keys):
+            if all(col.key != pk.key for col, _ in keys):
                 keys.append((getattr(model, str(pk.key)), keys[-1][1]))
         return keys
 
@@ -295,20 +284,39 @@ class PagingOperations(OperationsBase):
                 await result.close()
 
 
-def _column_attr(model: Any, element: Any) -> Any:
-    key = getattr(element, "key", None)
-    if key is None or key not in model_columns(model):
-        raise InvalidInputError(f"cannot order by {element!r}: not a column of {model.__name__}"[:200])
-    return getattr(model, key)
+def _nullable(column: Any) -> bool:
+    return bool(getattr(column.expression, "nullable", False))
+
+
+def _keyset_order(keys: list[tuple[Any, bool]], backwards: bool) -> list[Any]:
+    """ORDER BY terms; NULL sorts before every value ascending (after them descending) everywhere."""
+    terms = []
+    for col, desc in keys:
+        down = desc != backwards
+        if _nullable(col):
+            # explicit, because backends disagree on where NULLs go (and MariaDB lacks NULLS FIRST)
+            is_set = case((col.is_(None), 0), else_=1)
+            terms.append(is_set.desc() if down else is_set.asc())
+        terms.append(col.desc() if down else col.asc())
+    return terms
 
 
 def _keyset_condition(keys: list[tuple[Any, bool]], values: list[Any], backwards: bool) -> Any:
-    """Rows strictly after (or before) ``values`` in the mixed-direction key order."""
+    """Rows strictly after (or before) ``values`` in the mixed-direction key order, NULLs included."""
     alternatives = []
     for i, (col, desc) in enumerate(keys):
-        forward_greater = not desc
-        greater = forward_greater != backwards
-        compare = col > values[i] if greater else col < values[i]
-        equal_prefix = [keys[j][0] == values[j] for j in range(i)]
+        greater = (not desc) != backwards
+        value = values[i]
+        if value is None:
+            if not greater:
+                continue  # nothing sorts below NULL
+            compare = col.is_not(None)
+        elif greater:
+            compare = col > value
+        else:
+            compare = or_(col < value, col.is_(None)) if _nullable(col) else col < value
+        equal_prefix = [
+            keys[j][0].is_(None) if values[j] is None else keys[j][0] == values[j] for j in range(i)
+        ]
         alternatives.append(and_(*equal_prefix, compare))
     return or_(*alternatives)

@@ -11,7 +11,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from .. import _bulk
 from ..errors import (
@@ -70,9 +70,12 @@ class ReadOperations(OperationsBase):
         if options:
             stmt = stmt.options(*options)
         params = self._pk_params(model, ident)
-        async with self._session(session, write=False) as s:
+
+        async def run(s: AsyncSession) -> M | None:
             found: M | None = (await s.execute(stmt, params)).scalars().first()
             return found
+
+        return await self._read(session, run, orm=True)
 
     async def get_one(
         self,
@@ -95,8 +98,11 @@ class ReadOperations(OperationsBase):
         """
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.options(*options).limit(2)
-        async with self._session(session, write=False) as s:
-            rows = list((await s.execute(stmt)).scalars().all())
+
+        async def run(s: AsyncSession) -> list[M]:
+            return list((await s.execute(stmt)).scalars().all())
+
+        rows = await self._read(session, run, orm=True)
         if not rows:
             raise RecordNotFoundError(f"no {model.__name__} matched the filters")
         if len(rows) > 1:
@@ -188,10 +194,13 @@ class ReadOperations(OperationsBase):
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        async with self._connection(session, write=False) as conn:
+
+        async def run(conn: AsyncConnection) -> list[dict[str, Any]]:
             result = await conn.execute(stmt)
             keys = list(result.keys())
             return [dict(zip(keys, row, strict=True)) for row in result]
+
+        return await self._read(session, run)
 
     async def count(
         self,
@@ -251,5 +260,8 @@ class ReadOperations(OperationsBase):
                 return bool((await self._fast_fetch(*found))[0][0])
         inner = select(literal(1)).select_from(_bulk.table_of(model))
         inner = inner.where(*self._criteria(model, where, filters, include_deleted))
-        async with self._connection(session, write=False) as conn:
+
+        async def run(conn: AsyncConnection) -> bool:
             return bool((await conn.execute(select(exists(inner)))).scalar())
+
+        return await self._read(session, run)

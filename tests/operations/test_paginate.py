@@ -245,13 +245,14 @@ async def test_keyset_datetime_sort_key(env: SimpleNamespace) -> None:
     assert seen == expected
 
 
-async def test_keyset_null_sort_key_is_rejected(env: SimpleNamespace) -> None:
+async def test_keyset_null_sort_keys_come_first(env: SimpleNamespace) -> None:
     E = env.m.Event
     await env.ops.insert_many(
         E, [{"id": 1, "created": None, "name": "a"}, {"id": 2, "created": None, "name": "b"}]
     )
-    with pytest.raises(InvalidInputError):
-        await env.ops.paginate_keyset(E, "created", limit=1)
+    first = await env.ops.paginate_keyset(E, "created", limit=1)
+    second = await env.ops.paginate_keyset(E, "created", after=first.next_cursor, limit=1)
+    assert [e.id for e in first.items + second.items] == [1, 2]
 
 
 async def test_paginate_with_filters(env: SimpleNamespace) -> None:

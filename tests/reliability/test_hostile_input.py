@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, event, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, InvalidInputError
+from dsg_lib import (
+    AsyncDatabase,
+    ConstraintViolationError,
+    DatabaseError,
+    DatabaseOperations,
+    InvalidInputError,
+)
 from dsg_lib.filters import OPERATORS
 
 from .conftest import assert_no_leak, close_db, make_db, require, unique, url_for
@@ -286,7 +292,11 @@ async def test_rejected_values_are_typed_and_change_nothing(env: Env) -> None:
                 continue  # name=None means IS NULL: a valid filter
             env.statements = 0
             exc = await _attempt(env, how, column, value)
-            assert isinstance(exc, InvalidInputError), f"{label} via {how}: {exc!r}"
+            if value is None:  # a NOT NULL violation is a constraint error, found before any SQL
+                assert isinstance(exc, ConstraintViolationError), f"{label} via {how}: {exc!r}"
+                assert exc.kind == "not_null", f"{label} via {how}: {exc!r}"
+            else:
+                assert isinstance(exc, InvalidInputError), f"{label} via {how}: {exc!r}"
             assert env.statements == 0, f"{label} via {how} reached the database"
             assert len(str(exc)) < 2_000, f"{label} via {how}: error echoes the value"
         assert await env.snapshot() == before, label

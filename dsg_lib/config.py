@@ -31,7 +31,8 @@ from ._engine import (
     build_engine,
     is_memory_sqlite,
 )
-from .errors import ConfigurationError, DatabaseError, map_errors
+from ._translate import map_errors, translate_error
+from .errors import ConfigurationError, DatabaseError
 from .routing import Replica, ReplicaSet
 
 __all__ = ["DBConfig"]
@@ -305,8 +306,6 @@ class DBConfig:
             >>> type(DBConfig({"database_uri": "sqlite://"}).translate(NoResultFound())).__name__
             'RecordNotFoundError'
         """
-        from .errors import translate_error
-
         return translate_error(exc, secrets=self._secrets, show_values=self._show_values)
 
     def errors(self) -> AbstractContextManager[None]:

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from conftest import BACKENDS, MYSQL_URL, make_value_models, require_backend
 from dsg_lib import AsyncDatabase, ConstraintViolationError, DatabaseOperations, DBConfig
@@ -17,11 +16,6 @@ from dsg_lib import AsyncDatabase, ConstraintViolationError, DatabaseOperations,
 @pytest.fixture
 def env(value_env: SimpleNamespace) -> SimpleNamespace:
     return value_env
-
-
-async def scalar(env: SimpleNamespace, sql: str) -> Any:
-    async with env.db.get_db_session() as s:
-        return (await s.execute(text(sql))).scalar()
 
 
 # --------------------------------------------------------------------------- 5. huge IN lists

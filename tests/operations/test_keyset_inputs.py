@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from dsg_lib import InvalidInputError
 
@@ -16,11 +16,6 @@ from dsg_lib import InvalidInputError
 @pytest.fixture
 def env(value_env: SimpleNamespace) -> SimpleNamespace:
     return value_env
-
-
-async def scalar(env: SimpleNamespace, sql: str) -> Any:
-    async with env.db.get_db_session() as s:
-        return (await s.execute(text(sql))).scalar()
 
 
 # --------------------------------------------------------------------------- 9-11. keyset

@@ -211,7 +211,14 @@ def make_value_models(db: AsyncDatabase) -> SimpleNamespace:
 @pytest.fixture
 async def value_env(db: AsyncDatabase) -> SimpleNamespace:
     """The value models on a fresh schema of ``db``, with ``ops``; for the operations' type tests."""
-    m = make_value_models(db)
+    return await fresh_env(db, make_value_models(db))
+
+
+async def fresh_env(db: AsyncDatabase, models: SimpleNamespace) -> SimpleNamespace:
+    """``db`` on freshly created tables: ``db``, ``ops``, the models as ``m``, and ``dialect``.
+
+    The ``env`` fixtures of the operations tests build on it.
+    """
     await db.drop_tables()
     await db.create_tables()
-    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=m, dialect=db.db_config.dialect)
+    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=models, dialect=db.db_config.dialect)

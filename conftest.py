@@ -1,4 +1,5 @@
-"""Doctest setup for the ``DatabaseOperations`` method examples (``dsg_lib/operations/_*.py``, and
+"""Doctest setup for the ``dsg_lib.filters`` helper examples (``T``: a model with an integer ``id``) and
+for the ``DatabaseOperations`` method examples (``dsg_lib/operations/_*.py``, and
 ``face_ops``: the devsetgo-lib face's operations in ``async_database_functions/database_operations.py``).
 
 Every method example runs against a fresh in-memory SQLite database holding
@@ -79,3 +80,22 @@ def _operations_doctest_namespace(
     finally:
         loop.run_until_complete(db.disconnect())
         loop.close()
+
+
+@pytest.fixture(autouse=True)
+def _filters_doctest_namespace(request: pytest.FixtureRequest, doctest_namespace: dict[str, Any]) -> None:
+    """``T``, the one-column model the examples of the ``dsg_lib.filters`` helpers take."""
+    module = getattr(getattr(request.node, "dtest", None), "name", "")
+    if not module.startswith("dsg_lib.filters."):
+        return
+    from sqlalchemy import Integer
+    from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+    class B(DeclarativeBase):
+        pass
+
+    class T(B):
+        __tablename__ = "t"
+        id = mapped_column(Integer, primary_key=True)
+
+    doctest_namespace["T"] = T

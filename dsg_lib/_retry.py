@@ -1,4 +1,7 @@
-"""When ``run_in_transaction`` runs its unit of work again (private).
+"""Trying again: ``connect()``'s wait for the server and ``run_in_transaction``'s re-runs (private).
+
+``connect()`` pings with a doubling backoff (capped at 2 s) until the server
+answers or its timeout passes.
 
 Conflicts (deadlock, serialization failure, Galera certification failure) are
 retried up to ``retries`` times. ``DatabaseUnavailableError`` (a failover in
@@ -12,11 +15,20 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from . import _scope
 from .errors import DatabaseError, DatabaseUnavailableError, PoolTimeoutError, TransactionConflictError
+
+if TYPE_CHECKING:
+    from ._acquire import Acquirer
+
+T = TypeVar("T")
 
 #: seconds ``run_in_transaction`` keeps retrying an unavailable multi-host database
 DEFAULT_FAILOVER_SECONDS = 15.0
@@ -56,3 +68,61 @@ class Retrier:
         )
         await asyncio.sleep(sleep)
         return True
+
+
+async def run_in_transaction(
+    acquire: Acquirer, fn: Callable[[AsyncSession], Awaitable[T]], retrier: Retrier
+) -> T:
+    """Run ``await fn(session)`` in a transaction until it succeeds or ``retrier`` gives up."""
+    while True:
+        try:
+            async with _scope.transaction(acquire) as session:
+                return await fn(session)
+        except (TransactionConflictError, DatabaseUnavailableError) as exc:
+            # a savepoint cannot be re-run alone: the enclosing transaction decides
+            if acquire.in_transaction() or not await retrier.again(exc):
+                raise
+
+
+async def wait_until_ready(ping: Callable[[], Awaitable[None]], safe_url: str, timeout: float) -> None:
+    """Call ``ping`` with backoff until it succeeds; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay, attempt = 0.05, 0
+    last_error: DatabaseUnavailableError | None = None
+    while True:
+        attempt += 1
+        reason, cause = await _try_ping(ping, deadline, last_error)
+        if cause is None:
+            logger.info("dsg_lib: connected to {}", safe_url)
+            return
+        if isinstance(cause, DatabaseUnavailableError):
+            last_error = cause
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DatabaseUnavailableError(
+                f"{safe_url} did not answer within {timeout:g}s ({attempt} attempts): {reason}"
+            ) from cause
+        logger.warning(
+            "dsg_lib: database not ready (attempt {}), retrying in {:.2f}s: {}",
+            attempt,
+            min(delay, remaining),
+            reason,
+        )
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, 2.0)
+
+
+async def _try_ping(
+    ping: Callable[[], Awaitable[None]], deadline: float, last_error: DatabaseUnavailableError | None
+) -> tuple[str, BaseException | None]:
+    """One ``connect()`` attempt: ``("", None)`` on success, else the reason and its cause."""
+    try:
+        await asyncio.wait_for(ping(), timeout=max(deadline - time.monotonic(), 0.001))
+    except DatabaseUnavailableError as exc:
+        return exc.details, exc
+    except asyncio.TimeoutError as exc:
+        # A last attempt cut short by the deadline keeps the previous, more useful reason.
+        if last_error is not None:
+            return f"timed out; last error: {last_error.details}", last_error
+        return "timed out", exc
+    return "", None

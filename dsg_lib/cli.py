@@ -27,7 +27,7 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from loguru import logger
@@ -218,14 +218,20 @@ async def _existing(cfg: DBConfig) -> set[str]:
         return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
 
 
-async def _create(cfg: DBConfig, metadata: MetaData) -> int:
+async def _run_ddl(cfg: DBConfig, ddl: Callable[[Any], None]) -> set[str]:
+    """Run ``metadata.create_all`` / ``drop_all`` in one transaction; the tables there before."""
     try:
         with cfg.errors():
             before = await _existing(cfg)
             async with cfg.engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
+                await conn.run_sync(ddl)
     finally:
         await cfg.dispose()
+    return before
+
+
+async def _create(cfg: DBConfig, metadata: MetaData) -> int:
+    before = await _run_ddl(cfg, metadata.create_all)
     new = [t for t in metadata.tables if t not in before]
     kept = [t for t in metadata.tables if t in before]
     print(f"created {len(new)} table(s){': ' + ', '.join(new) if new else ''} on {cfg.safe_url}")
@@ -251,13 +257,7 @@ def _confirm(cfg: DBConfig, metadata: MetaData) -> bool:
 
 
 async def _drop(cfg: DBConfig, metadata: MetaData) -> int:
-    try:
-        with cfg.errors():
-            before = await _existing(cfg)
-            async with cfg.engine.begin() as conn:
-                await conn.run_sync(metadata.drop_all)
-    finally:
-        await cfg.dispose()
+    before = await _run_ddl(cfg, metadata.drop_all)
     gone = [t for t in metadata.tables if t in before]
     print(f"dropped {len(gone)} table(s){': ' + ', '.join(gone) if gone else ''} from {cfg.safe_url}")
     return OK

@@ -31,7 +31,8 @@ from ._engine import (
     build_engine,
     is_memory_sqlite,
 )
-from .errors import ConfigurationError, DatabaseError, map_errors
+from ._translate import map_errors, translate_error
+from .errors import ConfigurationError, DatabaseError
 from .routing import Replica, ReplicaSet
 
 __all__ = ["DBConfig"]
@@ -91,25 +92,8 @@ class DBConfig:
     """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        if not isinstance(config, Mapping):
-            raise ConfigurationError(f"DBConfig takes a mapping of settings, got {type(config).__name__}")
-        raw = dict(config)
-        has_parts = [k for k in _config_keys.URL_PARTS if k in raw]
-        if "database_uri" in raw and has_parts:
-            raise ConfigurationError(
-                f"give either 'database_uri' or its parts, not both (also got: {', '.join(has_parts)})"
-            )
-        uri, nodes = _hosts.split_hosts(raw.get("database_uri"))
-        url = _url.parse_uri(uri) if "database_uri" in raw else _url.from_parts(raw)
-        url, backend = _url.normalize(url)
-        url = self._multi_host_url(url, backend, nodes)
-        memory = backend == "sqlite" and is_memory_sqlite(url)
-        _config_keys.validate(raw, backend, memory)
-
-        engine_opts = {k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "engine"}
-        library = {k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "library"}
-        if engine_opts.get("echo") and "hide_parameters" not in engine_opts:
-            engine_opts["hide_parameters"] = False
+        raw, url, backend, nodes = self._parse(config)
+        engine_opts, library = self._split_options(raw)
         self._url: URL = url
         self._secrets = tuple(s for s in (url.password, raw.get("password")) if isinstance(s, str) and s)
         self._show_values = bool(engine_opts.get("echo"))
@@ -127,17 +111,49 @@ class DBConfig:
         if library.get("wsrep_sync_wait"):
             _hosts.install_sync_wait(engine, int(library["wsrep_sync_wait"]))
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping
-        self.pre_ping_window: float | None = (
-            None
-            if backend not in _config_keys.SERVERS or engine_opts.get("pool_pre_ping") is False
-            else library.get("pre_ping_window_ms", DEFAULT_PRE_PING_WINDOW_MS) / 1000.0
-        )
+        self.pre_ping_window: float | None = self._pre_ping_window(backend, engine_opts, library)
         #: stops the statement of a cancelled operation (see _engine.StatementStopper)
         self.stopper = StatementStopper(backend, engine_opts)
         self.stopper.install(engine)
         self._users = 0
         self.replicas = self._build_replicas(library, backend, engine_opts)
         logger.info("dsg_lib: engine configured for {}", self.safe_url)
+
+    @classmethod
+    def _parse(cls, config: Mapping[str, Any]) -> tuple[dict[str, Any], URL, str, list[_hosts.Node]]:
+        """Check the settings; return them with the normalized URL, its backend and its hosts."""
+        if not isinstance(config, Mapping):
+            raise ConfigurationError(f"DBConfig takes a mapping of settings, got {type(config).__name__}")
+        raw = dict(config)
+        has_parts = [k for k in _config_keys.URL_PARTS if k in raw]
+        if "database_uri" in raw and has_parts:
+            raise ConfigurationError(
+                f"give either 'database_uri' or its parts, not both (also got: {', '.join(has_parts)})"
+            )
+        uri, nodes = _hosts.split_hosts(raw.get("database_uri"))
+        url = _url.parse_uri(uri) if "database_uri" in raw else _url.from_parts(raw)
+        url, backend = _url.normalize(url)
+        url = cls._multi_host_url(url, backend, nodes)
+        memory = backend == "sqlite" and is_memory_sqlite(url)
+        _config_keys.validate(raw, backend, memory)
+        return raw, url, backend, nodes
+
+    @staticmethod
+    def _split_options(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Split the settings into SQLAlchemy engine options and dsg_lib's own."""
+        engine_opts = {k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "engine"}
+        library = {k: v for k, v in raw.items() if _config_keys.KEYS[k].kind == "library"}
+        # echo shows the SQL; its bound values too unless the caller said otherwise
+        if engine_opts.get("echo") and "hide_parameters" not in engine_opts:
+            engine_opts["hide_parameters"] = False
+        return engine_opts, library
+
+    @staticmethod
+    def _pre_ping_window(backend: str, engine_opts: dict[str, Any], library: dict[str, Any]) -> float | None:
+        """Idle seconds after which a pooled connection is pinged; None: never (SQLite, or opted out)."""
+        if backend not in _config_keys.SERVERS or engine_opts.get("pool_pre_ping") is False:
+            return None
+        return float(library.get("pre_ping_window_ms", DEFAULT_PRE_PING_WINDOW_MS)) / 1000.0
 
     @staticmethod
     def _multi_host_url(url: URL, backend: str, nodes: list[_hosts.Node]) -> URL:
@@ -305,8 +321,6 @@ class DBConfig:
             >>> type(DBConfig({"database_uri": "sqlite://"}).translate(NoResultFound())).__name__
             'RecordNotFoundError'
         """
-        from .errors import translate_error
-
         return translate_error(exc, secrets=self._secrets, show_values=self._show_values)
 
     def errors(self) -> AbstractContextManager[None]:

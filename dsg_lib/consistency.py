@@ -21,15 +21,19 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from . import routing
 from .errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from ._acquire import Acquirer
 
 __all__ = ["PRIMARY_TOKEN", "WriteTracker", "format_lsn", "parse_token"]
 
@@ -85,6 +89,22 @@ async def primary_token(conn: AsyncConnection, dialect: str) -> str:
         return PRIMARY_TOKEN
     lsn = (await conn.execute(text("SELECT pg_current_wal_lsn()::text"))).scalar_one()
     return format_lsn(str(lsn))
+
+
+async def issue_token(acquire: Acquirer, dialect: str) -> str:
+    """`AsyncDatabase.consistency_token`: the primary's WAL position, or `PRIMARY_TOKEN`."""
+    acquire.check_open()
+    if dialect != "postgresql":
+        return PRIMARY_TOKEN
+    async with routing.routed(acquire, "primary"), acquire.connection(write=False) as conn:
+        return await primary_token(conn, dialect)
+
+
+def consistent_with(acquire: Acquirer, token: str | None) -> AbstractAsyncContextManager[None]:
+    """`AsyncDatabase.consistent_with`: check ``token`` now, route the block's reads by it."""
+    if token:
+        parse_token(token)  # a bad token fails here, not at the first read
+    return consistent(acquire, token)
 
 
 #: ``consistent_with`` blocks per database: (owner, wanted position or None = the primary)

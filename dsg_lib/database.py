@@ -2,7 +2,8 @@
 
 Sessions and connections come from `_acquire` (``db.acquire``), transaction
 scope from `_scope`, read routing from `routing`; this class ties them to one
-database and keeps the public names in one place.
+database. Its table methods live in `_tables`, its routing methods in
+`_read_routing`, retries in `_retry` and health figures in `_health`.
 
 Examples:
     >>> import asyncio
@@ -16,8 +17,6 @@ Examples:
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
@@ -27,13 +26,12 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from . import _scope, routing
-from . import consistency as _consistency
+from . import _health, _retry, _scope
 from ._acquire import Acquirer
-from ._retry import DEFAULT_FAILOVER_SECONDS, Retrier
+from ._read_routing import ReadRoutingMixin
 from ._tables import TablesMixin
 from .config import DBConfig
-from .errors import DatabaseError, DatabaseUnavailableError, InvalidInputError, TransactionConflictError
+from .errors import InvalidInputError
 from .observability import query_budget as _query_budget
 
 __all__ = ["AsyncDatabase"]
@@ -41,7 +39,7 @@ __all__ = ["AsyncDatabase"]
 T = TypeVar("T")
 
 
-class AsyncDatabase(TablesMixin):
+class AsyncDatabase(TablesMixin, ReadRoutingMixin):
     """Sessions, transactions, tables and lifecycle on top of a `DBConfig`.
 
     One instance (e.g. module level) serves any number of event loops one
@@ -123,46 +121,7 @@ class AsyncDatabase(TablesMixin):
         if not self.acquire.is_open:
             self.db_config.retain()
             self.acquire.is_open = True
-        deadline = time.monotonic() + timeout
-        delay, attempt = 0.05, 0
-        last_error: DatabaseUnavailableError | None = None
-        while True:
-            attempt += 1
-            reason, cause = await self._try_ping(deadline, last_error)
-            if cause is None:
-                logger.info("dsg_lib: connected to {}", self.db_config.safe_url)
-                return
-            if isinstance(cause, DatabaseUnavailableError):
-                last_error = cause
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DatabaseUnavailableError(
-                    f"{self.db_config.safe_url} did not answer within {timeout:g}s "
-                    f"({attempt} attempts): {reason}"
-                ) from cause
-            logger.warning(
-                "dsg_lib: database not ready (attempt {}), retrying in {:.2f}s: {}",
-                attempt,
-                min(delay, remaining),
-                reason,
-            )
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, 2.0)
-
-    async def _try_ping(
-        self, deadline: float, last_error: DatabaseUnavailableError | None
-    ) -> tuple[str, BaseException | None]:
-        """One ``connect()`` attempt: ``("", None)`` on success, else the reason and its cause."""
-        try:
-            await asyncio.wait_for(self.acquire.ping(), timeout=max(deadline - time.monotonic(), 0.001))
-        except DatabaseUnavailableError as exc:
-            return exc.details, exc
-        except asyncio.TimeoutError as exc:
-            # A last attempt cut short by the deadline keeps the previous, more useful reason.
-            if last_error is not None:
-                return f"timed out; last error: {last_error.details}", last_error
-            return "timed out", exc
-        return "", None
+        await _retry.wait_until_ready(self.acquire.ping, self.db_config.safe_url, timeout)
 
     async def disconnect(self) -> None:
         """Close this database's hold on the pool. Idempotent; later use raises ``NotConnectedError``.
@@ -316,89 +275,6 @@ class AsyncDatabase(TablesMixin):
         with self.acquire.pin(conn):
             yield conn
 
-    def primary(self) -> AbstractAsyncContextManager[None]:
-        """Send this block's reads to the primary (read-your-writes after a write).
-
-        Examples:
-            >>> import asyncio
-            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
-            >>> async def main():
-            ...     async with db.primary():
-            ...         return (await db.health_check())["ok"]
-            >>> asyncio.run(main())
-            True
-            >>> asyncio.run(db.disconnect())
-        """
-        return routing.routed(self.acquire, "primary")
-
-    def read_only(self) -> AbstractAsyncContextManager[None]:
-        """Send this block's reads to a read replica and refuse writes made through operations.
-
-        With no healthy replica the reads go to the primary (with a warning).
-
-        Raises:
-            InvalidInputError: a ``DatabaseOperations`` write inside the block.
-
-        Examples:
-            >>> import asyncio
-            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
-            >>> async def main():
-            ...     async with db.read_only():
-            ...         return (await db.health_check())["ok"]
-            >>> asyncio.run(main())
-            True
-            >>> asyncio.run(db.disconnect())
-        """
-        return routing.routed(self.acquire, "replica")
-
-    async def consistency_token(self) -> str:
-        """A token for every write committed so far; pass it to `consistent_with` later.
-
-        Call it after a write transaction commits (e.g. at the end of a POST)
-        and hand it to the client; the client's next request presents it so
-        its reads see that write even when they go to a read replica. On
-        PostgreSQL it is the primary's WAL position (``pg:<lsn>``), read with
-        one query; elsewhere it is ``"primary"`` (reads go to the primary).
-
-        Examples:
-            >>> import asyncio
-            >>> async def main():
-            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
-            ...         return await db.consistency_token()
-            >>> asyncio.run(main())
-            'primary'
-        """
-        self.acquire.check_open()
-        if self.db_config.dialect != "postgresql":
-            return _consistency.PRIMARY_TOKEN
-        async with routing.routed(self.acquire, "primary"), self.acquire.connection(write=False) as conn:
-            return await _consistency.primary_token(conn, self.db_config.dialect)
-
-    def consistent_with(self, token: str | None) -> AbstractAsyncContextManager[None]:
-        """Make this block's reads see everything ``token`` stands for (read-your-writes).
-
-        A read goes to a read replica only when that replica has replayed
-        past the token, else to the primary. ``None`` or ``""`` changes nothing.
-
-        Args:
-            token: A string from `consistency_token`.
-
-        Raises:
-            InvalidInputError: ``token`` is not a consistency token.
-
-        Examples:
-            >>> import asyncio
-            >>> async def main():
-            ...     async with AsyncDatabase(DBConfig({"database_uri": "sqlite://"})) as db:
-            ...         async with db.consistent_with(await db.consistency_token()):
-            ...             return (await db.health_check())["ok"]
-            >>> asyncio.run(main())
-            True
-        """
-        if token:
-            _consistency.parse_token(token)  # a bad token fails here, not at the first read
-        return _consistency.consistent(self.acquire, token)
-
     async def run_in_transaction(
         self,
         fn: Callable[[AsyncSession], Awaitable[T]],
@@ -444,16 +320,9 @@ class AsyncDatabase(TablesMixin):
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
         if unavailable_timeout is None:
-            unavailable_timeout = DEFAULT_FAILOVER_SECONDS if self.db_config.multi_host else 0.0
-        retrier = Retrier(retries, backoff, unavailable_timeout)
-        while True:
-            try:
-                async with self.transaction() as session:
-                    return await fn(session)
-            except (TransactionConflictError, DatabaseUnavailableError) as exc:
-                # a savepoint cannot be re-run alone: the enclosing transaction decides
-                if self.acquire.in_transaction() or not await retrier.again(exc):
-                    raise
+            unavailable_timeout = _retry.DEFAULT_FAILOVER_SECONDS if self.db_config.multi_host else 0.0
+        retrier = _retry.Retrier(retries, backoff, unavailable_timeout)
+        return await _retry.run_in_transaction(self.acquire, fn, retrier)
 
     # ------------------------------------------------------------------ health
     def pool_status(self) -> dict[str, int]:
@@ -463,18 +332,7 @@ class AsyncDatabase(TablesMixin):
             >>> AsyncDatabase(DBConfig({"database_uri": "sqlite://"})).pool_status()["checked_out"]
             0
         """
-        pool: Any = self.engine.pool
-        status = {"size": 0, "checked_in": 0, "checked_out": 0, "overflow": 0}
-        for key, method in (
-            ("size", "size"),
-            ("checked_in", "checkedin"),
-            ("checked_out", "checkedout"),
-            ("overflow", "overflow"),
-        ):
-            fn = getattr(pool, method, None)
-            if callable(fn):
-                status[key] = int(fn())
-        return status
+        return _health.pool_status(self.engine)
 
     async def health_check(self, timeout: float = 5.0) -> dict[str, Any]:
         """Run ``SELECT 1`` and report; never raises for an unreachable database.
@@ -490,17 +348,7 @@ class AsyncDatabase(TablesMixin):
             ['dialect', 'latency_ms', 'ok', 'pool']
             >>> asyncio.run(db.disconnect())
         """
-        start = time.perf_counter()
-        result: dict[str, Any] = {"ok": True, "latency_ms": 0.0, "dialect": self.db_config.dialect}
-        try:
-            self.acquire.check_open()
-            await asyncio.wait_for(self.acquire.ping(), timeout=timeout)
-        except (DatabaseError, asyncio.TimeoutError) as exc:
-            result["ok"] = False
-            result["error"] = (
-                exc.details if isinstance(exc, DatabaseError) else f"timed out after {timeout:g}s"
-            )
-        result["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+        result = await _health.ping_report(self.acquire, self.db_config.dialect, timeout)
         result["pool"] = self.pool_status()
         if self.db_config.replicas:
             result["replicas"] = self.db_config.replicas.status()

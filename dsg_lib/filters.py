@@ -112,13 +112,8 @@ def order_terms(model: Any, order_by: Any) -> list[tuple[Any, Any, bool]]:
         InvalidInputError: an unknown column name or something that is not an expression.
 
     Examples:
-        >>> from sqlalchemy import Integer
-        >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
-        >>> class B(DeclarativeBase):
-        ...     pass
-        >>> class T(B):
-        ...     __tablename__ = "t"
-        ...     id = mapped_column(Integer, primary_key=True)
+        ``T`` is a mapped class with one integer primary key column, ``id``.
+
         >>> [(attr is T.id, desc) for _, attr, desc in order_terms(T, ["-id", T.id.asc()])]
         [(True, True), (True, False)]
     """
@@ -152,13 +147,8 @@ def model_columns(model: Any) -> dict[str, Any]:
     """Map attribute key -> ``Column`` for the model's column attributes.
 
     Examples:
-        >>> from sqlalchemy import Integer
-        >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
-        >>> class B(DeclarativeBase):
-        ...     pass
-        >>> class T(B):
-        ...     __tablename__ = "t"
-        ...     id = mapped_column(Integer, primary_key=True)
+        ``T`` is a mapped class with one integer primary key column, ``id``.
+
         >>> list(model_columns(T))
         ['id']
     """
@@ -219,13 +209,8 @@ def build_filters(
         InvalidInputError: unknown field or operator, or a bad value.
 
     Examples:
-        >>> from sqlalchemy import Integer
-        >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
-        >>> class B(DeclarativeBase):
-        ...     pass
-        >>> class T(B):
-        ...     __tablename__ = "t"
-        ...     id = mapped_column(Integer, primary_key=True)
+        ``T`` is a mapped class with one integer primary key column, ``id``.
+
         >>> build_filters(T, {"nope": 1})
         Traceback (most recent call last):
         ...

@@ -10,17 +10,23 @@ Environment:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import decimal
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import pytest
 from loguru import logger
-from sqlalchemy import event
+from sqlalchemy import JSON, DateTime, Integer, LargeBinary, Numeric, String, Uuid, event
+from sqlalchemy.orm import Mapped, mapped_column
 
-from dsg_lib import AsyncDatabase, DBConfig
+from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+from dsg_lib.schema import SchemaBaseSQLite
 
 POSTGRES_URL = os.environ.get("DSG_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("DSG_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
@@ -166,3 +172,53 @@ def postgres_url() -> str:
 def server_backend_url(server_backend: str) -> tuple[str, str]:
     """``(backend, url)`` for PostgreSQL and MariaDB only."""
     return server_backend, POSTGRES_URL if server_backend == "postgresql" else MYSQL_URL
+
+
+# --------------------------------------------------------------------------- value models
+# shared by tests/operations/test_types_values.py, test_big_inputs.py and test_keyset_inputs.py
+
+VALUES_PREFIX = f"tv_{os.getpid()}_"
+
+
+def make_value_models(db: AsyncDatabase) -> SimpleNamespace:
+    """``Val`` (a column per value type), ``Keyed`` (string ``pkid`` key), ``Sorted`` (nullable sort)."""
+
+    class Val(db.Base):
+        __tablename__ = VALUES_PREFIX + "val"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        meta: Mapped[Any] = mapped_column(JSON, nullable=True)
+        at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+        naive: Mapped[dt.datetime | None] = mapped_column(DateTime(), nullable=True)
+        amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(5, 2), nullable=True)
+        big: Mapped[decimal.Decimal | None] = mapped_column(Numeric(30, 10), nullable=True)
+        bare: Mapped[decimal.Decimal | None] = mapped_column(Numeric(), nullable=True)
+        blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+        uid: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+    class Keyed(SchemaBaseSQLite, db.Base):
+        __tablename__ = VALUES_PREFIX + "keyed"
+        name: Mapped[str] = mapped_column(String(20))
+
+    class Sorted(db.Base):
+        __tablename__ = VALUES_PREFIX + "sorted"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        name: Mapped[str] = mapped_column(String(40))
+        rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    return SimpleNamespace(Val=Val, Keyed=Keyed, Sorted=Sorted)
+
+
+@pytest.fixture
+async def value_env(db: AsyncDatabase) -> SimpleNamespace:
+    """The value models on a fresh schema of ``db``, with ``ops``; for the operations' type tests."""
+    return await fresh_env(db, make_value_models(db))
+
+
+async def fresh_env(db: AsyncDatabase, models: SimpleNamespace) -> SimpleNamespace:
+    """``db`` on freshly created tables: ``db``, ``ops``, the models as ``m``, and ``dialect``.
+
+    The ``env`` fixtures of the operations tests build on it.
+    """
+    await db.drop_tables()
+    await db.create_tables()
+    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=models, dialect=db.db_config.dialect)

@@ -184,7 +184,7 @@ def test_max_queries_marker_in_a_users_test_suite(tmp_path: Path, db_url: str) -
             from dsg_lib import DatabaseOperations
             from conftest import Player, Team
 
-            @pytest_asyncio.fixture(loop_scope="session")  # the loop db's engine lives on
+            @pytest_asyncio.fixture  # on the test's own loop, like the db fixture it uses
             async def teams(db):
                 ops = DatabaseOperations(db)
                 await ops.insert_many(Team, [{"id": i} for i in range(1, 6)])

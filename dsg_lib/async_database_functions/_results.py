@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import Insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..errors import ConstraintViolationError, DatabaseError, translate_error
+from .._translate import translate_error
+from ..errors import ConstraintViolationError, DatabaseError
 
 __all__ = [
     "DatabaseErrorResult",

@@ -4,71 +4,18 @@ every write path. Every backend.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import os
-import uuid
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Integer,
-    LargeBinary,
-    Numeric,
-    String,
-    Uuid,
-    text,
-)
-from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import BACKENDS, MYSQL_URL, require_backend
+from conftest import BACKENDS, MYSQL_URL, make_value_models, require_backend
 from dsg_lib import AsyncDatabase, ConstraintViolationError, DatabaseOperations, DBConfig
-from dsg_lib.schema import SchemaBaseSQLite
-
-PREFIX = f"tb_{os.getpid()}_"
-UTC = dt.timezone.utc
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
-
-
-def make_models(db: AsyncDatabase) -> SimpleNamespace:
-    class Val(db.Base):
-        __tablename__ = PREFIX + "val"
-        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-        meta: Mapped[Any] = mapped_column(JSON, nullable=True)
-        at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-        naive: Mapped[dt.datetime | None] = mapped_column(DateTime(), nullable=True)
-        amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(5, 2), nullable=True)
-        big: Mapped[decimal.Decimal | None] = mapped_column(Numeric(30, 10), nullable=True)
-        blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-        uid: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-
-    class Keyed(SchemaBaseSQLite, db.Base):
-        __tablename__ = PREFIX + "keyed"
-        name: Mapped[str] = mapped_column(String(20))
-
-    class Sorted(db.Base):
-        __tablename__ = PREFIX + "sorted"
-        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-        name: Mapped[str] = mapped_column(String(40))
-        rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
-
-    return SimpleNamespace(Val=Val, Keyed=Keyed, Sorted=Sorted)
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
-    m = make_models(db)
-    await db.drop_tables()
-    await db.create_tables()
-    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=m, dialect=db.db_config.dialect)
-
-
-async def scalar(env: SimpleNamespace, sql: str) -> Any:
-    async with env.db.get_db_session() as s:
-        return (await s.execute(text(sql))).scalar()
+def env(value_env: SimpleNamespace) -> SimpleNamespace:
+    return value_env
 
 
 # --------------------------------------------------------------------------- 5. huge IN lists
@@ -100,7 +47,7 @@ async def test_bytes_round_trip_with_asyncmy() -> None:
     pytest.importorskip("asyncmy", reason="asyncmy is not installed")
     require_backend("mariadb")
     db = AsyncDatabase(DBConfig({"database_uri": MYSQL_URL.replace("+aiomysql", "+asyncmy")}))
-    m = make_models(db)
+    m = make_value_models(db)
     try:
         await db.drop_tables()
         await db.create_tables()

@@ -16,6 +16,7 @@ from sqlalchemy import Integer, String, delete, func, insert, select, text, upda
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, mapped_column
 
+from conftest import fresh_env
 from dsg_lib import (
     AsyncDatabase,
     ConstraintViolationError,
@@ -55,10 +56,7 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
 
 @pytest.fixture
 async def env(db: AsyncDatabase) -> SimpleNamespace:
-    m = make_models(db)
-    await db.drop_tables()
-    await db.create_tables()
-    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=m)
+    return await fresh_env(db, make_models(db))
 
 
 async def seed_accounts(env: SimpleNamespace, n: int) -> None:

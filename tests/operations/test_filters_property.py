@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dsg_lib import AsyncDatabase, DatabaseOperations
+from conftest import fresh_env
+from dsg_lib import AsyncDatabase
 
 # pid suffix: concurrent test runs on the same servers do not collide
 PREFIX = f"opf_{os.getpid()}_"
@@ -101,12 +102,10 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
 
 @pytest.fixture
 async def env(db: AsyncDatabase) -> SimpleNamespace:
-    m = make_models(db)
-    await db.drop_tables()
-    await db.create_tables()
-    ops = DatabaseOperations(db)
+    env = await fresh_env(db, make_models(db))
+    m, ops = env.m, env.ops
     await ops.insert_many(m.Sample, DATASET)  # inserted once; every example reads it
-    return SimpleNamespace(db=db, ops=ops, m=m)
+    return env
 
 
 def test_dataset_has_edge_cases() -> None:

@@ -4,72 +4,18 @@ columns. Every backend.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import os
-import uuid
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Integer,
-    LargeBinary,
-    Numeric,
-    String,
-    Uuid,
-    func,
-    select,
-    text,
-)
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import func, select
 
-from dsg_lib import AsyncDatabase, DatabaseOperations, InvalidInputError
-from dsg_lib.schema import SchemaBaseSQLite
-
-PREFIX = f"tk_{os.getpid()}_"
-UTC = dt.timezone.utc
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
-
-
-def make_models(db: AsyncDatabase) -> SimpleNamespace:
-    class Val(db.Base):
-        __tablename__ = PREFIX + "val"
-        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-        meta: Mapped[Any] = mapped_column(JSON, nullable=True)
-        at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-        naive: Mapped[dt.datetime | None] = mapped_column(DateTime(), nullable=True)
-        amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(5, 2), nullable=True)
-        big: Mapped[decimal.Decimal | None] = mapped_column(Numeric(30, 10), nullable=True)
-        blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-        uid: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-
-    class Keyed(SchemaBaseSQLite, db.Base):
-        __tablename__ = PREFIX + "keyed"
-        name: Mapped[str] = mapped_column(String(20))
-
-    class Sorted(db.Base):
-        __tablename__ = PREFIX + "sorted"
-        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-        name: Mapped[str] = mapped_column(String(40))
-        rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
-
-    return SimpleNamespace(Val=Val, Keyed=Keyed, Sorted=Sorted)
+from dsg_lib import InvalidInputError
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
-    m = make_models(db)
-    await db.drop_tables()
-    await db.create_tables()
-    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=m, dialect=db.db_config.dialect)
-
-
-async def scalar(env: SimpleNamespace, sql: str) -> Any:
-    async with env.db.get_db_session() as s:
-        return (await s.execute(text(sql))).scalar()
+def env(value_env: SimpleNamespace) -> SimpleNamespace:
+    return value_env
 
 
 # --------------------------------------------------------------------------- 9-11. keyset

@@ -18,7 +18,8 @@ from sqlalchemy import Integer, String, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dsg_lib import AsyncDatabase, CursorPage, DatabaseOperations, InvalidInputError, Page
+from conftest import fresh_env
+from dsg_lib import AsyncDatabase, CursorPage, InvalidInputError, Page
 from dsg_lib.async_database_functions.base_schema import UTCDateTime
 
 # pid suffix: concurrent test runs on the same servers do not collide
@@ -59,12 +60,10 @@ def item_rows() -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def env(db: AsyncDatabase) -> SimpleNamespace:
-    m = make_models(db)
-    await db.drop_tables()
-    await db.create_tables()
-    ops = DatabaseOperations(db)
+    env = await fresh_env(db, make_models(db))
+    m, ops = env.m, env.ops
     await ops.insert_many(m.Item, item_rows())
-    return SimpleNamespace(db=db, ops=ops, m=m)
+    return env
 
 
 # --------------------------------------------------------------------------- offset pagination

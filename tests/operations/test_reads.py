@@ -18,11 +18,10 @@ import pytest
 from sqlalchemy import Float, ForeignKey, Integer, SmallInteger, String, and_, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from conftest import captured_sql
+from conftest import captured_sql, fresh_env
 from dsg_lib import (
     AsyncDatabase,
     DatabaseError,
-    DatabaseOperations,
     InvalidInputError,
     MultipleRecordsFoundError,
     RecordNotFoundError,
@@ -72,10 +71,8 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
 
 @pytest.fixture
 async def env(db: AsyncDatabase) -> SimpleNamespace:
-    m = make_models(db)
-    await db.drop_tables()
-    await db.create_tables()
-    ops = DatabaseOperations(db)
+    env = await fresh_env(db, make_models(db))
+    m, ops = env.m, env.ops
     await ops.insert_many(m.Person, PEOPLE)
     await ops.insert_many(
         m.Pet, [{"id": 1, "owner_id": 1, "name": "rex"}, {"id": 2, "owner_id": 1, "name": "tom"}]
@@ -88,7 +85,7 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
             {"a": 2, "b": "x", "note": "2x"},
         ],
     )
-    return SimpleNamespace(db=db, ops=ops, m=m)
+    return env
 
 
 async def ids(env: SimpleNamespace, *where: Any, **filters: Any) -> list[int]:

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
+from conftest import fresh_env
 from dsg_lib import (
     AsyncDatabase,
     ConstraintViolationError,
-    DatabaseOperations,
     InvalidInputError,
     RecordNotFoundError,
     SoftDeleteMixin,
@@ -50,10 +50,7 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
 
 @pytest.fixture
 async def env(db: AsyncDatabase) -> SimpleNamespace:
-    m = make_models(db)
-    await db.drop_tables()
-    await db.create_tables()
-    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=m)
+    return await fresh_env(db, make_models(db))
 
 
 async def raw_count(db: AsyncDatabase, model: Any) -> int:

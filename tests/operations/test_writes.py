@@ -18,12 +18,11 @@ import pytest
 from sqlalchemy import JSON, Float, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
-from conftest import captured_sql
+from conftest import captured_sql, fresh_env
 from dsg_lib import (
     AsyncDatabase,
     ConstraintViolationError,
     DatabaseError,
-    DatabaseOperations,
     InvalidInputError,
 )
 
@@ -81,10 +80,7 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
 
 @pytest.fixture
 async def env(db: AsyncDatabase) -> SimpleNamespace:
-    m = make_models(db)
-    await db.drop_tables()
-    await db.create_tables()
-    return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=m, dialect=db.db_config.dialect)
+    return await fresh_env(db, make_models(db))
 
 
 def inserts(statements: list[str]) -> list[str]:

@@ -68,7 +68,13 @@ async def _tables(url: str) -> set[str]:
 
 
 def tables(url: str) -> set[str]:
-    return asyncio.run(_tables(url))
+    # a private loop, not asyncio.run(): that unsets the thread's event loop, which older
+    # pytest-asyncio releases then fail to find for the next session-scoped async test
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_tables(url))
+    finally:
+        loop.close()
 
 
 @pytest.fixture(params=CLI_BACKENDS)

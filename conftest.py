@@ -10,6 +10,7 @@ Every method example runs against a fresh in-memory SQLite database holding
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,3 +100,24 @@ def _filters_doctest_namespace(request: pytest.FixtureRequest, doctest_namespace
         id = mapped_column(Integer, primary_key=True)
 
     doctest_namespace["T"] = T
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_current_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give the thread its event loop back after a synchronous test or doctest ran ``asyncio.run()``.
+
+    ``asyncio.run()`` unsets the thread's current loop when it finishes; pytest-asyncio before 1.5
+    then cannot find the session loop for the next async test ("There is no current event loop").
+    """
+    if asyncio.iscoroutinefunction(getattr(request.node, "obj", None)):
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_event_loop()
+        except RuntimeError:
+            loop = None
+    yield
+    if loop is not None and not loop.is_closed():
+        asyncio.set_event_loop(loop)

@@ -1,14 +1,26 @@
-"""Plain calls outside a transaction on SQLite in one driver call (private).
+"""Plain calls outside a transaction in one driver call, on SQLite and PostgreSQL (private).
 
-SQLAlchemy's asyncio adapter of aiosqlite spends one hop to aiosqlite's
-worker thread per cursor step: create, execute, fetch, close, and a ROLLBACK
-when the connection is released. A read, or a single-row write that commits
-by itself, outside ``transaction()``, a caller's session or a pinned
-connection needs none of them: the statement is compiled once by SQLAlchemy
-(a `Plan`, cached by the caller per statement shape) and run with
-aiosqlite's public ``execute_fetchall`` (one hop), with SQLAlchemy's bind and
-result processors of the dialect applied in Python, so values come back
-exactly as through SQLAlchemy.
+SQLAlchemy's asyncio adapters pay per statement for work a lone statement
+outside a transaction does not need. aiosqlite: one hop to its worker thread
+per cursor step (create, execute, fetch, close) and a ROLLBACK when the
+connection is released. asyncpg: the adapter's cursor, its prepared-statement
+cache and result machinery, about two thirds of the time of a point read on a
+local server. A read, or a single-row write that commits by itself, outside
+``transaction()``, a caller's session or a pinned connection needs none of
+it: the statement is compiled once by SQLAlchemy (a `Plan`, cached by the
+caller per statement shape) and run with the driver's public call
+(aiosqlite ``execute_fetchall``, asyncpg ``fetch``: one hop, one round trip),
+with SQLAlchemy's bind and result processors of the dialect applied in
+Python, so values come back exactly as through SQLAlchemy.
+
+On PostgreSQL the connection is one of the autocommit engine (no
+BEGIN/COMMIT), never behind PgBouncer (see `_engine.autocommit_options`). Some
+of asyncpg's result processors depend on the column's type OID, which the
+server reports: a plan learns them once, from ``prepare()``, before its first
+run.
+
+A cancelled call returns once its statement has stopped (`_settle`), as
+through SQLAlchemy, so a cancelled write never lands later.
 
 Not used when anything would observe the difference: execute or cursor
 event listeners on the engine (``slow_query_ms``, ``statement_timeout_ms``,
@@ -20,6 +32,7 @@ the work through SQLAlchemy, which raises the usual translated error.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,19 +41,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
+from ._engine import SIDE_CALL_TIMEOUT
+
 Processor = Callable[[Any], Any] | None
 
 
-@dataclass(frozen=True)
-class Plan:
-    """One statement compiled for the driver: SQL text, parameter order and value processors."""
+#: (dialect name, driver) pairs whose driver call this module knows
+_DRIVERS = frozenset({("sqlite", "aiosqlite"), ("postgresql", "asyncpg")})
 
-    statement: Any  # a Select, or an Insert .. RETURNING
+
+@dataclass
+class Plan:
+    """One statement compiled for the driver: SQL text, parameter order and value processors.
+
+    ``results`` is None until the result column types are known (asyncpg:
+    learned from the server before the first run, see `_result_processors`).
+    """
+
+    statement: Any  # a Select, or an Insert/Update/Delete .. RETURNING
+    dialect: Any
     sql: str
     names: tuple[str, ...]
     defaults: tuple[Any, ...]  # the values bound in the statement itself, e.g. by literal()
     binds: tuple[Processor, ...]
-    results: tuple[Processor, ...]
+    results: tuple[Processor, ...] | None
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = (params.get(n, d) for n, d in zip(self.names, self.defaults, strict=True))
@@ -61,13 +85,22 @@ def plan_for(stmt: Any, engine: AsyncEngine) -> Plan | None:
         return None
     return Plan(
         statement=stmt,
+        dialect=dialect,
         sql=compiled.string,
         names=tuple(names),
         defaults=tuple(binds[n].value for n in names),
         binds=tuple(binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
-        results=tuple(
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.exported_columns
-        ),
+        # sqlite3 reports no column types; SQLAlchemy's SQLite processors need none
+        results=_result_processors(stmt, dialect, None) if dialect.name == "sqlite" else None,
+    )
+
+
+def _result_processors(stmt: Any, dialect: Any, type_codes: Sequence[Any] | None) -> tuple[Processor, ...]:
+    """SQLAlchemy's result processor of each column of ``stmt``, given the driver's type codes."""
+    codes = type_codes if type_codes is not None else [None] * len(stmt.exported_columns)
+    return tuple(
+        c.type.dialect_impl(dialect).result_processor(dialect, code)
+        for c, code in zip(stmt.exported_columns, codes, strict=True)
     )
 
 
@@ -75,8 +108,7 @@ def usable(engine: AsyncEngine) -> bool:
     """True if a driver call is indistinguishable from SQLAlchemy's run on ``engine``."""
     sync_engine = engine.sync_engine
     return (
-        engine.dialect.name == "sqlite"
-        and engine.dialect.driver == "aiosqlite"
+        (engine.dialect.name, engine.dialect.driver) in _DRIVERS
         and not sync_engine.echo
         and not sync_engine.dispatch.before_execute
         and not sync_engine.dispatch.after_execute
@@ -87,37 +119,75 @@ def usable(engine: AsyncEngine) -> bool:
 
 async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
     """All rows of ``plan`` with ``params``: one driver call, values processed like SQLAlchemy's."""
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
     try:
-        rows: Iterable[Sequence[Any]] = await driver.execute_fetchall(plan.sql, plan.arguments(params))
+        return await _run(conn, plan, params)
     except Exception:
-        # the statement's error as SQLAlchemy reports it (typed, translated by the caller)
+        # the statement's error as SQLAlchemy reports it (typed, translated by the caller);
+        # a connection that died meanwhile is found dead there, so the read can be retried
         result = await conn.execute(plan.statement, dict(params))
         return [tuple(row) for row in result]
-    procs = plan.results
-    if not any(procs):
-        return rows if isinstance(rows, list) else list(rows)  # sqlite3 rows are tuples already
-    return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows]
 
 
 async def fetch_written(
     conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
-) -> list[tuple[Any, ...]] | None:
-    """Rows of a write (``INSERT .. RETURNING``) in one driver call; None if the driver refused it.
+) -> list[Sequence[Any]] | None:
+    """Rows of a write (``.. RETURNING``) in one driver call; None if the driver refused it.
 
     Outside a transaction the connection commits each statement by itself
-    (SQLite autocommit), so a failed statement changed nothing and the caller
-    can run the work again through SQLAlchemy for the typed error.
+    (SQLite, PostgreSQL in autocommit), so a failed statement changed nothing
+    and the caller can run the work again through SQLAlchemy for the typed error.
     """
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
     try:
-        rows: Iterable[Sequence[Any]] = await driver.execute_fetchall(plan.sql, plan.arguments(params))
+        return await _run(conn, plan, params)
     except Exception:
         return None
+
+
+async def _run(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    arguments = plan.arguments(params)
+    sqlite = plan.dialect.name == "sqlite"
+    if plan.results is None:  # asyncpg: the column types, once per plan
+        attributes = (await driver.prepare(plan.sql)).get_attributes()
+        codes = [attribute.type.oid for attribute in attributes]
+        plan.results = _result_processors(plan.statement, plan.dialect, codes)
+    try:
+        if sqlite:
+            rows: list[Sequence[Any]] = list(await driver.execute_fetchall(plan.sql, arguments))
+        else:
+            rows = await driver.fetch(plan.sql, *arguments)
+    except asyncio.CancelledError:
+        await _settle(raw, sqlite=sqlite)
+        raise
     procs = plan.results
+    if not procs or not any(procs):
+        return rows  # sqlite3 rows are tuples, asyncpg rows are Records (tuple-like)
     return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows]
+
+
+async def _settle(raw: Any, *, sqlite: bool) -> None:
+    """After a cancelled call, wait until its statement has stopped, so it cannot land later.
+
+    asyncpg has sent the server a cancel request and runs the connection's
+    next statement only once it is through; aiosqlite's worker thread still
+    runs the statement: it is interrupted, and the next call queues behind it.
+    So one trivial statement is the wait. A connection that does not settle
+    within `SIDE_CALL_TIMEOUT` is discarded.
+    """
+    driver: Any = raw.driver_connection
+
+    async def next_statement() -> None:
+        if sqlite:
+            await driver.interrupt()
+            await driver.execute_fetchall("SELECT 1")
+        else:
+            await driver.execute("SELECT 1")
+
+    try:
+        await asyncio.shield(asyncio.wait_for(next_statement(), SIDE_CALL_TIMEOUT))
+    except Exception:
+        raw.invalidate()
 
 
 def insert_values(loader: Loader, record: Any) -> dict[str, Any] | None:

@@ -74,14 +74,17 @@ class OperationsBase:
         )
 
     def _fast_ok(self, session: AsyncSession | None) -> bool:
-        """True if a read may run as one driver call (see ``_fast``): no joined work, SQLite."""
-        if session is not None or self._dialect != "sqlite":
+        """True if the work may run as one driver call (see ``_fast``): no joined work,
+        SQLite, or PostgreSQL not behind PgBouncer."""
+        if session is not None or self._dialect not in ("sqlite", "postgresql"):
             return False
         acquire = self.async_db.acquire
+        config = self.async_db.db_config
         return (
             acquire.pinned is None
             and not acquire.in_transaction()
-            and _fast.usable(self.async_db.db_config.engine)
+            and not config.option("pgbouncer")
+            and _fast.usable(config.engine)
         )
 
     def _plan(self, key: Any, build: Callable[[], Any]) -> _fast.Plan | None:
@@ -92,9 +95,9 @@ class OperationsBase:
             plan = self._plans[key] = _fast.plan_for(build(), self.async_db.db_config.engine)
             return plan
 
-    async def _fast_fetch(self, plan: _fast.Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        async with self._connection(None, write=False) as conn:
-            return await _fast.fetch(conn, plan, params)
+    async def _fast_fetch(self, plan: _fast.Plan, params: Mapping[str, Any]) -> list[Any]:
+        """The rows of a read plan, retried once on a fresh connection if the pooled one was dead."""
+        return await self._read(None, lambda conn: _fast.fetch(conn, plan, params))
 
     async def _fast_create(self, record: Any) -> bool:
         """INSERT .. RETURNING ``record`` in one driver call (see ``_fast``); False: use the ORM."""
@@ -140,9 +143,9 @@ class OperationsBase:
         if not pk_keys <= set(filters) or any(k not in columns for k in values or ()):
             return None
         table: Any = mapper.local_table
-        sets = {columns[k].key: bindparam(f"v_{k}", type_=columns[k].type) for k in values or ()}
 
-        def build(where: list[Any]) -> Any:
+        def build(where: list[Any]) -> Any:  # runs once per plan
+            sets = {columns[k].key: bindparam(f"v_{k}", type_=columns[k].type) for k in values or ()}
             stmt = update(table).values(sets) if values else delete(table)
             return stmt.where(*where).returning(literal_column("1"))
 

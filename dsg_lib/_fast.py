@@ -1,4 +1,4 @@
-"""Plain calls outside a transaction in one driver call, on SQLite and PostgreSQL (private).
+"""Plain calls outside a transaction as one driver call, or one cached statement (private).
 
 SQLAlchemy's asyncio adapters pay per statement for work a lone statement
 outside a transaction does not need. aiosqlite: one hop to its worker thread
@@ -21,6 +21,11 @@ run.
 
 A cancelled call returns once its statement has stopped (`_settle`), as
 through SQLAlchemy, so a cancelled write never lands later.
+
+On MySQL/MariaDB the plan's statement is run by SQLAlchemy Core on the
+connection (``direct`` is False): the statement is built once per shape and
+rows become objects without an ORM session, while SQLAlchemy's cursor
+hooks (dsg_lib's value-size guard among them) see every statement.
 
 Not used when anything would observe the difference: execute or cursor
 event listeners on the engine (``slow_query_ms``, ``statement_timeout_ms``,
@@ -48,6 +53,8 @@ Processor = Callable[[Any], Any] | None
 
 #: (dialect name, driver) pairs whose driver call this module knows
 _DRIVERS = frozenset({("sqlite", "aiosqlite"), ("postgresql", "asyncpg")})
+#: dialects whose plans SQLAlchemy Core runs (the statement is still built once per shape)
+_VIA_SQLALCHEMY = frozenset({"mysql", "mariadb"})
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Plan:
     defaults: tuple[Any, ...]  # the values bound in the statement itself, e.g. by literal()
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...] | None
+    direct: bool  # run with the driver's own call; False: by SQLAlchemy Core
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = (params.get(n, d) for n, d in zip(self.names, self.defaults, strict=True))
@@ -92,6 +100,7 @@ def plan_for(stmt: Any, engine: AsyncEngine) -> Plan | None:
         binds=tuple(binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
         # sqlite3 reports no column types; SQLAlchemy's SQLite processors need none
         results=_result_processors(stmt, dialect, None) if dialect.name == "sqlite" else None,
+        direct=(dialect.name, dialect.driver) in _DRIVERS,
     )
 
 
@@ -105,7 +114,9 @@ def _result_processors(stmt: Any, dialect: Any, type_codes: Sequence[Any] | None
 
 
 def usable(engine: AsyncEngine) -> bool:
-    """True if a driver call is indistinguishable from SQLAlchemy's run on ``engine``."""
+    """True if a plan's run is indistinguishable from SQLAlchemy's run on ``engine``."""
+    if engine.dialect.name in _VIA_SQLALCHEMY:
+        return True  # SQLAlchemy runs the statement: every hook sees it
     sync_engine = engine.sync_engine
     return (
         (engine.dialect.name, engine.dialect.driver) in _DRIVERS
@@ -119,6 +130,8 @@ def usable(engine: AsyncEngine) -> bool:
 
 async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
     """All rows of ``plan`` with ``params``: one driver call, values processed like SQLAlchemy's."""
+    if not plan.direct:
+        return list((await conn.execute(plan.statement, dict(params))).all())
     try:
         return await _run(conn, plan, params)
     except Exception:
@@ -138,6 +151,8 @@ async def fetch_written(
     and the caller can run the work again through SQLAlchemy for the typed error.
     """
     try:
+        if not plan.direct:
+            return list((await conn.execute(plan.statement, dict(params))).all())
         return await _run(conn, plan, params)
     except Exception:
         return None

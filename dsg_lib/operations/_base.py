@@ -74,9 +74,9 @@ class OperationsBase:
         )
 
     def _fast_ok(self, session: AsyncSession | None) -> bool:
-        """True if the work may run as one driver call (see ``_fast``): no joined work,
-        SQLite, or PostgreSQL not behind PgBouncer."""
-        if session is not None or self._dialect not in ("sqlite", "postgresql"):
+        """True if the work may run as a cached plan (see ``_fast``): no joined work, and not
+        PostgreSQL behind PgBouncer."""
+        if session is not None or self._dialect not in ("sqlite", "postgresql", "mysql", "mariadb"):
             return False
         acquire = self.async_db.acquire
         config = self.async_db.db_config
@@ -137,6 +137,9 @@ class OperationsBase:
         """
         if not isinstance(model, type) or not self._fast_ok(None):
             return None
+        dialect = self.async_db.db_config.engine.dialect
+        if not (dialect.update_returning if values else dialect.delete_returning):
+            return None  # MariaDB has no UPDATE .. RETURNING
         mapper = self._mapper(model)
         columns = model_columns(model)
         pk_keys = {mapper.get_property_by_column(c).key for c in mapper.primary_key}

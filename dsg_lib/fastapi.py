@@ -35,7 +35,11 @@ from .errors import (
 
 try:
     from fastapi import APIRouter, FastAPI, Request
-    from fastapi.responses import JSONResponse
+
+    # Response at module level: FastAPI resolves an endpoint's return annotation (a string under
+    # ``from __future__ import annotations``) in the module's globals only; FastAPI 0.110 and 0.115
+    # cannot see a name imported inside the function that defines the endpoint (metrics_router)
+    from fastapi.responses import JSONResponse, Response
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError(
         'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg-lib[fastapi]"'
@@ -218,8 +222,6 @@ def metrics_router(db: Any, path: str = "/metrics", *, registry: Any = None) -> 
         >>> [r.path for r in router.routes]
         ['/metrics']
     """
-    from starlette.responses import Response
-
     from .observability import PrometheusCollector
 
     try:

@@ -138,6 +138,7 @@ async def update_note(pkid: str, data: NoteUpdate, tx: Transaction) -> Any:
     return await ops.update_one(Note, pkid, data.model_dump(exclude_unset=True))
 
 
-@app.delete("/notes/{pkid}", status_code=204)
+# response_model=None: no body for 204 (FastAPI 0.110 reads the string annotation "None" as a response model)
+@app.delete("/notes/{pkid}", status_code=204, response_model=None)
 async def delete_note(pkid: str, tx: Transaction) -> None:
     await ops.delete_one(Note, pkid)

@@ -169,6 +169,13 @@ def postgres_url() -> str:
 
 
 @pytest.fixture
+def mysql_url() -> str:
+    """MariaDB only (the aiomysql URL), for driver-specific behaviour there."""
+    require_backend("mariadb")
+    return MYSQL_URL
+
+
+@pytest.fixture
 def server_backend_url(server_backend: str) -> tuple[str, str]:
     """``(backend, url)`` for PostgreSQL and MariaDB only."""
     return server_backend, POSTGRES_URL if server_backend == "postgresql" else MYSQL_URL

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import SmallInteger, String, Table, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import MYSQL_URL, require_backend
 from dsg_lib import (
     AsyncDatabase,
     ConstraintViolationError,
@@ -137,9 +136,8 @@ def test_mysql_out_of_range_redaction_keeps_column() -> None:
     assert "`n`" in redact_values("Incorrect integer value: 's3cret' for column `d`.`t`.`n` at row 1")
 
 
-async def test_asyncmy_driver_log_carries_no_values(caplog: pytest.LogCaptureFixture) -> None:
-    require_backend("mariadb")
-    url = MYSQL_URL.replace("mysql+aiomysql://", "mysql+asyncmy://")
+async def test_asyncmy_driver_log_carries_no_values(caplog: pytest.LogCaptureFixture, mysql_url: str) -> None:
+    url = mysql_url.replace("mysql+aiomysql://", "mysql+asyncmy://")
     db = AsyncDatabase(DBConfig({"database_uri": url}))
     secret = "leaky-value-8812"
     try:

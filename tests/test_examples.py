@@ -174,6 +174,8 @@ def test_fastapi_example_serves_the_notes_api(db_url: str) -> None:
                         break
                 except httpx.TransportError:
                     pass
+                if server.poll() is not None:  # exited at startup: show why
+                    raise AssertionError(f"the app exited at startup:\n{server.communicate()[0][-3000:]}")
                 assert time.monotonic() < deadline, "the app did not start"
                 time.sleep(0.2)
             created = [

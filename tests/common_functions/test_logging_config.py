@@ -15,10 +15,22 @@ from dsg_lib.common_functions.logging_config import config_log
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
+    # config_log(intercept) rewires every existing logger (handlers, propagate=False): put each back,
+    # or later tests that read records through the root (caplog on older pytest) would see nothing
     root_handlers = logging.root.handlers[:]
+    root_level = logging.root.level
+    named = {
+        name: (item.handlers[:], item.propagate)
+        for name, item in logging.root.manager.loggerDict.items()
+        if isinstance(item, logging.Logger)
+    }
     yield
     logger.remove()
     logging.root.handlers = root_handlers
+    logging.root.setLevel(root_level)
+    for name, item in logging.root.manager.loggerDict.items():
+        if isinstance(item, logging.Logger):
+            item.handlers, item.propagate = named.get(name, ([], True))
 
 
 def test_writes_the_level_and_above_to_the_file(tmp_path: Path) -> None:

@@ -97,6 +97,10 @@ def build_engine(
         else:
             connect_args.setdefault("connect_timeout", max(1, int(timeout)))
             kwargs.setdefault("pool_recycle", DEFAULT_MYSQL_RECYCLE)
+            # The server commits a lone statement by itself; transactions are begun
+            # explicitly (_install_explicit_begin). A statement outside a transaction
+            # then leaves none open: no COMMIT or ROLLBACK round trip follows it.
+            connect_args.setdefault("autocommit", True)
             # Reset returned connections ourselves: ROLLBACK only when the server says a
             # transaction is open (see _install_conditional_reset), not on every return.
             kwargs["pool_reset_on_return"] = None
@@ -111,8 +115,10 @@ def build_engine(
         install_size_guard(engine)  # values too big for a column or a packet: refused before sending
     if backend == "sqlite":
         _install_sqlite_hooks(engine, library, memory=keeper is not None)
-    elif backend in ("mysql", "mariadb") and library.get("statement_timeout_ms"):
-        _install_mysql_timeout(engine, int(library["statement_timeout_ms"]))
+    elif backend in ("mysql", "mariadb"):
+        _install_explicit_begin(engine, "START TRANSACTION")
+        if library.get("statement_timeout_ms"):
+            _install_mysql_timeout(engine, int(library["statement_timeout_ms"]))
     if library.get("slow_query_ms") is not None:
         _install_slow_query_log(engine, float(library["slow_query_ms"]))
     return engine, keeper
@@ -191,11 +197,12 @@ class StatementStopper:
                 isinstance(context.original_exception, asyncio.CancelledError)
                 and context.connection is not None
             ):
-                self._schedule(context.connection, engine.url)
+                self.stop(context.connection.connection.driver_connection, engine.url)
 
-    def _schedule(self, conn: Connection, url: URL) -> None:
+    def stop(self, driver: Any, url: URL) -> None:
+        """Start stopping the statement running on ``driver`` (a connection to ``url``);
+        `settle` waits for it. Also for a cancelled driver call made outside SQLAlchemy."""
         try:
-            driver: Any = conn.connection.driver_connection
             if self.backend == "sqlite":
                 stop = _interrupt_sqlite(driver)
             else:
@@ -234,15 +241,14 @@ class StatementStopper:
 def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:
     """Execution options that run a statement without BEGIN/COMMIT round trips, where free.
 
-    PostgreSQL: driver-level autocommit (a flag in asyncpg). SQLite: skip our
-    ``BEGIN`` hook. Not behind PgBouncer (asyncpg prepares and executes in
-    separate round trips that only a transaction keeps on one server
-    connection) and not on MySQL/MariaDB, where switching autocommit costs
-    round trips of its own.
+    PostgreSQL: driver-level autocommit (a flag in asyncpg). SQLite and
+    MySQL/MariaDB: skip our explicit ``BEGIN`` (`_install_explicit_begin`).
+    Not behind PgBouncer (asyncpg prepares and executes in separate round trips
+    that only a transaction keeps on one server connection).
     """
     if backend == "postgresql" and not library.get("pgbouncer"):
         return {"isolation_level": "AUTOCOMMIT"}
-    if backend == "sqlite":
+    if backend in ("sqlite", "mysql", "mariadb"):
         return {"dsg_lib_autocommit": True}
     return {}
 
@@ -299,12 +305,23 @@ def _install_sqlite_hooks(engine: AsyncEngine, library: dict[str, Any], memory: 
 
     if timeout_ms:
         _install_sqlite_deadline(engine, int(timeout_ms) / 1000.0)
+    _install_explicit_begin(engine, begin)
 
-    @event.listens_for(sync_engine, "begin")
+
+def _install_explicit_begin(engine: AsyncEngine, begin: str) -> None:
+    """Send ``begin`` where SQLAlchemy begins a transaction, except on the autocommit engine.
+
+    SQLite (``isolation_level = None``) and MySQL/MariaDB (connected with
+    ``autocommit``) commit each statement by itself, so a transaction exists
+    only where SQLAlchemy begins one: SAVEPOINTs and transactional DDL work,
+    and a lone statement outside a transaction costs no COMMIT or ROLLBACK.
+    """
+
+    @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         if options.get("dsg_lib_autocommit") or options.get("isolation_level") == "AUTOCOMMIT":
-            return  # a read outside a transaction: each statement commits by itself
+            return  # a statement outside a transaction: it commits by itself
         conn.exec_driver_sql(begin)
 
 

@@ -1,38 +1,35 @@
-"""Plain calls outside a transaction as one driver call, or one cached statement (private).
+"""Plain calls outside a transaction in one driver call (private).
 
 SQLAlchemy's asyncio adapters pay per statement for work a lone statement
-outside a transaction does not need. aiosqlite: one hop to its worker thread
+outside a transaction does not need: aiosqlite one hop to its worker thread
 per cursor step (create, execute, fetch, close) and a ROLLBACK when the
-connection is released. asyncpg: the adapter's cursor, its prepared-statement
-cache and result machinery, about two thirds of the time of a point read on a
-local server. A read, or a single-row write that commits by itself, outside
-``transaction()``, a caller's session or a pinned connection needs none of
-it: the statement is compiled once by SQLAlchemy (a `Plan`, cached by the
-caller per statement shape) and run with the driver's public call
-(aiosqlite ``execute_fetchall``, asyncpg ``fetch``: one hop, one round trip),
-with SQLAlchemy's bind and result processors of the dialect applied in
-Python, so values come back exactly as through SQLAlchemy.
+connection is released; asyncpg and aiomysql/asyncmy the adapter's cursor
+and result machinery (about two thirds of a point read's time on a local
+PostgreSQL) and, on MySQL/MariaDB, a COMMIT or ROLLBACK round trip. A read,
+or a single-row write that commits by itself, outside ``transaction()``, a
+caller's session or a pinned connection needs none of it: the statement is
+compiled once by SQLAlchemy (a `Plan`, cached by the caller per statement
+shape) and run with the driver's public call (aiosqlite ``execute_fetchall``,
+asyncpg ``fetch``, a cursor's ``execute`` and ``fetchall``): one hop, one
+round trip. SQLAlchemy's bind and result processors of the dialect are
+applied in Python, so values come back exactly as through SQLAlchemy.
 
-On PostgreSQL the connection is one of the autocommit engine (no
-BEGIN/COMMIT), never behind PgBouncer (see `_engine.autocommit_options`). Some
-of asyncpg's result processors depend on the column's type OID, which the
-server reports: a plan learns them once, from ``prepare()``, before its first
-run.
-
-A cancelled call returns once its statement has stopped (`_settle`), as
-through SQLAlchemy, so a cancelled write never lands later.
-
-On MySQL/MariaDB the plan's statement is run by SQLAlchemy Core on the
-connection (``direct`` is False): the statement is built once per shape and
-rows become objects without an ORM session, while SQLAlchemy's cursor
-hooks (dsg_lib's value-size guard among them) see every statement.
+The connection is one of the autocommit engine: no BEGIN/COMMIT (never
+PostgreSQL behind PgBouncer, see `_engine.autocommit_options`). Some of
+asyncpg's result processors depend on the column's type OID, which the
+server reports: a plan learns them once, from ``prepare()``, before its
+first run. On MySQL/MariaDB, values big enough for dsg_lib's size guard
+(`_sizes`) take the SQLAlchemy path, which runs the guard; where an
+``isolation_level`` switched the driver's autocommit off, the call commits.
 
 Not used when anything would observe the difference: execute or cursor
 event listeners on the engine (``slow_query_ms``, ``statement_timeout_ms``,
-a user's hooks), ``echo``, or a statement SQLAlchemy would rewrite at
-execution time (expanding ``IN`` parameters, literal-rendered values,
-Python-side defaults it computes). A driver error falls back to running
-the work through SQLAlchemy, which raises the usual translated error.
+a user's hooks; the size guard excepted), ``echo``, or a statement
+SQLAlchemy would rewrite at execution time (expanding ``IN`` parameters,
+literal-rendered values, Python-side defaults it computes). A driver error
+falls back to running the work through SQLAlchemy, which raises the usual
+translated error. A cancelled call returns once its statement has stopped
+(`_settle`), as through SQLAlchemy, so a cancelled write never lands later.
 """
 
 from __future__ import annotations
@@ -42,19 +39,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
-from ._engine import SIDE_CALL_TIMEOUT
+from ._engine import SIDE_CALL_TIMEOUT, StatementStopper
+from ._sizes import guard_statement, has_large_value
 
 Processor = Callable[[Any], Any] | None
 
 
+_MYSQL = frozenset({"mysql", "mariadb"})
 #: (dialect name, driver) pairs whose driver call this module knows
-_DRIVERS = frozenset({("sqlite", "aiosqlite"), ("postgresql", "asyncpg")})
-#: dialects whose plans SQLAlchemy Core runs (the statement is still built once per shape)
-_VIA_SQLALCHEMY = frozenset({"mysql", "mariadb"})
+_DRIVERS = frozenset(
+    {("sqlite", "aiosqlite"), ("postgresql", "asyncpg")}
+    | {(name, driver) for name in _MYSQL for driver in ("aiomysql", "asyncmy")}
+)
 
 
 @dataclass
@@ -72,14 +73,14 @@ class Plan:
     defaults: tuple[Any, ...]  # the values bound in the statement itself, e.g. by literal()
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...] | None
-    direct: bool  # run with the driver's own call; False: by SQLAlchemy Core
+    stopper: StatementStopper  # stops a cancelled MySQL/MariaDB statement (KILL QUERY)
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = (params.get(n, d) for n, d in zip(self.names, self.defaults, strict=True))
         return tuple(v if proc is None else proc(v) for v, proc in zip(values, self.binds, strict=True))
 
 
-def plan_for(stmt: Any, engine: AsyncEngine) -> Plan | None:
+def plan_for(stmt: Any, engine: AsyncEngine, stopper: StatementStopper) -> Plan | None:
     """Compile ``stmt`` for ``engine``'s dialect, or None if only SQLAlchemy can run it."""
     dialect = engine.dialect
     compiled: Any = stmt.compile(dialect=dialect)
@@ -98,9 +99,9 @@ def plan_for(stmt: Any, engine: AsyncEngine) -> Plan | None:
         names=tuple(names),
         defaults=tuple(binds[n].value for n in names),
         binds=tuple(binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
-        # sqlite3 reports no column types; SQLAlchemy's SQLite processors need none
-        results=_result_processors(stmt, dialect, None) if dialect.name == "sqlite" else None,
-        direct=(dialect.name, dialect.driver) in _DRIVERS,
+        # only asyncpg's processors depend on the driver's column types
+        results=None if dialect.name == "postgresql" else _result_processors(stmt, dialect, None),
+        stopper=stopper,
     )
 
 
@@ -114,26 +115,25 @@ def _result_processors(stmt: Any, dialect: Any, type_codes: Sequence[Any] | None
 
 
 def usable(engine: AsyncEngine) -> bool:
-    """True if a plan's run is indistinguishable from SQLAlchemy's run on ``engine``."""
-    if engine.dialect.name in _VIA_SQLALCHEMY:
-        return True  # SQLAlchemy runs the statement: every hook sees it
+    """True if a driver call is indistinguishable from SQLAlchemy's run on ``engine``."""
     sync_engine = engine.sync_engine
+    dispatch = sync_engine.dispatch
+    # the size guard is the one cursor hook a plan's run does itself (see the module doc)
+    guarded = int(event.contains(sync_engine, "before_cursor_execute", guard_statement))
     return (
         (engine.dialect.name, engine.dialect.driver) in _DRIVERS
         and not sync_engine.echo
-        and not sync_engine.dispatch.before_execute
-        and not sync_engine.dispatch.after_execute
-        and not sync_engine.dispatch.before_cursor_execute
-        and not sync_engine.dispatch.after_cursor_execute
+        and not dispatch.before_execute
+        and not dispatch.after_execute
+        and len(dispatch.before_cursor_execute) == guarded
+        and not dispatch.after_cursor_execute
     )
 
 
 async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
     """All rows of ``plan`` with ``params``: one driver call, values processed like SQLAlchemy's."""
-    if not plan.direct:
-        return list((await conn.execute(plan.statement, dict(params))).all())
     try:
-        return await _run(conn, plan, params)
+        return (await _run(conn, plan, params))[0]
     except Exception:
         # the statement's error as SQLAlchemy reports it (typed, translated by the caller);
         # a connection that died meanwhile is found dead there, so the read can be retried
@@ -147,53 +147,85 @@ async def fetch_written(
     """Rows of a write (``.. RETURNING``) in one driver call; None if the driver refused it.
 
     Outside a transaction the connection commits each statement by itself
-    (SQLite, PostgreSQL in autocommit), so a failed statement changed nothing
+    (the autocommit engine), so a failed statement changed nothing
     and the caller can run the work again through SQLAlchemy for the typed error.
     """
     try:
-        if not plan.direct:
-            return list((await conn.execute(plan.statement, dict(params))).all())
-        return await _run(conn, plan, params)
+        return (await _run(conn, plan, params))[0]
     except Exception:
         return None
 
 
-async def _run(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+async def count_written(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> int | None:
+    """Rows an UPDATE or DELETE matched, in one driver call; None if the driver refused it.
+
+    The statement counts them with ``RETURNING 1`` where the dialect has it;
+    on MySQL/MariaDB (no ``UPDATE .. RETURNING``) the connection reports rows
+    matched (SQLAlchemy connects with ``FOUND_ROWS``). See `fetch_written`.
+    """
+    try:
+        return (await _run(conn, plan, params))[1]
+    except Exception:
+        return None
+
+
+async def _run(
+    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
+) -> tuple[list[Sequence[Any]], int]:
+    """The rows of one driver call (processed) and the rows it wrote or matched."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     arguments = plan.arguments(params)
-    sqlite = plan.dialect.name == "sqlite"
+    backend = plan.dialect.name
+    if backend in _MYSQL and has_large_value(arguments):  # the size guard decides
+        result = await conn.execute(plan.statement, dict(params))
+        return (list(result) if result.returns_rows else []), result.rowcount
     if plan.results is None:  # asyncpg: the column types, once per plan
         attributes = (await driver.prepare(plan.sql)).get_attributes()
         codes = [attribute.type.oid for attribute in attributes]
         plan.results = _result_processors(plan.statement, plan.dialect, codes)
     try:
-        if sqlite:
+        if backend == "sqlite":
             rows: list[Sequence[Any]] = list(await driver.execute_fetchall(plan.sql, arguments))
-        else:
+        elif backend == "postgresql":
             rows = await driver.fetch(plan.sql, *arguments)
+        else:
+            async with driver.cursor() as cursor:
+                matched = await cursor.execute(plan.sql, arguments)
+                rows = list(await cursor.fetchall())
+            if not driver.get_autocommit():  # switched off by an isolation level: commit here
+                await driver.commit()
     except asyncio.CancelledError:
-        await _settle(raw, sqlite=sqlite)
+        await _settle(conn, raw, plan)
         raise
+    if backend not in _MYSQL:
+        matched = len(rows)  # the statements that count rows have RETURNING there
     procs = plan.results
     if not procs or not any(procs):
-        return rows  # sqlite3 rows are tuples, asyncpg rows are Records (tuple-like)
-    return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows]
+        return rows, matched  # sqlite3 rows are tuples, asyncpg rows are Records (tuple-like)
+    return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows], matched
 
 
-async def _settle(raw: Any, *, sqlite: bool) -> None:
+async def _settle(conn: AsyncConnection, raw: Any, plan: Plan) -> None:
     """After a cancelled call, wait until its statement has stopped, so it cannot land later.
 
     asyncpg has sent the server a cancel request and runs the connection's
     next statement only once it is through; aiosqlite's worker thread still
     runs the statement: it is interrupted, and the next call queues behind it.
     So one trivial statement is the wait. A connection that does not settle
-    within `SIDE_CALL_TIMEOUT` is discarded.
+    within `SIDE_CALL_TIMEOUT` is discarded. aiomysql / asyncmy stop reading
+    mid-reply: the server is told ``KILL QUERY`` (`StatementStopper`) and the
+    connection is discarded.
     """
     driver: Any = raw.driver_connection
+    if plan.dialect.name in _MYSQL:
+        plan.stopper.stop(driver, conn.engine.url)
+        raw.invalidate()
+        await asyncio.shield(plan.stopper.settle())
+        return
 
     async def next_statement() -> None:
-        if sqlite:
+        if plan.dialect.name == "sqlite":
             await driver.interrupt()
             await driver.execute_fetchall("SELECT 1")
         else:

@@ -77,25 +77,32 @@ def install_size_guard(engine: AsyncEngine) -> None:
             cursor.close()
         record.info[PACKET_KEY] = int(row[0])
 
-    @event.listens_for(sync_engine, "before_cursor_execute")
-    def _check(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if not parameters:
-            return
-        # SQLAlchemy's "insertmanyvalues" batches report many=True with one flat row
-        batch = (
-            many and not isinstance(parameters, Mapping) and isinstance(parameters[0], (list, tuple, Mapping))
-        )
-        rows: Iterable[Any] = parameters if batch else (parameters,)
-        for row in rows:
-            values = row.values() if isinstance(row, Mapping) else row
-            # inlined fast scan: this runs for every value of every statement
-            for value in values:
-                cls = value.__class__
-                if (cls is str and len(value) > _SMALL_TEXT) or (
-                    cls in _BINARY and len(value) > _SMALL_BYTES
-                ):
-                    _check_row(conn, context, row)
-                    break
+    event.listen(sync_engine, "before_cursor_execute", guard_statement)
+
+
+def guard_statement(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    """The engine's ``before_cursor_execute`` hook: refuse a statement with a value too big."""
+    if not parameters:
+        return
+    # SQLAlchemy's "insertmanyvalues" batches report many=True with one flat row
+    batch = many and not isinstance(parameters, Mapping) and isinstance(parameters[0], (list, tuple, Mapping))
+    rows: Iterable[Any] = parameters if batch else (parameters,)
+    for row in rows:
+        values = row.values() if isinstance(row, Mapping) else row
+        if has_large_value(values):
+            _check_row(conn, context, row)
+
+
+def has_large_value(values: Iterable[Any]) -> bool:
+    """True if any of ``values`` is a str or bytes large enough to need the size checks."""
+    # inlined fast scan: this runs for every value of every statement
+    for value in values:
+        cls = value.__class__
+        if (cls is str and len(value) > _SMALL_TEXT) or (cls in _BINARY and len(value) > _SMALL_BYTES):
+            return True
+    return False
 
 
 def _check_row(conn: Any, context: Any, row: Any) -> None:

@@ -92,7 +92,8 @@ class OperationsBase:
         try:
             return self._plans[key]
         except KeyError:
-            plan = self._plans[key] = _fast.plan_for(build(), self.async_db.db_config.engine)
+            config = self.async_db.db_config
+            plan = self._plans[key] = _fast.plan_for(build(), config.engine, config.stopper)
             return plan
 
     async def _fast_fetch(self, plan: _fast.Plan, params: Mapping[str, Any]) -> list[Any]:
@@ -133,13 +134,13 @@ class OperationsBase:
         """UPDATE (``values``) or DELETE of the row whose whole primary key is in ``filters``, as one
         driver call (see ``_fast``); the rows matched, or None: use SQLAlchemy.
 
-        ``RETURNING`` counts the rows in the same call; the primary key bounds them to one.
+        ``RETURNING`` counts the rows in the same call where the dialect has it (MySQL/MariaDB
+        report rows matched); the primary key bounds them to one.
         """
         if not isinstance(model, type) or not self._fast_ok(None):
             return None
         dialect = self.async_db.db_config.engine.dialect
-        if not (dialect.update_returning if values else dialect.delete_returning):
-            return None  # MariaDB has no UPDATE .. RETURNING
+        returning = dialect.update_returning if values else dialect.delete_returning
         mapper = self._mapper(model)
         columns = model_columns(model)
         pk_keys = {mapper.get_property_by_column(c).key for c in mapper.primary_key}
@@ -149,8 +150,8 @@ class OperationsBase:
 
         def build(where: list[Any]) -> Any:  # runs once per plan
             sets = {columns[k].key: bindparam(f"v_{k}", type_=columns[k].type) for k in values or ()}
-            stmt = update(table).values(sets) if values else delete(table)
-            return stmt.where(*where).returning(literal_column("1"))
+            stmt = (update(table).values(sets) if values else delete(table)).where(*where)
+            return stmt.returning(literal_column("1")) if returning else stmt
 
         kind = ("update", tuple(values)) if values else "delete"
         found = self._filtered_plan(kind, model, filters, include_deleted, build)
@@ -159,8 +160,7 @@ class OperationsBase:
         plan, params = found
         params.update({f"v_{k}": v for k, v in (values or {}).items()})
         async with self._connection(None, write=True) as conn:
-            rows = await _fast.fetch_written(conn, plan, params)
-        return None if rows is None else len(rows)
+            return await _fast.count_written(conn, plan, params)
 
     def _loader(self, model: Any) -> _fast.Loader:
         loader = self._loaders.get(model)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sqlite3
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, null
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ColumnDefault
 
-from ._values import is_json
+from ._values import column_checker, is_json
 from .errors import ConstraintViolationError, InvalidInputError
 from .filters import model_columns, value_checker
 
@@ -41,7 +42,34 @@ class RowChecker:
         self.model = model
         self.columns = model_columns(model)
         self._checkers = {key: value_checker(column, key, dialect) for key, column in self.columns.items()}
+        self._column_checks = {key: column_checker(column, dialect) for key, column in self.columns.items()}
         self._json_keys = frozenset(key for key, column in self.columns.items() if is_json(column))
+
+    def prepare_groups(
+        self, rows: Sequence[Any], validate: bool, start: int = 0
+    ) -> list[list[dict[str, Any]]]:
+        """`prepare` for a chunk of rows (``start``: the index of the first, for errors), split
+        into runs that share one key set (one statement shape each, see `group_by_keys`).
+
+        Dicts with one key set whose every column passes its column check
+        (`column_checker`: C-level loops over the column) are valid as given
+        and are passed on unchanged, as one run; anything else is checked row
+        by row, with the same results and errors.
+        """
+        if validate and isinstance(rows, list) and self._valid_as_given(rows):
+            return [rows]
+        return group_by_keys([self.prepare(row, validate, start + i) for i, row in enumerate(rows)])
+
+    def _valid_as_given(self, rows: list[Any]) -> bool:
+        if not rows or set(map(type, rows)) != {dict}:
+            return False
+        keys = rows[0].keys()
+        checks = [(key, self._column_checks.get(key)) for key in keys]
+        if not all(check for _, check in checks):
+            return False  # an unknown key, or a column type without a column check
+        if not all(map(keys.__eq__, map(dict.keys, rows))):  # C-level loops, like the checks
+            return False
+        return all(check(list(map(itemgetter(key), rows))) for key, check in checks if check is not None)
 
     def prepare(self, row: Any, validate: bool, index: int) -> dict[str, Any]:
         """Return ``row`` as a dict of checked values, or raise ``InvalidInputError``."""

@@ -11,7 +11,8 @@ from typing import Any
 from loguru import logger
 from sqlalchemy import event, pool
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from ._config_keys import PASS_THROUGH
 from ._sizes import install_size_guard
@@ -133,15 +134,14 @@ def _install_usage_clock(engine: AsyncEngine) -> None:
             record.info[LAST_USED] = time.monotonic()
 
 
-async def is_alive(conn: AsyncConnection, backend: str, window: float) -> bool:
-    """False if ``conn`` sat idle in the pool longer than ``window`` seconds and fails a ping.
+async def is_alive(raw: PoolProxiedConnection, backend: str, window: float) -> bool:
+    """False if the pooled ``raw`` sat idle longer than ``window`` seconds and fails a ping.
 
     One round trip on the driver connection (public ``driver_connection``):
     PostgreSQL ``SELECT 1`` over the simple-query protocol (no prepared
     statement, so safe behind PgBouncer), MySQL/MariaDB ``COM_PING``. Fresh
     connections and connections used within the window are not pinged.
     """
-    raw = await conn.get_raw_connection()
     last = raw.info.get(LAST_USED)
     if last is None or time.monotonic() - last <= window:
         return True
@@ -197,7 +197,12 @@ class StatementStopper:
                 isinstance(context.original_exception, asyncio.CancelledError)
                 and context.connection is not None
             ):
-                self.stop(context.connection.connection.driver_connection, engine.url)
+                try:
+                    driver = context.connection.connection.driver_connection
+                except Exception as exc:  # best effort: the connection is discarded anyway
+                    _stop_failed(exc)
+                    return
+                self.stop(driver, engine.url)
 
     def stop(self, driver: Any, url: URL) -> None:
         """Start stopping the statement running on ``driver`` (a connection to ``url``);
@@ -209,7 +214,7 @@ class StatementStopper:
                 stop = self._kill_query(url, int(driver.thread_id()))
             task = asyncio.get_running_loop().create_task(stop)
         except Exception as exc:  # best effort: the connection is discarded anyway
-            logger.debug("dsg_lib: could not stop a cancelled statement: {}", type(exc).__name__)
+            _stop_failed(exc)
             return
         self._tasks.add(task)  # a reference, so the task is not collected before it runs
         task.add_done_callback(self._finished)
@@ -217,7 +222,7 @@ class StatementStopper:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.debug("dsg_lib: could not stop a cancelled statement: {}", type(task.exception()).__name__)
+            _stop_failed(task.exception())
 
     async def settle(self) -> None:
         """Wait (up to ``SIDE_CALL_TIMEOUT``) for the stops scheduled so far, so a
@@ -236,6 +241,10 @@ class StatementStopper:
         for side in self._sides.values():
             await side.dispose()
         self._sides.clear()
+
+
+def _stop_failed(exc: BaseException | None) -> None:
+    logger.debug("dsg_lib: could not stop a cancelled statement: {}", type(exc).__name__)
 
 
 def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:

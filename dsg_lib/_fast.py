@@ -39,13 +39,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
+from ._acquire import DriverConnection
 from ._engine import SIDE_CALL_TIMEOUT, StatementStopper
-from ._sizes import guard_statement, has_large_value
+from ._sizes import has_large_value
 
 Processor = Callable[[Any], Any] | None
 
@@ -118,73 +118,68 @@ def usable(engine: AsyncEngine) -> bool:
     """True if a driver call is indistinguishable from SQLAlchemy's run on ``engine``."""
     sync_engine = engine.sync_engine
     dispatch = sync_engine.dispatch
-    # the size guard is the one cursor hook a plan's run does itself (see the module doc)
-    guarded = int(event.contains(sync_engine, "before_cursor_execute", guard_statement))
+    # every MySQL/MariaDB engine carries one cursor hook of dsg_lib's own, the size guard
+    # (`_sizes`), whose check a plan's run makes itself (see the module doc)
+    own_hooks = 1 if engine.dialect.name in _MYSQL else 0
     return (
         (engine.dialect.name, engine.dialect.driver) in _DRIVERS
         and not sync_engine.echo
         and not dispatch.before_execute
         and not dispatch.after_execute
-        and len(dispatch.before_cursor_execute) == guarded
+        and len(dispatch.before_cursor_execute) == own_hooks
         and not dispatch.after_cursor_execute
     )
 
 
-async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
-    """All rows of ``plan`` with ``params``: one driver call, values processed like SQLAlchemy's."""
-    try:
-        return (await _run(conn, plan, params))[0]
-    except Exception:
-        # the statement's error as SQLAlchemy reports it (typed, translated by the caller);
-        # a connection that died meanwhile is found dead there, so the read can be retried
-        result = await conn.execute(plan.statement, dict(params))
-        return [tuple(row) for row in result]
+async def fetch(target: DriverConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any] | None:
+    """All rows of ``plan`` with ``params`` in one driver call, values processed like
+    SQLAlchemy's; None if the driver refused the call (the caller runs the work through
+    SQLAlchemy, which raises the typed error)."""
+    ran = await _run(target, plan, params)
+    return None if ran is None else ran[0]
 
 
 async def fetch_written(
-    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
+    target: DriverConnection, plan: Plan, params: Mapping[str, Any]
 ) -> list[Sequence[Any]] | None:
     """Rows of a write (``.. RETURNING``) in one driver call; None if the driver refused it.
 
-    Outside a transaction the connection commits each statement by itself
-    (the autocommit engine), so a failed statement changed nothing
-    and the caller can run the work again through SQLAlchemy for the typed error.
+    Outside a transaction the connection commits each statement by itself,
+    so a failed statement changed nothing and the caller can run the work
+    again through SQLAlchemy for the typed error.
     """
-    try:
-        return (await _run(conn, plan, params))[0]
-    except Exception:
-        return None
+    ran = await _run(target, plan, params)
+    return None if ran is None else ran[0]
 
 
-async def count_written(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> int | None:
+async def count_written(target: DriverConnection, plan: Plan, params: Mapping[str, Any]) -> int | None:
     """Rows an UPDATE or DELETE matched, in one driver call; None if the driver refused it.
 
     The statement counts them with ``RETURNING 1`` where the dialect has it;
     on MySQL/MariaDB (no ``UPDATE .. RETURNING``) the connection reports rows
     matched (SQLAlchemy connects with ``FOUND_ROWS``). See `fetch_written`.
     """
-    try:
-        return (await _run(conn, plan, params))[1]
-    except Exception:
-        return None
+    ran = await _run(target, plan, params)
+    return None if ran is None else ran[1]
 
 
 async def _run(
-    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
-) -> tuple[list[Sequence[Any]], int]:
-    """The rows of one driver call (processed) and the rows it wrote or matched."""
-    raw = await conn.get_raw_connection()
+    target: DriverConnection, plan: Plan, params: Mapping[str, Any]
+) -> tuple[list[Sequence[Any]], int] | None:
+    """The rows of one driver call (processed) and the rows it wrote or matched; None if the
+    call is for SQLAlchemy: a value for the MySQL size guard, or a driver error (the
+    connection is then discarded: it may be the reason)."""
+    raw = target.raw
     driver: Any = raw.driver_connection
     arguments = plan.arguments(params)
     backend = plan.dialect.name
-    if backend in _MYSQL and has_large_value(arguments):  # the size guard decides
-        result = await conn.execute(plan.statement, dict(params))
-        return (list(result) if result.returns_rows else []), result.rowcount
-    if plan.results is None:  # asyncpg: the column types, once per plan
-        attributes = (await driver.prepare(plan.sql)).get_attributes()
-        codes = [attribute.type.oid for attribute in attributes]
-        plan.results = _result_processors(plan.statement, plan.dialect, codes)
+    if backend in _MYSQL and has_large_value(arguments):
+        return None
     try:
+        if plan.results is None:  # asyncpg: the column types, once per plan
+            attributes = (await driver.prepare(plan.sql)).get_attributes()
+            codes = [attribute.type.oid for attribute in attributes]
+            plan.results = _result_processors(plan.statement, plan.dialect, codes)
         if backend == "sqlite":
             rows: list[Sequence[Any]] = list(await driver.execute_fetchall(plan.sql, arguments))
         elif backend == "postgresql":
@@ -196,8 +191,11 @@ async def _run(
             if not driver.get_autocommit():  # switched off by an isolation level: commit here
                 await driver.commit()
     except asyncio.CancelledError:
-        await _settle(conn, raw, plan)
+        await _settle(target, plan)
         raise
+    except Exception:
+        raw.invalidate()
+        return None
     if backend not in _MYSQL:
         matched = len(rows)  # the statements that count rows have RETURNING there
     procs = plan.results
@@ -206,7 +204,7 @@ async def _run(
     return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows], matched
 
 
-async def _settle(conn: AsyncConnection, raw: Any, plan: Plan) -> None:
+async def _settle(target: DriverConnection, plan: Plan) -> None:
     """After a cancelled call, wait until its statement has stopped, so it cannot land later.
 
     asyncpg has sent the server a cancel request and runs the connection's
@@ -217,9 +215,10 @@ async def _settle(conn: AsyncConnection, raw: Any, plan: Plan) -> None:
     mid-reply: the server is told ``KILL QUERY`` (`StatementStopper`) and the
     connection is discarded.
     """
+    raw = target.raw
     driver: Any = raw.driver_connection
     if plan.dialect.name in _MYSQL:
-        plan.stopper.stop(driver, conn.engine.url)
+        plan.stopper.stop(driver, target.url)
         raw.invalidate()
         await asyncio.shield(plan.stopper.settle())
         return

@@ -77,10 +77,10 @@ def install_size_guard(engine: AsyncEngine) -> None:
             cursor.close()
         record.info[PACKET_KEY] = int(row[0])
 
-    event.listen(sync_engine, "before_cursor_execute", guard_statement)
+    event.listen(sync_engine, "before_cursor_execute", _guard_statement)
 
 
-def guard_statement(
+def _guard_statement(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
 ) -> None:
     """The engine's ``before_cursor_execute`` hook: refuse a statement with a value too big."""

@@ -22,8 +22,9 @@ import enum
 import math
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import null, types
@@ -31,6 +32,8 @@ from sqlalchemy import null, types
 from .errors import ConstraintViolationError, InvalidInputError
 
 Checker = Callable[[Any], Any]
+#: True if every value of a column passes as is (the values of many rows at once)
+ColumnCheck = Callable[[Sequence[Any]], bool]
 
 _INT_RANGES = {
     types.SmallInteger: (-(2**15), 2**15 - 1),
@@ -44,10 +47,12 @@ _UTC = dt.timezone.utc
 
 @dataclass(frozen=True)
 class _Rule:
-    """How one family of column types checks a value (``check``), and its shortcut (``fast``)."""
+    """How one family of column types checks a value (``check``), its shortcut (``fast``),
+    and the same shortcut over a whole column of values in C-level loops (``column``)."""
 
     check: Callable[[Any, Any, str, str | None], Any]
     fast: Callable[[Any, Checker, str | None], Checker] | None = None
+    column: Callable[[Any, str | None], ColumnCheck | None] | None = None
 
 
 def _wrong(label: str, expected: str, value: Any) -> InvalidInputError:
@@ -238,18 +243,58 @@ def _fast_datetime(impl: Any, slow: Checker, dialect: str | None) -> Checker:
     return lambda v: v if v.__class__ is dt.datetime and v.tzinfo is zone else slow(v)
 
 
+# Column checks: True exactly when every value would pass the `_fast_*` shortcut above.
+
+
+def _all_of(values: Sequence[Any], cls: type) -> bool:
+    return set(map(type, values)) == {cls}
+
+
+def _column_boolean(impl: Any, dialect: str | None) -> ColumnCheck:
+    return lambda vs: _all_of(vs, bool)
+
+
+def _column_integer(impl: Any, dialect: str | None) -> ColumnCheck:
+    low, high = _int_range(impl)
+    return lambda vs: _all_of(vs, int) and low <= min(vs) and max(vs) <= high
+
+
+def _column_number(impl: Any, dialect: str | None) -> ColumnCheck | None:
+    bounded = impl.precision is not None or impl.scale is not None or dialect in ("mysql", "mariadb")
+    if not isinstance(impl, types.Float) and bounded:
+        return None
+    return lambda vs: _all_of(vs, float) and all(map(math.isfinite, vs))
+
+
+def _column_string(impl: Any, dialect: str | None) -> ColumnCheck:
+    length = getattr(impl, "length", None) or sys.maxsize
+
+    def check(values: Sequence[Any]) -> bool:
+        if not _all_of(values, str) or max(map(len, values)) > length:
+            return False
+        joined = "".join(values)
+        return joined.isascii() and "\x00" not in joined
+
+    return check
+
+
+def _column_datetime(impl: Any, dialect: str | None) -> ColumnCheck:
+    zone = _UTC if getattr(impl, "timezone", False) else None
+    return lambda vs: _all_of(vs, dt.datetime) and set(map(attrgetter("tzinfo"), vs)) == {zone}
+
+
 #: column type -> rule; the first matching row wins (Enum before String, Interval before DateTime)
 TYPE_TABLE: tuple[tuple[Any, _Rule], ...] = (
     (types.JSON, _Rule(_json)),
     (types.Enum, _Rule(_enum)),
-    (types.Boolean, _Rule(_boolean, _fast_boolean)),
-    (types.Integer, _Rule(_integer, _fast_integer)),
-    ((types.Float, types.Numeric), _Rule(_number, _fast_number)),
-    (types.String, _Rule(_string, _fast_string)),
+    (types.Boolean, _Rule(_boolean, _fast_boolean, _column_boolean)),
+    (types.Integer, _Rule(_integer, _fast_integer, _column_integer)),
+    ((types.Float, types.Numeric), _Rule(_number, _fast_number, _column_number)),
+    (types.String, _Rule(_string, _fast_string, _column_string)),
     ((types.LargeBinary, types.BINARY, types.VARBINARY), _Rule(_binary)),
     (types.Uuid, _Rule(_uuid)),
     (types.Interval, _Rule(_of(dt.timedelta, "timedelta"))),
-    (types.DateTime, _Rule(_datetime, _fast_datetime)),
+    (types.DateTime, _Rule(_datetime, _fast_datetime, _column_datetime)),
     (types.Date, _Rule(_of(dt.date, "date"))),
     (types.Time, _Rule(_of(dt.time, "time"))),
 )
@@ -358,8 +403,30 @@ def value_checker(column: Any, name: str | None = None, dialect: str | None = No
     def slow(value: Any) -> Any:
         return check_value(column, value, name=label, dialect=dialect)
 
-    custom = isinstance(column.type, types.TypeDecorator) and not isinstance(impl, types.DateTime)
-    rule = _rule(impl)
-    if custom or rule is None or rule.fast is None:
+    rule = _shortcut_rule(column, impl)
+    if rule is None or rule.fast is None:
         return slow  # custom types and rare types: no shortcut
     return rule.fast(impl, slow, dialect)
+
+
+def column_checker(column: Any, dialect: str | None = None) -> ColumnCheck | None:
+    """A check of many values of ``column`` at once: True if all of them pass `value_checker`
+    unchanged (its shortcut, run as C-level loops over the column); None for types without one.
+
+    Examples:
+        >>> from sqlalchemy import Column, Integer
+        >>> check = column_checker(Column("n", Integer))
+        >>> check([1, 2, 3]), check([1, "2"]), check([1, None])
+        (True, False, False)
+    """
+    impl = _impl(column.type)
+    rule = _shortcut_rule(column, impl)
+    if rule is None or rule.column is None:
+        return None
+    return rule.column(impl, dialect)
+
+
+def _shortcut_rule(column: Any, impl: Any) -> _Rule | None:
+    """The rule whose shortcuts apply to ``column``: none for custom types (but UTC datetimes)."""
+    custom = isinstance(column.type, types.TypeDecorator) and not isinstance(impl, types.DateTime)
+    return None if custom else _rule(impl)

@@ -365,3 +365,42 @@ def test_check_value_type_table_rules() -> None:
     for bad in (decimal.Decimal("1.001"), 1000, 123456.7, 0.1 + 0.2):
         with pytest.raises(InvalidInputError):
             check_value(Column("c", Numeric(5, 2)), bad)
+
+
+@pytest.mark.parametrize(("col_type", "value"), GOOD + BAD + EXTRA, ids=lambda v: repr(v)[:25])
+@pytest.mark.parametrize("dialect", [None, "sqlite", "postgresql", "mysql"])
+def test_column_checker_passes_only_values_kept_unchanged(
+    col_type: Any, value: Any, dialect: str | None
+) -> None:
+    """insert_many skips the row-by-row checks of a column whose column check passes: that is
+    right only for values the value checker accepts and returns unchanged."""
+    from dsg_lib._values import column_checker
+
+    column = Column("c", col_type, nullable=True)
+    check = column_checker(column, dialect)
+    try:
+        kept = value_checker(column, "c", dialect)(value) is value
+    except (InvalidInputError, ConstraintViolationError):
+        kept = False
+    passed = check is not None and check([value, value])
+    assert kept or not passed
+
+
+def test_column_checker_passes_plain_columns_and_stops_at_one_odd_value() -> None:
+    from dsg_lib._values import column_checker
+
+    utc = dt.timezone.utc
+    cases: list[tuple[Any, list[Any], list[Any]]] = [  # type, plain values, odd values
+        (Integer(), [1, 2, 3], [True, 10**30, 1.0, None]),
+        (Float(), [0.5, 1.5], [float("nan"), float("inf"), 1, None]),
+        (String(5), ["ab", "abcde"], ["abcdef", "é", "a\x00", 5, None]),
+        (Boolean(), [True, False], [1, None]),
+        (DateTime(), [dt.datetime(2024, 1, 1)], [dt.datetime(2024, 1, 1, tzinfo=utc), dt.date(2024, 1, 1)]),
+        (DateTime(timezone=True), [dt.datetime(2024, 1, 1, tzinfo=utc)], [dt.datetime(2024, 1, 1)]),
+    ]
+    for col_type, plain, odd in cases:
+        check = column_checker(Column("c", col_type), "postgresql")
+        assert check is not None and check(plain), col_type
+        for value in odd:
+            assert not check([*plain, value]), (col_type, value)
+    assert column_checker(Column("c", JSON)) is None and column_checker(Column("c", Numeric(5, 2))) is None

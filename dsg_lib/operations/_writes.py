@@ -73,33 +73,34 @@ class WriteOperations(OperationsBase):
         )
         if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)) and len(rows) <= size:
             # Small input: check it all first; one statement needs no BEGIN/COMMIT of its own.
-            prepared = [checker.prepare(row, validate, i) for i, row in enumerate(rows)]
-            groups = _bulk.group_by_keys(prepared)
-            single = len(groups) == 1 and (len(prepared) == 1 or self._dialect != "sqlite")
+            groups = checker.prepare_groups(list(rows), validate)
+            single = len(groups) == 1 and (len(groups[0]) == 1 or self._dialect != "sqlite")
             async with self._connection(session, write=True, single_statement=single) as conn:
-                total = await self._insert_chunk(conn, table, prepared)
+                total = await self._insert_chunk(conn, table, groups)
         else:
             total = 0
             async with self._connection(session, write=True, single_statement=False) as conn:
                 index = 0
                 async for chunk in _bulk.iter_chunks(rows, size):
-                    prepared = [checker.prepare(row, validate, index + i) for i, row in enumerate(chunk)]
+                    groups = checker.prepare_groups(chunk, validate, index)
                     index += len(chunk)
-                    total += await self._insert_chunk(conn, table, prepared)
+                    total += await self._insert_chunk(conn, table, groups)
         logger.debug("dsg_lib: insert_many inserted {} rows into {}", total, table.name)
         return total
 
-    async def _insert_chunk(self, conn: Any, table: Any, prepared: list[dict[str, Any]]) -> int:
-        """COPY on PostgreSQL for larger chunks, else one executemany per key set."""
+    async def _insert_chunk(self, conn: Any, table: Any, groups: list[list[dict[str, Any]]]) -> int:
+        """COPY on PostgreSQL for a larger chunk of one key set, else one executemany per key set."""
+        count = sum(map(len, groups))
         if (
             self._dialect == "postgresql"
-            and len(prepared) >= _bulk.COPY_MIN_ROWS
-            and await _bulk.copy_insert(conn, table, prepared)
+            and len(groups) == 1
+            and count >= _bulk.COPY_MIN_ROWS
+            and await _bulk.copy_insert(conn, table, groups[0])
         ):
-            return len(prepared)
-        for group in _bulk.group_by_keys(prepared):
+            return count
+        for group in groups:
             await conn.execute(insert(table), group)
-        return len(prepared)
+        return count
 
     async def upsert(
         self,

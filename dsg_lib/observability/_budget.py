@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from ..errors import InvalidInputError, QueryBudgetExceededError
 
 #: transaction control is bookkeeping, not work the code asked for (and differs per backend)
-_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+_CONTROL = ("BEGIN", "START TRANSACTION", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 class QueryBudget:
@@ -79,7 +79,7 @@ _current: ContextVar[QueryBudget | None] = ContextVar("dsg_lib_query_budget", de
 
 def _on_statement(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
     budget = _current.get()
-    if budget is not None and not statement.lstrip()[:9].upper().startswith(_CONTROL):
+    if budget is not None and not statement.lstrip()[:17].upper().startswith(_CONTROL):
         budget.record(statement)
 
 

@@ -369,7 +369,7 @@ async def test_a_cancelled_point_write_changes_nothing_and_the_pool_recovers(
         with pytest.raises(RuntimeError):
             async with holder.transaction():
                 await holder_ops.update_where(Locked, {"name": "held"}, id=1)  # locks the row
-                with pytest.raises(TimeoutError):
+                with pytest.raises(asyncio.TimeoutError):  # not yet the builtin one on Python 3.10
                     await asyncio.wait_for(ops.update_where(Locked, {"name": "after"}, id=1), 0.5)
                 raise RuntimeError("roll back: the lock goes, a write still waiting would land now")
         await asyncio.sleep(0.5)

@@ -199,9 +199,12 @@ async def _run(
     if backend not in _MYSQL:
         matched = len(rows)  # the statements that count rows have RETURNING there
     procs = plan.results
-    if not procs or not any(procs):
+    if not rows or not procs or not any(procs):
         return rows, matched  # sqlite3 rows are tuples, asyncpg rows are Records (tuple-like)
-    return [tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)) for row in rows], matched
+    # column by column (C-level loops: transpose, map, transpose back), not value by value
+    columns = zip(zip(*rows, strict=True), procs, strict=True)
+    processed = [values if proc is None else map(proc, values) for values, proc in columns]
+    return list(zip(*processed, strict=True)), matched
 
 
 async def _settle(target: DriverConnection, plan: Plan) -> None:
@@ -310,13 +313,14 @@ class Loader:
         # make_transient_to_detached does, without its per-object bookkeeping,
         # which only matters for objects that had attributes set).
         new = self.mapper.class_manager.new_instance
-        identity = self.mapper.identity_key_from_primary_key
         keys, pk_index = self.keys, self.pk_index
+        # the key identity_key_from_primary_key builds, with the class part computed once
+        identity_class, _, token = self.mapper.identity_key_from_primary_key(())
         objects = []
         for row in rows:
             obj = new()
             instance_dict(obj).update(zip(keys, row, strict=True))
-            instance_state(obj).key = identity(tuple([row[i] for i in pk_index]))
+            instance_state(obj).key = (identity_class, tuple([row[i] for i in pk_index]), token)
             objects.append(obj)
         return objects
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import (
@@ -187,7 +188,7 @@ class ReadOperations(OperationsBase):
             )
             if found is not None:
                 keys = [c.key for c in table.columns]
-                return [dict(zip(keys, row, strict=True)) for row in await self._fast_fetch(*found)]
+                return list(map(dict, map(zip, repeat(keys), await self._fast_fetch(*found))))
         stmt = select(*table.columns).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.order_by(*self._order(model, order_by))
         if limit is not None:

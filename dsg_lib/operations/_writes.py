@@ -73,8 +73,10 @@ class WriteOperations(OperationsBase):
         )
         if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)) and len(rows) <= size:
             # Small input: check it all first; one statement needs no BEGIN/COMMIT of its own.
+            # (sqlite3 and PyMySQL run executemany as several statements: atomic only in a
+            # transaction; asyncpg's executemany is atomic by itself.)
             groups = checker.prepare_groups(list(rows), validate)
-            single = len(groups) == 1 and (len(groups[0]) == 1 or self._dialect != "sqlite")
+            single = len(groups) == 1 and (len(groups[0]) == 1 or self._dialect == "postgresql")
             async with self._connection(session, write=True, single_statement=single) as conn:
                 total = await self._insert_chunk(conn, table, groups)
         else:

@@ -197,6 +197,22 @@ async def test_insert_many_duplicate_key_is_atomic(env: SimpleNamespace) -> None
     assert await count(env, R) == 1
 
 
+async def test_insert_many_of_one_call_is_atomic_when_the_driver_splits_it(env: SimpleNamespace) -> None:
+    """One chunk (no explicit chunk_size) that PyMySQL sends as several INSERT statements (over
+    its 1 MB statement length) or sqlite3 as one per row: a duplicate in the last row leaves
+    nothing behind, although each statement alone would commit by itself outside a transaction."""
+    R = env.m.Row
+    await env.ops.insert_many(R, [{"id": 0, "name": "existing"}])
+    rows = [
+        {"id": i, "name": f"{i:060d}", "qty": 123456789, "price": 1234.5678, "tag": "abcdefghij"}
+        for i in range(1, 10_001)
+    ]
+    rows[-1]["id"] = 0  # the duplicate, with the same keys as every other row
+    with pytest.raises(ConstraintViolationError):
+        await env.ops.insert_many(R, rows)
+    assert await rows_of(env, R, "id", "name") == [(0, "existing")]
+
+
 async def test_insert_many_rejects_bad_rows(env: SimpleNamespace) -> None:
     R = env.m.Row
     bad_inputs: list[Any] = [

@@ -21,13 +21,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from loguru import logger
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.pool import PoolProxiedConnection
 
 from . import _engine, _scope, consistency, routing
 from .errors import DatabaseUnavailableError, InvalidInputError, NotConnectedError
@@ -38,14 +36,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Target = Literal["read", "write", "primary"]
-
-
-class DriverConnection(NamedTuple):
-    """A pooled DBAPI connection (SQLAlchemy's proxy: ``driver_connection``, ``invalidate()``)
-    and the URL of its server, for work done with the driver's own calls."""
-
-    raw: PoolProxiedConnection
-    url: URL
 
 #: how many pooled connections a checkout pings before it takes a new one
 _MAX_DEAD_IN_A_ROW = 64
@@ -104,40 +94,6 @@ class Acquirer:
             await _quietly(conn.close())
             conn = await engine.connect()
         return conn
-
-    @asynccontextmanager
-    async def driver_connection(self, *, write: bool) -> AsyncIterator[DriverConnection]:
-        """The driver connection for one call outside a transaction made with the driver's own API
-        (``_fast``), and the URL of the server it talks to.
-
-        Straight from the primary's pool (SQLAlchemy's public ``raw_connection()``, pinged
-        past the pre-ping window like any checkout) when nothing routes the call elsewhere;
-        a read that replicas may serve, or an instrumented checkout, takes a routed
-        connection (`connect`). The caller keeps no transaction open on it.
-        """
-        if (write or not self.config.replicas) and not _observe.ACTIVE:
-            engine = self.config.primary.engine()
-            raw = await self._raw_checkout(engine)
-            try:
-                yield DriverConnection(raw, engine.url)
-            finally:
-                raw.close()
-            return
-        async with self.connection(None, write=write) as conn:
-            yield DriverConnection(await conn.get_raw_connection(), conn.engine.url)
-
-    async def _raw_checkout(self, engine: AsyncEngine) -> PoolProxiedConnection:
-        self.check_open()
-        with self.config.errors():
-            raw = await engine.raw_connection()
-            window = self.config.pre_ping_window
-            for _ in range(_MAX_DEAD_IN_A_ROW if window is not None else 0):
-                if await _engine.is_alive(raw, self.backend, window or 0.0):
-                    break
-                raw.invalidate()
-                raw.close()
-                raw = await engine.raw_connection()
-        return raw
 
     async def connect(self, target: Target, *, autocommit: bool = False) -> AsyncConnection:
         """A connection for ``target``: ``"read"`` (a replica when routed there),

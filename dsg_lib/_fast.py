@@ -39,11 +39,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
-from ._acquire import DriverConnection
 from ._engine import SIDE_CALL_TIMEOUT, StatementStopper
 from ._sizes import has_large_value
 
@@ -131,55 +130,61 @@ def usable(engine: AsyncEngine) -> bool:
     )
 
 
-async def fetch(target: DriverConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any] | None:
-    """All rows of ``plan`` with ``params`` in one driver call, values processed like
-    SQLAlchemy's; None if the driver refused the call (the caller runs the work through
-    SQLAlchemy, which raises the typed error)."""
-    ran = await _run(target, plan, params)
-    return None if ran is None else ran[0]
+async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
+    """All rows of ``plan`` with ``params``: one driver call, values processed like SQLAlchemy's."""
+    try:
+        return (await _run(conn, plan, params))[0]
+    except Exception:
+        # the statement's error as SQLAlchemy reports it (typed, translated by the caller);
+        # a connection that died meanwhile is found dead there, so the read can be retried
+        result = await conn.execute(plan.statement, dict(params))
+        return [tuple(row) for row in result]
 
 
 async def fetch_written(
-    target: DriverConnection, plan: Plan, params: Mapping[str, Any]
+    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
 ) -> list[Sequence[Any]] | None:
     """Rows of a write (``.. RETURNING``) in one driver call; None if the driver refused it.
 
-    Outside a transaction the connection commits each statement by itself,
-    so a failed statement changed nothing and the caller can run the work
-    again through SQLAlchemy for the typed error.
+    Outside a transaction the connection commits each statement by itself
+    (the autocommit engine), so a failed statement changed nothing
+    and the caller can run the work again through SQLAlchemy for the typed error.
     """
-    ran = await _run(target, plan, params)
-    return None if ran is None else ran[0]
+    try:
+        return (await _run(conn, plan, params))[0]
+    except Exception:
+        return None
 
 
-async def count_written(target: DriverConnection, plan: Plan, params: Mapping[str, Any]) -> int | None:
+async def count_written(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> int | None:
     """Rows an UPDATE or DELETE matched, in one driver call; None if the driver refused it.
 
     The statement counts them with ``RETURNING 1`` where the dialect has it;
     on MySQL/MariaDB (no ``UPDATE .. RETURNING``) the connection reports rows
     matched (SQLAlchemy connects with ``FOUND_ROWS``). See `fetch_written`.
     """
-    ran = await _run(target, plan, params)
-    return None if ran is None else ran[1]
+    try:
+        return (await _run(conn, plan, params))[1]
+    except Exception:
+        return None
 
 
 async def _run(
-    target: DriverConnection, plan: Plan, params: Mapping[str, Any]
-) -> tuple[list[Sequence[Any]], int] | None:
-    """The rows of one driver call (processed) and the rows it wrote or matched; None if the
-    call is for SQLAlchemy: a value for the MySQL size guard, or a driver error (the
-    connection is then discarded: it may be the reason)."""
-    raw = target.raw
+    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
+) -> tuple[list[Sequence[Any]], int]:
+    """The rows of one driver call (processed) and the rows it wrote or matched."""
+    raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     arguments = plan.arguments(params)
     backend = plan.dialect.name
-    if backend in _MYSQL and has_large_value(arguments):
-        return None
+    if backend in _MYSQL and has_large_value(arguments):  # the size guard decides
+        result = await conn.execute(plan.statement, dict(params))
+        return (list(result) if result.returns_rows else []), result.rowcount
+    if plan.results is None:  # asyncpg: the column types, once per plan
+        attributes = (await driver.prepare(plan.sql)).get_attributes()
+        codes = [attribute.type.oid for attribute in attributes]
+        plan.results = _result_processors(plan.statement, plan.dialect, codes)
     try:
-        if plan.results is None:  # asyncpg: the column types, once per plan
-            attributes = (await driver.prepare(plan.sql)).get_attributes()
-            codes = [attribute.type.oid for attribute in attributes]
-            plan.results = _result_processors(plan.statement, plan.dialect, codes)
         if backend == "sqlite":
             rows: list[Sequence[Any]] = list(await driver.execute_fetchall(plan.sql, arguments))
         elif backend == "postgresql":
@@ -191,11 +196,8 @@ async def _run(
             if not driver.get_autocommit():  # switched off by an isolation level: commit here
                 await driver.commit()
     except asyncio.CancelledError:
-        await _settle(target, plan)
+        await _settle(conn, raw, plan)
         raise
-    except Exception:
-        raw.invalidate()
-        return None
     if backend not in _MYSQL:
         matched = len(rows)  # the statements that count rows have RETURNING there
     procs = plan.results
@@ -207,7 +209,7 @@ async def _run(
     return list(zip(*processed, strict=True)), matched
 
 
-async def _settle(target: DriverConnection, plan: Plan) -> None:
+async def _settle(conn: AsyncConnection, raw: Any, plan: Plan) -> None:
     """After a cancelled call, wait until its statement has stopped, so it cannot land later.
 
     asyncpg has sent the server a cancel request and runs the connection's
@@ -218,10 +220,9 @@ async def _settle(target: DriverConnection, plan: Plan) -> None:
     mid-reply: the server is told ``KILL QUERY`` (`StatementStopper`) and the
     connection is discarded.
     """
-    raw = target.raw
     driver: Any = raw.driver_connection
     if plan.dialect.name in _MYSQL:
-        plan.stopper.stop(driver, target.url)
+        plan.stopper.stop(driver, conn.engine.url)
         raw.invalidate()
         await asyncio.shield(plan.stopper.settle())
         return

@@ -97,17 +97,8 @@ class OperationsBase:
             return plan
 
     async def _fast_fetch(self, plan: _fast.Plan, params: Mapping[str, Any]) -> list[Any]:
-        """The rows of a read plan in one driver call; if the driver refused it, SQLAlchemy's run
-        of the same statement (the typed error, or the read retried on a fresh connection)."""
-        async with self.async_db.acquire.driver_connection(write=False) as target:
-            rows = await _fast.fetch(target, plan, params)
-        if rows is not None:
-            return rows
-
-        async def run(conn: AsyncConnection) -> list[Any]:
-            return list(await conn.execute(plan.statement, dict(params)))
-
-        return await self._read(None, run)
+        """The rows of a read plan, retried once on a fresh connection if the pooled one was dead."""
+        return await self._read(None, lambda conn: _fast.fetch(conn, plan, params))
 
     async def _fast_create(self, record: Any) -> bool:
         """INSERT .. RETURNING ``record`` in one driver call (see ``_fast``); False: use the ORM."""
@@ -130,8 +121,8 @@ class OperationsBase:
         )
         if plan is None:
             return False
-        async with self.async_db.acquire.driver_connection(write=True) as target:
-            rows = await _fast.fetch_written(target, plan, values)
+        async with self._connection(None, write=True) as conn:
+            rows = await _fast.fetch_written(conn, plan, values)
         if not rows:
             return False
         _fast.detach_created(loader, record, rows[0])
@@ -168,8 +159,8 @@ class OperationsBase:
             return None
         plan, params = found
         params.update({f"v_{k}": v for k, v in (values or {}).items()})
-        async with self.async_db.acquire.driver_connection(write=True) as target:
-            return await _fast.count_written(target, plan, params)
+        async with self._connection(None, write=True) as conn:
+            return await _fast.count_written(conn, plan, params)
 
     def _loader(self, model: Any) -> _fast.Loader:
         loader = self._loaders.get(model)

@@ -116,17 +116,12 @@ class PagingOperations(OperationsBase):
             return None
         plan, params = rows_plan
         total: int | None = None
-        async with self.async_db.acquire.driver_connection(write=False) as target:
+        async with self._connection(None, write=False) as conn:
             if with_total:
-                counted = await _fast.fetch(target, *count_plan)
-                if counted is None:
-                    return None
-                total = int(counted[0][0])
+                total = int((await _fast.fetch(conn, *count_plan))[0][0])
             rows = await _fast.fetch(
-                target, plan, {**params, "p_limit": page_size, "p_offset": (page - 1) * page_size}
+                conn, plan, {**params, "p_limit": page_size, "p_offset": (page - 1) * page_size}
             )
-        if rows is None:
-            return None  # the driver refused it: SQLAlchemy's path gives the typed error
         pages = None if total is None else (total + page_size - 1) // page_size
         return Page(items=loader.build(rows), total=total, page=page, page_size=page_size, pages=pages)
 

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from conftest import captured_sql
+from conftest import BACKENDS, captured_sql
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, SchemaBaseSQLite, SoftDeleteMixin
 
 PREFIX = f"fst_{os.getpid()}_"
@@ -345,14 +345,18 @@ async def test_column_types_come_back_as_through_sqlalchemy(db: AsyncDatabase) -
         assert isinstance(found[0], type(expected)), name  # asyncpg's UUID subclasses uuid.UUID
 
 
+@pytest.mark.parametrize(
+    "backend",
+    # an in-memory database has one connection: nothing else could hold the lock
+    [b for b in BACKENDS if b != "sqlite_memory"],
+    indirect=True,
+)
 async def test_a_cancelled_point_write_changes_nothing_and_the_pool_recovers(
     backend: str, db_url: str
 ) -> None:
     """A single-row write blocked by another transaction's lock and cancelled never lands later
     (asyncpg's cancel request, SQLite's interrupt, MariaDB's KILL QUERY come first), and the
     one pooled connection it ran on serves the next operations."""
-    if backend == "sqlite_memory":
-        pytest.skip("an in-memory database has one connection: nothing else can hold its lock")
     db = AsyncDatabase(DBConfig({"database_uri": db_url, "pool_size": 1, "max_overflow": 0}))
 
     class Locked(db.Base):

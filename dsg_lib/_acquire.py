@@ -11,7 +11,7 @@ pinning and the cancellation policy each exist once:
   a write never is;
 * on any error the work is rolled back and the connection released, shielded
   from a second cancellation. A statement cancelled mid-flight is stopped on
-  the server (`_engine.StatementStopper`) and SQLAlchemy discards its
+  the server (`_stopper.StatementStopper`) and SQLAlchemy discards its
   connection instead of pooling it; the cancelled operation returns once the
   server has let go of the statement.
 """
@@ -88,7 +88,7 @@ class Acquirer:
         if window is None:
             return conn
         for _ in range(_MAX_DEAD_IN_A_ROW):
-            if await _engine.is_alive(await conn.get_raw_connection(), self.backend, window):
+            if await _engine.is_alive(await _engine.pooled_connection(conn), self.backend, window):
                 return conn
             await _quietly(conn.invalidate())
             await _quietly(conn.close())
@@ -275,7 +275,7 @@ class Acquirer:
         """Roll back and release after a failure (``exc``), even while being cancelled.
 
         A statement cancelled mid-flight has already been stopped and its
-        connection discarded by then (``_engine.StatementStopper`` and
+        connection discarded by then (``_stopper.StatementStopper`` and
         SQLAlchemy's handling of ``CancelledError``); what is left is to end the
         transaction and give the connection back, shielded from a second cancel.
         """

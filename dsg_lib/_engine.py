@@ -11,18 +11,17 @@ from typing import Any
 from loguru import logger
 from sqlalchemy import event, pool
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 
 from ._config_keys import PASS_THROUGH
 from ._sizes import install_size_guard
+from ._stopper import SIDE_CALL_TIMEOUT
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MYSQL_RECYCLE = 3600
 DEFAULT_PRE_PING_WINDOW_MS = 1000
-#: seconds a pre-ping or a KILL QUERY may take before the connection counts as dead
-SIDE_CALL_TIMEOUT = 5.0
 #: pool record info key: when the connection was last returned to the pool
 LAST_USED = "dsg_lib_last_used"
 
@@ -134,6 +133,20 @@ def _install_usage_clock(engine: AsyncEngine) -> None:
             record.info[LAST_USED] = time.monotonic()
 
 
+async def pooled_connection(conn: AsyncConnection) -> PoolProxiedConnection:
+    """The pooled DBAPI connection of ``conn``, without a greenlet hop when it is at hand.
+
+    ``AsyncConnection.get_raw_connection()`` runs the public attribute lookup
+    ``Connection.connection`` through ``greenlet_spawn`` (it may have to
+    reconnect an invalidated connection); a valid checked-out connection has
+    its DBAPI connection at hand, so the hop is skipped.
+    """
+    sync = conn.sync_connection
+    if sync is not None and not sync.invalidated and not sync.closed:
+        return sync.connection
+    return await conn.get_raw_connection()
+
+
 async def is_alive(raw: PoolProxiedConnection, backend: str, window: float) -> bool:
     """False if the pooled ``raw`` sat idle longer than ``window`` seconds and fails a ping.
 
@@ -152,99 +165,6 @@ async def is_alive(raw: PoolProxiedConnection, backend: str, window: float) -> b
     except Exception:  # any failure means: do not hand this connection out
         return False
     return True
-
-
-async def _interrupt_sqlite(driver: Any) -> None:
-    """Stop the running statement, then end its transaction.
-
-    The cancelled statement's cursor may stay alive (in a traceback) after
-    SQLAlchemy closes the connection, and an unfinalized statement keeps a
-    closed sqlite3 connection's locks: a ROLLBACK queued before the close
-    releases them (SQLite allows it with an aborted statement pending).
-    """
-    await driver.interrupt()
-    await driver.rollback()
-
-
-class StatementStopper:
-    """Stops the statement of a cancelled operation where the driver would not.
-
-    asyncpg cancels a statement on the server by itself. aiosqlite leaves it
-    running in its worker thread (and SQLAlchemy's close of the cancelled
-    connection queues behind it): ``interrupt()`` stops it. aiomysql / asyncmy
-    just stop reading and the server runs on: it is told ``KILL QUERY <id>``
-    over a separate, unpooled connection (the pool may have none free).
-
-    `install` hooks it into ``handle_error``, which SQLAlchemy calls with the
-    ``CancelledError`` before it discards the connection; the stop runs as a
-    task on the loop, so it overtakes the queued close.
-    """
-
-    def __init__(self, backend: str, options: dict[str, Any]) -> None:
-        self.backend = backend
-        self.options = {k: v for k, v in options.items() if k == "connect_args"}
-        self._sides: dict[URL, AsyncEngine] = {}  # one unpooled engine per server
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def install(self, engine: AsyncEngine) -> None:
-        """Stop the statement whenever an execution on ``engine`` is cancelled."""
-        if self.backend == "postgresql":
-            return
-
-        @event.listens_for(engine.sync_engine, "handle_error")
-        def _on_error(context: Any) -> None:
-            if (
-                isinstance(context.original_exception, asyncio.CancelledError)
-                and context.connection is not None
-            ):
-                try:
-                    driver = context.connection.connection.driver_connection
-                except Exception as exc:  # best effort: the connection is discarded anyway
-                    _stop_failed(exc)
-                    return
-                self.stop(driver, engine.url)
-
-    def stop(self, driver: Any, url: URL) -> None:
-        """Start stopping the statement running on ``driver`` (a connection to ``url``);
-        `settle` waits for it. Also for a cancelled driver call made outside SQLAlchemy."""
-        try:
-            if self.backend == "sqlite":
-                stop = _interrupt_sqlite(driver)
-            else:
-                stop = self._kill_query(url, int(driver.thread_id()))
-            task = asyncio.get_running_loop().create_task(stop)
-        except Exception as exc:  # best effort: the connection is discarded anyway
-            _stop_failed(exc)
-            return
-        self._tasks.add(task)  # a reference, so the task is not collected before it runs
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _stop_failed(task.exception())
-
-    async def settle(self) -> None:
-        """Wait (up to ``SIDE_CALL_TIMEOUT``) for the stops scheduled so far, so a
-        cancelled operation returns only once the server has let go of its statement."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=SIDE_CALL_TIMEOUT)
-
-    async def _kill_query(self, url: URL, thread_id: int) -> None:
-        side = self._sides.get(url)
-        if side is None:
-            side = self._sides[url] = create_async_engine(url, poolclass=pool.NullPool, **self.options)
-        async with side.connect() as conn:
-            await asyncio.wait_for(conn.exec_driver_sql(f"KILL QUERY {thread_id}"), SIDE_CALL_TIMEOUT)
-
-    async def dispose(self) -> None:
-        for side in self._sides.values():
-            await side.dispose()
-        self._sides.clear()
-
-
-def _stop_failed(exc: BaseException | None) -> None:
-    logger.debug("dsg_lib: could not stop a cancelled statement: {}", type(exc).__name__)
 
 
 def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:

@@ -43,8 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
 
-from ._engine import SIDE_CALL_TIMEOUT, StatementStopper
+from ._engine import pooled_connection
 from ._sizes import has_large_value
+from ._stopper import SIDE_CALL_TIMEOUT, StatementStopper
 
 Processor = Callable[[Any], Any] | None
 
@@ -173,7 +174,7 @@ async def _run(
     conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
 ) -> tuple[list[Sequence[Any]], int]:
     """The rows of one driver call (processed) and the rows it wrote or matched."""
-    raw = await conn.get_raw_connection()
+    raw = await pooled_connection(conn)
     driver: Any = raw.driver_connection
     arguments = plan.arguments(params)
     backend = plan.dialect.name

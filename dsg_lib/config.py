@@ -26,11 +26,11 @@ from ._acquire import Acquirer
 from ._endpoint import Endpoint
 from ._engine import (
     DEFAULT_PRE_PING_WINDOW_MS,
-    StatementStopper,
     autocommit_options,
     build_engine,
     is_memory_sqlite,
 )
+from ._stopper import StatementStopper
 from ._translate import map_errors, translate_error
 from .errors import ConfigurationError, DatabaseError
 from .routing import Replica, ReplicaSet
@@ -112,7 +112,7 @@ class DBConfig:
             _hosts.install_sync_wait(engine, int(library["wsrep_sync_wait"]))
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping
         self.pre_ping_window: float | None = self._pre_ping_window(backend, engine_opts, library)
-        #: stops the statement of a cancelled operation (see _engine.StatementStopper)
+        #: stops the statement of a cancelled operation (see _stopper.StatementStopper)
         self.stopper = StatementStopper(backend, engine_opts)
         self.stopper.install(engine)
         self._users = 0

@@ -12,6 +12,8 @@ from sqlalchemy import Table, null
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ColumnDefault
 
+from ._engine import pooled_connection
+from ._sizes import SIZES_CHECKED, holds_small_values
 from ._values import column_checker, is_json
 from .errors import ConstraintViolationError, InvalidInputError
 from .filters import model_columns, value_checker
@@ -44,6 +46,17 @@ class RowChecker:
         self._checkers = {key: value_checker(column, key, dialect) for key, column in self.columns.items()}
         self._column_checks = {key: column_checker(column, dialect) for key, column in self.columns.items()}
         self._json_keys = frozenset(key for key, column in self.columns.items() if is_json(column))
+        self._small_keys = frozenset(k for k, c in self.columns.items() if holds_small_values(c.type))
+
+    def insert_options(self, group: Sequence[Mapping[str, Any]], validate: bool) -> dict[str, Any]:
+        """Execution options for inserting a checked ``group`` (one key set, see `prepare_groups`).
+
+        Rows whose every value was checked against a column that holds only
+        small values need no MySQL/MariaDB size check (`_sizes`) at execution.
+        """
+        if validate and group and self._small_keys.issuperset(group[0].keys()):
+            return {SIZES_CHECKED: True}
+        return {}
 
     def prepare_groups(
         self, rows: Sequence[Any], validate: bool, start: int = 0
@@ -266,7 +279,7 @@ async def copy_insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
                 for p, v in zip(processors, values, strict=True)
             )
 
-    raw = await conn.get_raw_connection()
+    raw = await pooled_connection(conn)
     driver: Any = raw.driver_connection
     autocommit = conn.sync_connection is not None and (
         conn.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"

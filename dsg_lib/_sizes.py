@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .errors import InvalidInputError
 
+#: execution option: every value was checked against its column and none is large (see `holds_small_values`)
+SIZES_CHECKED = "dsg_lib_sizes_checked"
 #: ``Connection.info`` key holding the connection's ``@@max_allowed_packet``
 PACKET_KEY = "dsg_lib_max_allowed_packet"
 #: bytes of a statement besides the value itself (SQL text, other values, protocol header)
@@ -63,6 +65,22 @@ def mysql_type_limit(type_: Any) -> tuple[int, str] | None:
     return None
 
 
+def holds_small_values(type_: Any) -> bool:
+    """True if a value of ``type_`` that passed dsg_lib's value check cannot need the size checks.
+
+    Numbers, booleans and dates reach the driver as such, not as str or bytes;
+    a ``String(n)`` value was checked to be at most ``n`` characters, and ``n``
+    is below the size of str `has_large_value` looks at. Text without a
+    length, binary, JSON and everything else may be large.
+    """
+    impl = type_.impl_instance if isinstance(type_, types.TypeDecorator) else type_
+    small = (types.Integer, types.Float, types.Numeric, types.Boolean, types.DateTime, types.Date, types.Time)
+    if isinstance(impl, small):
+        return True
+    length = getattr(impl, "length", None)
+    return isinstance(impl, types.String) and length is not None and 0 < length <= _SMALL_TEXT
+
+
 def install_size_guard(engine: AsyncEngine) -> None:
     """Read ``@@max_allowed_packet`` per connection and check every statement's values."""
     sync_engine = engine.sync_engine
@@ -84,7 +102,7 @@ def _guard_statement(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
 ) -> None:
     """The engine's ``before_cursor_execute`` hook: refuse a statement with a value too big."""
-    if not parameters:
+    if not parameters or (context is not None and context.execution_options.get(SIZES_CHECKED)):
         return
     # SQLAlchemy's "insertmanyvalues" batches report many=True with one flat row
     batch = many and not isinstance(parameters, Mapping) and isinstance(parameters[0], (list, tuple, Mapping))

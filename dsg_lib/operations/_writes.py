@@ -78,7 +78,7 @@ class WriteOperations(OperationsBase):
             groups = checker.prepare_groups(list(rows), validate)
             single = len(groups) == 1 and (len(groups[0]) == 1 or self._dialect == "postgresql")
             async with self._connection(session, write=True, single_statement=single) as conn:
-                total = await self._insert_chunk(conn, table, groups)
+                total = await self._insert_chunk(conn, table, groups, checker, validate)
         else:
             total = 0
             async with self._connection(session, write=True, single_statement=False) as conn:
@@ -86,11 +86,18 @@ class WriteOperations(OperationsBase):
                 async for chunk in _bulk.iter_chunks(rows, size):
                     groups = checker.prepare_groups(chunk, validate, index)
                     index += len(chunk)
-                    total += await self._insert_chunk(conn, table, groups)
+                    total += await self._insert_chunk(conn, table, groups, checker, validate)
         logger.debug("dsg_lib: insert_many inserted {} rows into {}", total, table.name)
         return total
 
-    async def _insert_chunk(self, conn: Any, table: Any, groups: list[list[dict[str, Any]]]) -> int:
+    async def _insert_chunk(
+        self,
+        conn: Any,
+        table: Any,
+        groups: list[list[dict[str, Any]]],
+        checker: _bulk.RowChecker,
+        validate: bool,
+    ) -> int:
         """COPY on PostgreSQL for a larger chunk of one key set, else one executemany per key set."""
         count = sum(map(len, groups))
         if (
@@ -101,7 +108,8 @@ class WriteOperations(OperationsBase):
         ):
             return count
         for group in groups:
-            await conn.execute(insert(table), group)
+            options = checker.insert_options(group, validate)
+            await conn.execute(insert(table), group, execution_options=options)
         return count
 
     async def upsert(

@@ -165,6 +165,41 @@ async def test_objects_are_detached_and_update_when_added_back(db: AsyncDatabase
     assert (await ops.get(Thing, 1)).name == "renamed"
 
 
+@pytest.mark.parametrize("collector_on", [True, False])
+async def test_reading_objects_leaves_the_garbage_collector_as_the_application_set_it(
+    db: AsyncDatabase, collector_on: bool
+) -> None:
+    """Building objects pauses the collector (see ``_fast``); the application's setting survives,
+    and the objects leave nothing for the collector once dropped."""
+    import gc
+    import weakref
+
+    ops, Thing, _, _ = await seeded(db)
+    await ops.insert_many(Thing, [dict(thing_row(i)) for i in range(3, 503)])
+    (gc.enable if collector_on else gc.disable)()
+    try:
+        things = await ops.find(Thing)
+        assert gc.isenabled() is collector_on
+        assert len(things) == 502 and things[0].name == "t1"
+        refs = [weakref.ref(t) for t in things]
+        del things
+        assert all(r() is None for r in refs)  # freed by reference counting alone
+    finally:
+        gc.enable()
+
+
+def thing_row(i: int) -> dict[str, Any]:
+    return {
+        "id": i,
+        "name": f"t{i}",
+        "when": WHEN,
+        "flag": False,
+        "color": Color.BLUE,
+        "amount": decimal.Decimal("1.00"),
+        "data": [i],
+    }
+
+
 async def test_hooks_and_load_events_see_every_read(db: AsyncDatabase) -> None:
     ops, Thing, _, _ = await seeded(db)
     with captured_sql(db) as sql:

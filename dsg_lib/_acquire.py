@@ -143,7 +143,7 @@ class Acquirer:
         try:
             with self.config.errors():
                 yield conn
-                if write:
+                if write and conn.in_transaction():  # none after a driver call (see _fast)
                     await conn.commit()
         except BaseException as exc:
             await self._discard(conn, None, exc)

@@ -111,8 +111,10 @@ start_service() {  # start_service WHICH: pg_autoctl run in the background
     local d; d=$(pgdata "$1")
     local name=$1; [[ $1 == monitor ]] || name="node$1"
     rm -f "$BASE/run_$1.pid"
-    # the pid written is pg_autoctl's own, and it leads its process group (setsid)
-    as_pg sh -c 'echo $$ >"$1"; exec setsid pg_autoctl run --pgdata "$2"' sh "$BASE/run_$1.pid" "$d" \
+    # the pid written is pg_autoctl's own, and it leads its process group (setsid); it runs in
+    # $BASE, not the caller's directory: Postgres started later by pg_autoctl (after a failover)
+    # refuses to start when that directory is gone ("could not identify current directory")
+    as_pg sh -c 'cd "$3" && echo $$ >"$1" && exec setsid pg_autoctl run --pgdata "$2"' sh "$BASE/run_$1.pid" "$d" "$BASE" \
         >>"$BASE/log/$name.log" 2>&1 </dev/null 9>&- &
     wait_for 5 test -s "$BASE/run_$1.pid"
 }

@@ -71,14 +71,16 @@ def holds_small_values(type_: Any) -> bool:
     Numbers, booleans and dates reach the driver as such, not as str or bytes;
     a ``String(n)`` value was checked to be at most ``n`` characters, and ``n``
     is below the size of str `has_large_value` looks at. Text without a
-    length, binary, JSON and everything else may be large.
+    length, binary, JSON, a ``TypeDecorator`` (its bind processing may turn
+    any value into a large one) and everything else may be large.
     """
-    impl = type_.impl_instance if isinstance(type_, types.TypeDecorator) else type_
+    if isinstance(type_, types.TypeDecorator):
+        return False
     small = (types.Integer, types.Float, types.Numeric, types.Boolean, types.DateTime, types.Date, types.Time)
-    if isinstance(impl, small):
+    if isinstance(type_, small):
         return True
-    length = getattr(impl, "length", None)
-    return isinstance(impl, types.String) and length is not None and 0 < length <= _SMALL_TEXT
+    length = getattr(type_, "length", None)
+    return isinstance(type_, types.String) and length is not None and 0 < length <= _SMALL_TEXT
 
 
 def install_size_guard(engine: AsyncEngine) -> None:

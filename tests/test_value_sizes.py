@@ -116,6 +116,13 @@ async def test_http_answer_is_422_without_retry_after(db: AsyncDatabase, doc: An
         assert response.status_code == 200
 
 
+class _IntegerAsText(sa.TypeDecorator[int]):
+    """An Integer whose bind processing could send anything: never treated as small."""
+
+    impl = sa.Integer
+    cache_ok = True
+
+
 def _types(*named: tuple[str, Any]) -> list[Any]:
     return [pytest.param(type_, id=name) for name, type_ in named]
 
@@ -141,6 +148,7 @@ LARGE_TYPES = _types(
     ("LargeBinary", sa.LargeBinary()),
     ("JSON", sa.JSON()),
     ("Uuid", sa.Uuid()),
+    ("IntegerDecorator", _IntegerAsText()),
 )
 LARGE_VALUES: list[Any] = ["x" * 16_384, "€" * 20_000, b"\x01" * 256, {"k": "x" * 70_000}, ["y" * 70_000]]
 

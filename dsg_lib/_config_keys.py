@@ -115,6 +115,11 @@ KEYS: dict[str, KeySpec] = {
         "an int 0..15 (Galera causal reads: 1 = reads wait for the cluster) or None",
         frozenset({"mysql", "mariadb"}),
     ),
+    "compiled_statements": KeySpec(
+        "library",
+        _is_bool,
+        "a bool (False: every operation runs through SQLAlchemy, never as one compiled driver call)",
+    ),
     "pre_ping_window_ms": KeySpec(
         "library", _is_int(0), "an int >= 0 (milliseconds; 0 pings every checkout)", SERVERS
     ),

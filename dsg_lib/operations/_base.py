@@ -81,7 +81,8 @@ class OperationsBase:
         acquire = self.async_db.acquire
         config = self.async_db.db_config
         return (
-            acquire.pinned is None
+            config.option("compiled_statements") is not False
+            and acquire.pinned is None
             and not acquire.in_transaction()
             and not config.option("pgbouncer")
             and _fast.usable(config.engine)

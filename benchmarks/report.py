@@ -443,7 +443,7 @@ def caption(results: dict[str, Any]) -> str:
     if results["quick"]:
         kind = "**quick smoke run** (tiny sizes, 1 repeat: indicative only)"
     else:
-        kind = f"median of {results['repeats']} interleaved repeats"
+        kind = f"median of {_repeats(results['repeats'])}, interleaved"
         if results.get("confirm_repeats"):
             kind += (
                 f"; every target within {results['close_margin']:.0%} of its line rerun with "

@@ -183,6 +183,10 @@ def table(results: dict[str, Any], run: dict[str, Any], sep: str = "; ") -> list
     return out
 
 
+def repeats(n: int) -> str:
+    return f"{n} repeat" + ("" if n == 1 else "s")
+
+
 def close_calls(results: dict[str, Any], run: dict[str, Any]) -> list[str]:
     rows = [t for t in run["targets"] if t["confirm"]]
     if not rows:
@@ -192,9 +196,9 @@ def close_calls(results: dict[str, Any], run: dict[str, Any]) -> list[str]:
         spread = f" ({r['spread'][0]:.2f}-{r['spread'][1]:.2f})" if r["spread"] else ""
         return f"{r['value']:.2f}x{spread}"
 
-    first, again = results["settings"]["repeats"], rows[0]["confirm"]["repeats"]
+    first, again = repeats(results["settings"]["repeats"]), repeats(rows[0]["confirm"]["repeats"])
     out = [
-        f"| route | target | {first} repeats: ratio (min-max) | {again} repeats: ratio (min-max) | verdict |",
+        f"| route | target | {first}: ratio (min-max) | {again}: ratio (min-max) | verdict |",
         "|---|---|---:|---:|---|",
     ]
     for t in rows:
@@ -210,7 +214,7 @@ def caption(results: dict[str, Any]) -> str:
         f"**quick smoke run** ({s['duration_s']} s per route, {s['repeats']} repeat, the apps loaded side by"
         " side: it shows that everything runs, its figures mean nothing)"
         if results["quick"] or s.get("side_by_side")
-        else f"median of {s['repeats']} interleaved repeats of {s['duration_s']} s per route and app"
+        else f"median of {repeats(s['repeats'])}, interleaved, of {s['duration_s']} s per route and app"
         + (
             f"; every target within {s['close_margin']:.0%} of its line rerun with {s['confirm_repeats']}"
             " repeats, and the rerun decides"

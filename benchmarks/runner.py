@@ -1,4 +1,5 @@
-"""Orchestration: per backend, open every contender, run interleaved repeats, collect medians."""
+"""Orchestration: per backend, open every contender, run interleaved repeats, collect medians,
+then rerun the targets that landed close to their line (``--confirm-close``)."""
 
 from __future__ import annotations
 

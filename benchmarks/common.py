@@ -14,6 +14,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 POOL_SIZE = 10
 COUNT_GROUP = 7  # ``grp`` value the count workload filters on (1% of rows)
+# the range-filter count: ``grp < RANGE_BELOW``, the same number of rows as ``grp = COUNT_GROUP``
+# through the same index, so the two count workloads differ only in the filter's operator
+RANGE_BELOW = 1
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",

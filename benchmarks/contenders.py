@@ -8,87 +8,28 @@ runner empties or seeds before each timed run; reads share the read-only tables.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from .async_orms import Piccolo, Tortoise
+from .base import COLS, INSERT_COLS, Contender, Ctx
+from .base import tuples as _tuples
 from .common import (
     COUNT_GROUP,
     POOL_SIZE,
+    RANGE_BELOW,
     SQLITE_PRAGMAS,
     Backend,
     Models,
     Sizes,
     iter_rows,
     sqla_engine,
-    write_table_name,
 )
 
-COLS = "id, name, grp, value, note"
-INSERT_COLS = ("name", "grp", "value", "note")
-
-
-@dataclass
-class Ctx:
-    """Inputs of one timed run, prepared (untimed) by the runner."""
-
-    sizes: Sizes
-    rows: list[dict[str, Any]] = field(default_factory=list)  # rows to insert
-    ids: list[int] = field(default_factory=list)  # pks to get / update
-    task_ids: list[list[int]] = field(default_factory=list)  # per concurrent task
-    page: int = 1  # page number for the depth workloads
-    after_id: int = 0  # last id before ``page`` (keyset depth)
-
-
-def _tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [(r["name"], r["grp"], r["value"], r["note"]) for r in rows]
-
-
-class Contender:
-    """Base class: open/close plus the workloads as ``w_*`` coroutines."""
-
-    name = "?"
-    label = "?"
-
-    def __init__(self, backend: Backend, sizes: Sizes) -> None:
-        self.backend = backend
-        self.sizes = sizes
-        self.write_table = write_table_name(self.name)
-        self.read_t, self.big_t, self.stream_t = sizes.read_table, sizes.big_table, sizes.stream_table
-
-    async def open(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    async def close(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    async def setup(self, ctx: Ctx) -> None:
-        """Untimed per-backend preparation (e.g. a deep keyset cursor)."""
-
-    def supports(self, workload: str) -> bool:
-        return callable(getattr(self, f"w_{workload}", None))
-
-    async def _get(self, i: int) -> Any:  # pragma: no cover - interface
-        """Fetch the read-table row with primary key ``i`` the contender's idiomatic way."""
-        raise NotImplementedError
-
-    async def w_get_pk(self, ctx: Ctx) -> None:
-        for i in ctx.ids:
-            await self._get(i)
-
-    async def w_concurrent_gets(self, ctx: Ctx) -> None:
-        async def task(ids: list[int]) -> None:
-            for i in ids:
-                await self._get(i)
-
-        await asyncio.gather(*(task(ids) for ids in ctx.task_ids))
-
-    async def run(self, workload: str, ctx: Ctx) -> Any:
-        return await getattr(self, f"w_{workload}")(ctx)
+__all__ = ["CONTENDERS", "Contender", "Ctx", "available", "make"]
 
 
 # ====================================================================== raw drivers
@@ -173,6 +114,10 @@ class RawPostgres(Contender):
     async def w_count(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.counts):
             await self.pool.fetchval(f"SELECT count(*) FROM {self.big_t} WHERE grp = $1", COUNT_GROUP)
+
+    async def w_count_range(self, ctx: Ctx) -> None:
+        for _ in range(ctx.sizes.counts):
+            await self.pool.fetchval(f"SELECT count(*) FROM {self.big_t} WHERE grp < $1", RANGE_BELOW)
 
     async def w_stream(self, ctx: Ctx) -> int:
         n = 0
@@ -299,6 +244,10 @@ class RawMySQL(Contender):
         for _ in range(ctx.sizes.counts):
             await self._fetch(f"SELECT count(*) FROM {self.big_t} WHERE grp = %s", (COUNT_GROUP,))
 
+    async def w_count_range(self, ctx: Ctx) -> None:
+        for _ in range(ctx.sizes.counts):
+            await self._fetch(f"SELECT count(*) FROM {self.big_t} WHERE grp < %s", (RANGE_BELOW,))
+
     async def w_stream(self, ctx: Ctx) -> int:
         n = 0
         async with self.pool.acquire() as conn, conn.cursor(self.sscursor) as cur:
@@ -392,6 +341,10 @@ class RawSQLite(Contender):
     async def w_count(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.counts):
             await self.db.execute_fetchall(f"SELECT count(*) FROM {self.big_t} WHERE grp = ?", (COUNT_GROUP,))
+
+    async def w_count_range(self, ctx: Ctx) -> None:
+        for _ in range(ctx.sizes.counts):
+            await self.db.execute_fetchall(f"SELECT count(*) FROM {self.big_t} WHERE grp < ?", (RANGE_BELOW,))
 
     async def w_stream(self, ctx: Ctx) -> int:
         n = 0
@@ -513,6 +466,12 @@ class Core(_SQLAlchemyContender):
             async with self.engine.connect() as conn:
                 (await conn.execute(stmt)).scalar_one()
 
+    async def w_count_range(self, ctx: Ctx) -> None:
+        stmt = select(func.count()).select_from(self.big).where(self.big.c.grp < RANGE_BELOW)
+        for _ in range(ctx.sizes.counts):
+            async with self.engine.connect() as conn:
+                (await conn.execute(stmt)).scalar_one()
+
     async def w_stream(self, ctx: Ctx) -> int:
         n = 0
         async with self.engine.connect() as conn:
@@ -602,6 +561,12 @@ class Orm(_SQLAlchemyContender):
         for _ in range(ctx.sizes.counts):
             async with self.Session() as s:
                 await s.scalar(select(func.count()).select_from(B).where(B.grp == COUNT_GROUP))
+
+    async def w_count_range(self, ctx: Ctx) -> None:
+        B = self.models.Big
+        for _ in range(ctx.sizes.counts):
+            async with self.Session() as s:
+                await s.scalar(select(func.count()).select_from(B).where(B.grp < RANGE_BELOW))
 
     async def w_stream(self, ctx: Ctx) -> int:
         n = 0
@@ -705,6 +670,10 @@ class DsgLib(Contender):
     async def w_count(self, ctx: Ctx) -> None:
         for _ in range(ctx.sizes.counts):
             await self.ops.count(self.models.Big, grp=COUNT_GROUP)
+
+    async def w_count_range(self, ctx: Ctx) -> None:
+        for _ in range(ctx.sizes.counts):
+            await self.ops.count(self.models.Big, grp__lt=RANGE_BELOW)
 
     async def w_stream(self, ctx: Ctx) -> int:
         n = 0
@@ -817,6 +786,12 @@ class AdvancedAlchemy(_SQLAlchemyContender):
             async with self.Session() as s:
                 await self.BigRepo(session=s).count(B.grp == COUNT_GROUP)
 
+    async def w_count_range(self, ctx: Ctx) -> None:
+        B = self.models.Big
+        for _ in range(ctx.sizes.counts):
+            async with self.Session() as s:
+                await self.BigRepo(session=s).count(B.grp < RANGE_BELOW)
+
 
 class FastCrud(_SQLAlchemyContender):
     """fastcrud ``FastCRUD(Model)``, one session per operation (its FastAPI dependency pattern)."""
@@ -904,6 +879,11 @@ class FastCrud(_SQLAlchemyContender):
             async with self.Session() as s:
                 await self.big.count(s, grp=COUNT_GROUP)
 
+    async def w_count_range(self, ctx: Ctx) -> None:
+        for _ in range(ctx.sizes.counts):
+            async with self.Session() as s:
+                await self.big.count(s, grp__lt=RANGE_BELOW)
+
 
 CONTENDERS: dict[str, type[Contender] | None] = {
     "raw": None,  # chosen per backend by raw_contender()
@@ -913,11 +893,15 @@ CONTENDERS: dict[str, type[Contender] | None] = {
     "dsg_lib_observed": DsgLibObserved,
     "advanced_alchemy": AdvancedAlchemy,
     "fastcrud": FastCrud,
+    "tortoise": Tortoise,
+    "piccolo": Piccolo,
 }
 PEER_MODULES = {
     "advanced_alchemy": "advanced_alchemy",
     "fastcrud": "fastcrud",
     "dsg_lib_observed": "opentelemetry.sdk",
+    "tortoise": "tortoise",
+    "piccolo": "piccolo",
 }
 
 

@@ -3,7 +3,8 @@
 ``python -m benchmarks.page`` reads ``benchmarks/results/results.json`` (written by
 ``python -m benchmarks --out benchmarks/results``), draws one chart per backend into
 ``docs/img/`` and replaces the text between the two markers of the page; the prose
-around them is kept. ``python -m benchmarks --out benchmarks/results --page`` does both.
+around them, and the FastAPI service section (``python -m benchmarks.service --page``),
+are kept. ``python -m benchmarks --out benchmarks/results --page`` does both.
 """
 
 from __future__ import annotations
@@ -27,8 +28,24 @@ DEFAULT_PAGE = os.path.join("docs", "performance.md")
 
 
 def block(results: dict[str, Any], img_dir: str, page_dir: str) -> str:
-    """The generated markdown: caption, then per backend its table and its chart."""
-    out = [START, "", report.caption(results), "", REGENERATE, ""]
+    """The generated markdown: caption, targets and settings, the peer ORM overview, then per
+    backend its table, its close calls and its chart."""
+    report.refresh(results)
+    out = [START, "", report.caption(results), "", REGENERATE, "", *report.method_lines(results), ""]
+    peers = report.peers_table(results)
+    if peers:
+        out += [
+            "## dsg_lib and the fastest async ORMs",
+            "",
+            "dsg_lib's time ÷ the faster of Tortoise ORM and Piccolo (named after the ratio) for every "
+            "workload either of them can run; bold: over the line.",
+            "",
+            *peers,
+            "",
+        ]
+    drivers = report.drivers_table(results)
+    if drivers:
+        out += ["## MariaDB: aiomysql or asyncmy", "", *drivers, ""]
     for run in results["runs"]:
         if not run["median_s"]:
             continue
@@ -42,6 +59,9 @@ def block(results: dict[str, Any], img_dir: str, page_dir: str) -> str:
         ]
         out += report.summary_table(results, run, sep="<br>")
         out.append("")
+        close = report.close_calls(results, run)
+        if close:
+            out += ["Close calls (within the margin of their line, rerun):", "", *close, ""]
         if drawn:
             rel = os.path.relpath(image, page_dir).replace(os.sep, "/")
             out += [f"![{report.chart_alt(results, run)}]({rel})", ""]
@@ -49,19 +69,29 @@ def block(results: dict[str, Any], img_dir: str, page_dir: str) -> str:
     return "\n".join(out)
 
 
-def update(page: str, results: dict[str, Any], img_dir: str) -> None:
+def replace_section(page: str, start: str, end: str, generated: str, before: str | None = None) -> None:
+    """Put ``generated`` (which begins with ``start`` and ends with ``end``) in place of the page's
+    text between those markers; everything else on the page is kept. Without markers yet, it goes
+    right above the line ``before`` when the page has one, else right under the page title."""
     with open(page, encoding="utf-8") as fh:
         text = fh.read()
-    os.makedirs(img_dir, exist_ok=True)
-    generated = block(results, img_dir, os.path.dirname(page) or ".")
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: generated, text, count=1)
-    else:  # first run: right under the page title
-        head, _, rest = text.partition("\n")
-        text = f"{head}\n\n{generated}\n{rest}"
+    elif before is not None and f"\n{before}\n" in text:
+        head, _, rest = text.partition(f"\n{before}\n")
+        text = f"{head}\n{generated}\n\n{before}\n{rest}"
+    else:
+        lines = text.split("\n")
+        title = next((i for i, line in enumerate(lines) if line.startswith("# ")), 0)
+        text = "\n".join(lines[: title + 1]) + f"\n\n{generated}\n" + "\n".join(lines[title + 1 :])
     with open(page, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def update(page: str, results: dict[str, Any], img_dir: str) -> None:
+    os.makedirs(img_dir, exist_ok=True)
+    replace_section(page, START, END, block(results, img_dir, os.path.dirname(page) or "."))
 
 
 def main(argv: list[str] | None = None) -> int:

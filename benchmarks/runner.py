@@ -1,4 +1,5 @@
-"""Orchestration: per backend, open every contender, run interleaved repeats, collect medians."""
+"""Orchestration: per backend, open every contender, run interleaved repeats, collect medians,
+then rerun the targets that landed close to their line (``--confirm-close``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import report
@@ -47,6 +48,10 @@ class Target:
 ORM = (Target("orm", 0.9),)
 CORE = (Target("core", 1.1),)
 POINT = (Target("raw", 1.6, ("postgresql",)), Target("raw", 3.0, ("sqlite",)))
+# issue 28: at or below the faster of the two fastest async ORMs (Tortoise ORM, Piccolo), on
+# every workload either of them can run ("fast_orms" is that faster one, per workload and backend)
+PEERS = (Target(report.FAST_ORMS, 1.0),)
+CLOSE_MARGIN = 0.10  # a target whose ratio is within 10% of its line is rerun (--confirm-close)
 
 
 @dataclass(frozen=True)
@@ -78,31 +83,33 @@ class Workload:
             "offset_deep": f"offset page {s.deep_page:,} x{s.depth_fetches}",
             "keyset_page1": f"keyset page 1 x{s.depth_fetches}",
             "keyset_deep": f"keyset page {s.deep_page:,} x{s.depth_fetches}",
-            "count": f"count with filter x{s.counts}",
+            "count": f"count with an equality filter x{s.counts}",
+            "count_range": f"count with a range filter x{s.counts}",
             "stream": f"stream {s.stream_rows:,} rows",
             "insert_memory": f"insert_many {s.memory_rows:,} rows from a generator",
         }[self.key]
 
 
 WORKLOADS: tuple[Workload, ...] = (
-    Workload("get_pk", "get_pk", "get", ORM + POINT),
-    Workload("get_mapping", "get_mapping", "find_mappings(id=)", CORE + POINT),
-    Workload("exists", "exists", "exists(id=)", CORE + POINT),
-    Workload("insert_commit", "insert_commit", "create_one", ORM + POINT, prep="empty"),
-    Workload("update_pk", "update_pk", "update_where(id=)", CORE + POINT, prep="seeded"),
-    Workload("delete_pk", "delete_pk", "delete_where(id=)", CORE + POINT, prep="seeded"),
-    Workload("concurrent_gets", "concurrent_gets", "get", ORM),
-    Workload("read_objects", "read_objects", "find", ORM),
-    Workload("read_rows", "read_rows", "find_mappings", CORE),
-    Workload("offset_pages", "offset_pages", "paginate", ORM),
-    Workload("count", "count", "count", CORE),
-    Workload("bulk_insert", "bulk_insert", "insert_many", CORE, prep="empty"),
-    Workload("keyset_pages", "keyset_pages", "paginate_keyset"),
-    Workload("offset_page1", "offset_depth", "paginate(with_total=False)"),
-    Workload("offset_deep", "offset_depth", "paginate(with_total=False)", deep=True),
-    Workload("keyset_page1", "keyset_depth", "paginate_keyset"),
-    Workload("keyset_deep", "keyset_depth", "paginate_keyset", deep=True),
-    Workload("stream", "stream", "stream", child=True),
+    Workload("get_pk", "get_pk", "get", ORM + POINT + PEERS),
+    Workload("get_mapping", "get_mapping", "find_mappings(id=)", CORE + POINT + PEERS),
+    Workload("exists", "exists", "exists(id=)", CORE + POINT + PEERS),
+    Workload("insert_commit", "insert_commit", "create_one", ORM + POINT + PEERS, prep="empty"),
+    Workload("update_pk", "update_pk", "update_where(id=)", CORE + POINT + PEERS, prep="seeded"),
+    Workload("delete_pk", "delete_pk", "delete_where(id=)", CORE + POINT + PEERS, prep="seeded"),
+    Workload("concurrent_gets", "concurrent_gets", "get", ORM + PEERS),
+    Workload("read_objects", "read_objects", "find", ORM + PEERS),
+    Workload("read_rows", "read_rows", "find_mappings", CORE + PEERS),
+    Workload("offset_pages", "offset_pages", "paginate", ORM + PEERS),
+    Workload("count", "count", "count(grp=)", CORE + PEERS),
+    Workload("count_range", "count_range", "count(grp__lt=)", CORE + PEERS),
+    Workload("bulk_insert", "bulk_insert", "insert_many", CORE + PEERS, prep="empty"),
+    Workload("keyset_pages", "keyset_pages", "paginate_keyset", PEERS),
+    Workload("offset_page1", "offset_depth", "paginate(with_total=False)", PEERS),
+    Workload("offset_deep", "offset_depth", "paginate(with_total=False)", PEERS, deep=True),
+    Workload("keyset_page1", "keyset_depth", "paginate_keyset", PEERS),
+    Workload("keyset_deep", "keyset_depth", "paginate_keyset", PEERS, deep=True),
+    Workload("stream", "stream", "stream", PEERS, child=True),
     Workload("insert_memory", "insert_memory", "insert_many(generator)", child=True),
 )
 WORKLOAD_KEYS = tuple(w.key for w in WORKLOADS)
@@ -114,7 +121,7 @@ def log(message: str) -> None:
 
 
 class BackendRun:
-    """Everything measured on one backend."""
+    """Everything measured on one backend: the main repeats, then the reruns of close targets."""
 
     def __init__(
         self,
@@ -125,6 +132,8 @@ class BackendRun:
         repeats: int,
         stream_repeats: int,
         quick: bool,
+        confirm_repeats: int = 0,
+        close_margin: float = CLOSE_MARGIN,
     ) -> None:
         self.backend = backend
         self.names = names
@@ -133,9 +142,14 @@ class BackendRun:
         self.repeats = repeats
         self.stream_repeats = stream_repeats
         self.quick = quick
+        self.confirm_repeats = confirm_repeats
+        self.close_margin = close_margin
         self.times: dict[str, dict[str, list[float]]] = {}
         self.errors: dict[str, dict[str, str]] = {}
         self.memory: dict[str, dict[str, dict[str, list[float]]]] = {}  # workload -> contender -> ...
+        self.unsupported: list[str] = []  # contenders with no engine for this backend ("n/a")
+        self.confirm_times: dict[str, dict[str, list[float]]] = {}
+        self.confirmed: list[list[str]] = []  # [workload, against] of every rerun target
         self.server_version = "?"
         self.verbose = False
 
@@ -155,6 +169,9 @@ class BackendRun:
             contenders: list[Contender] = []
             for name in self.names:
                 c = make(name, b, s)
+                if not c.runs_on(b):
+                    self.unsupported.append(name)
+                    continue
                 try:
                     await c.open()
                     await create_write_table(admin, c.write_table)
@@ -169,16 +186,22 @@ class BackendRun:
                     await c.close()
         finally:
             await admin.dispose()
-        for w in self.workloads:
-            if w.child:
-                self._children(w.key, [c.name for c in contenders])
+        opened = [c.name for c in contenders]
+        children = [w for w in self.workloads if w.child]
+        for w in children:
+            self._children(w.key, opened, self.stream_repeats, self.times, record_memory=True)
+        close = self._close([w.key for w in children])
+        for w in children:
+            if w.key in close:
+                names = sorted(close[w.key] & set(opened))
+                self._children(w.key, names, self.confirm_repeats, self.confirm_times)
 
     async def _timed(self, admin: Any, contenders: list[Contender]) -> None:
         b, s = self.backend, self.sizes
-        rng = random.Random(42)
-        read_ids = await ids_of(admin, s.read_table, s.read_rows)
+        self.rng = random.Random(42)
+        self.read_ids = await ids_of(admin, s.read_table, s.read_rows)
         base = Ctx(sizes=s)
-        deep_after = await id_at(admin, s.big_table, (s.deep_page - 1) * s.page_size - 1)
+        self.deep_after = await id_at(admin, s.big_table, (s.deep_page - 1) * s.page_size - 1)
         timed = [w for w in self.workloads if not w.child]
         for c in contenders:
             try:
@@ -186,7 +209,7 @@ class BackendRun:
             except Exception as exc:
                 self._error("setup", c.name, exc)
         # warm-up (untimed): fill pools and statement caches with the read workloads
-        warm = Ctx(sizes=QUICK, ids=read_ids[:5], task_ids=[read_ids[:2]] * 10)
+        warm = Ctx(sizes=QUICK, ids=self.read_ids[:5], task_ids=[self.read_ids[:2]] * 10)
         for c in contenders:
             for method in ("get_pk", "concurrent_gets", "count", "read_rows", "read_objects", "keyset_pages"):
                 if c.supports(method) and (b.server or method != "concurrent_gets"):
@@ -196,15 +219,60 @@ class BackendRun:
                         self._error(method, c.name, exc)
         gc.collect()
         gc.freeze()  # long-lived objects out of the way: gc.collect() before each run stays cheap
-        for repeat in range(self.repeats):
+        await self._repeats(admin, contenders, timed, self.repeats, self.times, "repeat")
+        close = self._close([w.key for w in timed])
+        if close:
+            log(f"[{b.name}] close to their line, rerun x{self.confirm_repeats}: {', '.join(close)}")
+            again = [w for w in timed if w.key in close]
+            await self._repeats(
+                admin, contenders, again, self.confirm_repeats, self.confirm_times, "rerun", close
+            )
+
+    def _close(self, keys: list[str]) -> dict[str, set[str]]:
+        """The targets (of these workloads) within ``close_margin`` of their line, as the workloads
+        and contenders to rerun; remembers them in ``self.confirmed``."""
+        if not self.confirm_repeats:
+            return {}
+        meta = [
+            {"key": w.key, "targets": [asdict(t) for t in w.targets]} for w in self.workloads if w.key in keys
+        ]
+        rerun: dict[str, set[str]] = {}
+        for t in report.targets(self.summary(), meta):
+            if t["unit"] != "x" or t["value"] is None or t["workload"] not in keys:
+                continue
+            if abs(t["value"] / t["target"] - 1.0) > self.close_margin:
+                continue
+            self.confirmed.append([t["workload"], t["against"]])
+            if t["against"] == report.KEYSET_PAGE1:  # dsg_lib's deep keyset page against its first
+                for key in ("keyset_page1", "keyset_deep"):
+                    rerun.setdefault(key, set()).add("dsg_lib")
+                continue
+            refs = report.FAST_ORM_NAMES if t["against"] == report.FAST_ORMS else (t["against"],)
+            rerun.setdefault(t["workload"], set()).update(("dsg_lib", *refs))
+        return rerun
+
+    async def _repeats(
+        self,
+        admin: Any,
+        contenders: list[Contender],
+        workloads: list[Workload],
+        repeats: int,
+        store: dict[str, dict[str, list[float]]],
+        what: str,
+        only: dict[str, set[str]] | None = None,
+    ) -> None:
+        """``repeats`` interleaved rounds: every workload, every contender, the order rotated."""
+        for repeat in range(repeats):
             started = time.perf_counter()
-            for w in timed:
+            for w in workloads:
                 shift = repeat % len(contenders) if contenders else 0
                 order = contenders[shift:] + contenders[:shift]
                 for c in order:
+                    if only is not None and c.name not in only.get(w.key, ()):
+                        continue
                     if not c.supports(w.method) or c.name in self.errors.get(w.key, {}):
                         continue
-                    ctx = await self._prepare(admin, w, c, rng, read_ids, deep_after)
+                    ctx = await self._prepare(admin, w, c)
                     gc.collect()
                     t0 = time.perf_counter()
                     try:
@@ -217,15 +285,14 @@ class BackendRun:
                     if problem:
                         self._error(w.key, c.name, RuntimeError(problem))
                         continue
-                    self.times.setdefault(w.key, {}).setdefault(c.name, []).append(elapsed)
+                    store.setdefault(w.key, {}).setdefault(c.name, []).append(elapsed)
                     if self.verbose:
                         log(f"    {w.key:<16} {c.name:<17} {elapsed * 1000:10.1f} ms")
-            log(f"[{b.name}] repeat {repeat + 1}/{self.repeats} done in {time.perf_counter() - started:.1f}s")
+            took = time.perf_counter() - started
+            log(f"[{self.backend.name}] {what} {repeat + 1}/{repeats} done in {took:.1f}s")
 
-    async def _prepare(
-        self, admin: Any, w: Workload, c: Contender, rng: random.Random, read_ids: list[int], deep_after: int
-    ) -> Ctx:
-        s = self.sizes
+    async def _prepare(self, admin: Any, w: Workload, c: Contender) -> Ctx:
+        s, rng, read_ids = self.sizes, self.rng, self.read_ids
         ctx = Ctx(sizes=s)
         if w.key == "bulk_insert":
             ctx.rows = _rows(s.bulk_rows)
@@ -236,7 +303,7 @@ class BackendRun:
         elif w.key == "concurrent_gets":
             ctx.task_ids = [rng.choices(read_ids, k=s.gets_per_task) for _ in range(s.tasks)]
         elif w.deep:
-            ctx.page, ctx.after_id = s.deep_page, deep_after
+            ctx.page, ctx.after_id = s.deep_page, self.deep_after
         if w.prep == "empty":
             await reset_write_table(admin, self.backend, c.write_table, 0)
         elif w.prep == "seeded":
@@ -257,12 +324,19 @@ class BackendRun:
             return f"rows left in {c.write_table} after deleting them all"
         return None
 
-    def _children(self, workload: str, names: list[str]) -> None:
+    def _children(
+        self,
+        workload: str,
+        names: list[str],
+        repeats: int,
+        store: dict[str, dict[str, list[float]]],
+        record_memory: bool = False,
+    ) -> None:
         """A memory workload, one fresh subprocess per contender and repeat (clean RSS)."""
         runnable = [n for n in names if _has(n, workload)]
         if self.quick:  # a smoke run checks dsg_lib's memory targets only: a process start costs seconds
             runnable = [n for n in runnable if n == "dsg_lib"]
-        for repeat in range(self.stream_repeats):
+        for repeat in range(repeats):
             shift = repeat % len(runnable) if runnable else 0
             for name in runnable[shift:] + runnable[:shift]:
                 cmd = [
@@ -282,20 +356,21 @@ class BackendRun:
                     self._error(workload, name, RuntimeError(tail[-1] if tail else f"exit {proc.returncode}"))
                     continue
                 data = json.loads(proc.stdout.strip().splitlines()[-1])
-                entry = self.memory.setdefault(workload, {}).setdefault(
-                    name, {"seconds": [], "rss_growth_mb": []}
-                )
-                entry["seconds"].append(data["seconds"])
-                entry["rss_growth_mb"].append(data["rss_growth_mb"])
-                self.times.setdefault(workload, {}).setdefault(name, []).append(data["seconds"])
-            log(f"[{self.backend.name}] {workload} repeat {repeat + 1}/{self.stream_repeats} done")
+                if record_memory:
+                    entry = self.memory.setdefault(workload, {}).setdefault(
+                        name, {"seconds": [], "rss_growth_mb": []}
+                    )
+                    entry["seconds"].append(data["seconds"])
+                    entry["rss_growth_mb"].append(data["rss_growth_mb"])
+                store.setdefault(workload, {}).setdefault(name, []).append(data["seconds"])
+            log(f"[{self.backend.name}] {workload} repeat {repeat + 1}/{repeats} done")
 
     def summary(self) -> dict[str, Any]:
         return {
             "backend": self.backend.name,
             "driver": self.backend.driver,
             "server_version": self.server_version,
-            "median_s": {w: {c: statistics.median(v) for c, v in cs.items()} for w, cs in self.times.items()},
+            "median_s": _medians(self.times),
             "samples_s": self.times,
             "dialect": self.backend.dialect,
             "memory": {
@@ -305,8 +380,20 @@ class BackendRun:
                 }
                 for w, cs in self.memory.items()
             },
+            "unsupported": self.unsupported,
+            "confirm": {
+                "repeats": self.confirm_repeats,
+                "margin": self.close_margin,
+                "targets": self.confirmed,
+                "median_s": _medians(self.confirm_times),
+                "samples_s": self.confirm_times,
+            },
             "errors": self.errors,
         }
+
+
+def _medians(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    return {w: {c: statistics.median(v) for c, v in cs.items() if v} for w, cs in times.items()}
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
@@ -319,7 +406,7 @@ def _has(name: str, workload: str) -> bool:
     cls = CONTENDERS[name]
     if cls is None:  # the raw driver contender is chosen per backend; every one streams
         return workload == "stream"
-    return hasattr(cls, f"w_{workload}")
+    return hasattr(cls, f"w_{workload}")  # (contenders without an engine here were never opened)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -334,14 +421,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", default="", help="comma list of workloads: " + ", ".join(WORKLOAD_KEYS))
     parser.add_argument("--contenders", default="", help="comma list of: " + ", ".join(CONTENDERS))
-    parser.add_argument("--observed", action="store_true",
-                        help="add dsg_lib_observed: dsg_lib with tracing + metrics on, beside dsg_lib (off)")
+    parser.add_argument(
+        "--observed",
+        action="store_true",
+        help="add dsg_lib_observed: dsg_lib with tracing + metrics on, beside dsg_lib (off)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
         help="tiny sizes, 1 repeat, memory workloads for dsg_lib only (CI smoke test)",
     )
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 5)")
+    parser.add_argument(
+        "--confirm-close",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rerun every target whose ratio is within --close-margin of its line with N repeats"
+        " (default 9; --quick: 0, no reruns)",
+    )
+    parser.add_argument(
+        "--close-margin",
+        type=float,
+        default=CLOSE_MARGIN,
+        help=f"how close to its line a target must be to be rerun (default {CLOSE_MARGIN:g}: 10%%)",
+    )
     parser.add_argument(
         "--stream-repeats",
         type=int,
@@ -390,12 +494,23 @@ def main(argv: list[str] | None = None) -> int:
         log(f"not installed, skipped: {', '.join(skipped)} (pip install 'dsg-lib[bench]')")
     sizes = QUICK if args.quick else FULL
     repeats = args.repeats or (1 if args.quick else 5)
+    confirm = args.confirm_close if args.confirm_close is not None else (0 if args.quick else 9)
     stream_repeats = args.stream_repeats or 1
     workloads = [w for w in WORKLOADS if w.key in only]
     started = time.perf_counter()
     runs: list[BackendRun] = []
     for name in chosen:
-        run = BackendRun(all_backends[name], names, workloads, sizes, repeats, stream_repeats, args.quick)
+        run = BackendRun(
+            all_backends[name],
+            names,
+            workloads,
+            sizes,
+            repeats,
+            stream_repeats,
+            args.quick,
+            confirm_repeats=confirm,
+            close_margin=args.close_margin,
+        )
         run.verbose = args.verbose
         try:
             asyncio.run(run.run())
@@ -408,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes=sizes,
         repeats=repeats,
         stream_repeats=stream_repeats,
+        confirm_repeats=confirm,
+        close_margin=args.close_margin,
         contenders=names,
         elapsed=time.perf_counter() - started,
         quick=args.quick,

@@ -107,7 +107,9 @@ class DBConfig:
         self.primary = Endpoint(engine, autocommit_options(backend, library), _url.mask(url))
         #: True when the URI lists several hosts (failover between them)
         self.multi_host: bool = bool(nodes)
-        self.nodes = _hosts.install(engine, backend, nodes) if nodes else None
+        #: the ``failover_timeout`` key (``run_in_transaction``'s default ``unavailable_timeout``) or None
+        self.failover_timeout: float | None = library.get("failover_timeout")
+        self.nodes = _hosts.install(engine, backend, nodes)
         if library.get("wsrep_sync_wait"):
             _hosts.install_sync_wait(engine, int(library["wsrep_sync_wait"]))
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping

@@ -107,8 +107,6 @@ class DBConfig:
         self.primary = Endpoint(engine, autocommit_options(backend, library), _url.mask(url))
         #: True when the URI lists several hosts (failover between them)
         self.multi_host: bool = bool(nodes)
-        #: the ``failover_timeout`` key (``run_in_transaction``'s default ``unavailable_timeout``) or None
-        self.failover_timeout: float | None = library.get("failover_timeout")
         self.nodes = _hosts.install(engine, backend, nodes)
         if library.get("wsrep_sync_wait"):
             _hosts.install_sync_wait(engine, int(library["wsrep_sync_wait"]))

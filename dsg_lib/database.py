@@ -323,7 +323,7 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
             raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
         if unavailable_timeout is None:
             unavailable_timeout = _retry.default_unavailable_timeout(
-                self.db_config.failover_timeout, self.db_config.multi_host
+                self.db_config.option("failover_timeout"), self.db_config.multi_host
             )
         retrier = _retry.Retrier(retries, backoff, unavailable_timeout)
         return await _retry.run_in_transaction(self.acquire, fn, retrier)

@@ -248,9 +248,9 @@ do_start() {
     write_configs
     start_etcd
     for n in "${NODES[@]}"; do launch "node$n" patroni "$(conf "$n")"; done
+    launch haproxy haproxy -db -f "$BASE/haproxy.cfg"  # its checks find the leader meanwhile
     wait_for 90 leader_port >/dev/null || { show_status >&2; die "no leader after 90 s (logs: $BASE/log)"; }
     wait_for 30 ensure_database || die "could not create database $DBNAME"
-    launch haproxy haproxy -db -f "$BASE/haproxy.cfg"
     wait_for 120 healthy || { show_status >&2; die "cluster not healthy after 120 s (logs: $BASE/log)"; }
     log "healthy in $((SECONDS - t0)) s: leader :$(leader_port), HAProxy :$PROXY_PORT"
 }
@@ -258,9 +258,10 @@ do_start() {
 do_stop() {
     [[ -d "$BASE" ]] || return 0
     stop_pid haproxy 10
-    # replicas first, then the leader: each Patroni stops its PostgreSQL
+    # the replicas (side by side), then the leader: each Patroni stops its PostgreSQL
     local n lead; lead=$(leader_node 2>/dev/null || echo 0)
-    for n in "${NODES[@]}"; do ((n == lead)) || stop_pid "node$n" 60; done
+    for n in "${NODES[@]}"; do ((n == lead)) || stop_pid "node$n" 60 & done
+    wait
     ((lead == 0)) || stop_pid "node$lead" 60
     stop_pid etcd 10
     for n in "${NODES[@]}"; do  # a postmaster left behind by a killed Patroni

@@ -20,6 +20,9 @@ PG_READ_ONLY = "25006"
 #: A failover on every URI: behind a proxy (HAProxy, PgBouncer, a cloud endpoint) a single
 #: host is a cluster. `DatabaseUnavailableError`, and the connection is dropped (`_hosts`).
 PG_FAILOVER = frozenset({PG_READ_ONLY, "57P01", "57P02", "57P03"})
+#: errors (by class name) raised while connecting when no host of a multi-host URI takes
+#: writes: asyncpg's own (every host answered, none writable) and `_hosts.NoWritableHostError`
+PG_NO_WRITABLE_HOST = frozenset({"TargetServerAttributeNotMatched", "NoWritableHostError"})
 
 MY_CONSTRAINT = {
     1062: "unique",

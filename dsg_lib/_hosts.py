@@ -29,15 +29,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ._error_codes import PG_FAILOVER
+from ._error_codes import PG_FAILOVER, PG_NO_WRITABLE_HOST
 from .errors import ConfigurationError
 
 #: seconds a node that failed is skipped before it is tried again
 RETRY_AFTER_SECONDS = 5.0
 
-# Errors raised while connecting when no host is writable: asyncpg's own (every host
-# answered, none writable) and ours (`NoWritableHostError`).
-_PG_GONE_NAMES = {"TargetServerAttributeNotMatched", "NoWritableHostError"}
 #: the ``target_session_attrs`` that ask for the writable host
 _PG_WRITABLE = ("read-write", "primary")
 # Galera: 1047 "WSREP has not yet prepared node for application use" (not in the
@@ -190,7 +187,7 @@ def _install_pg_disconnects(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "handle_error")
     def _on_error(context: Any) -> None:
         for item in _chain(context.original_exception):
-            if getattr(item, "sqlstate", None) in PG_FAILOVER or type(item).__name__ in _PG_GONE_NAMES:
+            if getattr(item, "sqlstate", None) in PG_FAILOVER or type(item).__name__ in PG_NO_WRITABLE_HOST:
                 # Drop this connection and every older one in the pool: they may all
                 # point at the server that stopped being the primary.
                 context.is_disconnect = True
@@ -208,11 +205,13 @@ def _install_pg_connect(engine: AsyncEngine, nodes: list[Node]) -> None:
         except Exception as exc:
             wanted = str(cparams.get("target_session_attrs") or "")
             chain = _chain(exc)
-            none_matched = any(type(item).__name__ in _PG_GONE_NAMES for item in chain)
+            none_matched = any(type(item).__name__ in PG_NO_WRITABLE_HOST for item in chain)
             refused = next((item for item in chain if isinstance(item, OSError)), None)
-            if wanted not in _PG_WRITABLE or not (none_matched or refused):
+            if wanted not in _PG_WRITABLE or not (none_matched or refused is not None):
                 raise  # e.g. a wrong password: asyncpg stops at the first host that says so
-            detail = f"; the last refusal: {refused}" if refused is not None else ""
+            detail = ""
+            if refused is not None:
+                detail = f"; the last refusal: {str(refused) or type(refused).__name__}"
             # the driver's error stays on __context__; its text is in the message
             raise NoWritableHostError(f"none of {hosts} accepts {wanted} sessions{detail}") from None
 

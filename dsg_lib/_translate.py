@@ -29,6 +29,7 @@ from ._error_codes import (
     MY_UNAVAILABLE,
     PG_CONFLICT,
     PG_CONSTRAINT,
+    PG_NO_WRITABLE_HOST,
     PG_READ_ONLY,
     PG_TIMEOUT,
     PG_UNAVAILABLE_PREFIX,
@@ -252,13 +253,9 @@ _CLASSIFIERS: tuple[_Classifier, ...] = (
 )
 
 
-#: connecting found no host of a multi-host URI that satisfies ``target_session_attrs``:
-#: asyncpg's error, and `_hosts.NoWritableHostError` (the hosts named, a refusal included)
-_NO_WRITABLE_HOST = {"TargetServerAttributeNotMatched", "NoWritableHostError"}
-
-
 def _no_writable_host(chain: list[BaseException]) -> bool:
-    return any(type(item).__name__ in _NO_WRITABLE_HOST for item in chain)
+    """Connecting found no host of a multi-host URI that satisfies ``target_session_attrs``."""
+    return any(type(item).__name__ in PG_NO_WRITABLE_HOST for item in chain)
 
 
 def _from_sqlstate(sqlstate: str, chain: list[BaseException], message: str) -> DatabaseError:

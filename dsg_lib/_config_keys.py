@@ -120,6 +120,13 @@ KEYS: dict[str, KeySpec] = {
         _is_bool,
         "a bool (False: every operation runs through SQLAlchemy, never as one compiled driver call)",
     ),
+    "failover_timeout": KeySpec(
+        "library",
+        _is_number,
+        "seconds (a number >= 0) that run_in_transaction re-runs a unit of work on "
+        "DatabaseUnavailableError by default (a database behind a proxy: 15)",
+        SERVERS,
+    ),
     "pre_ping_window_ms": KeySpec(
         "library", _is_int(0), "an int >= 0 (milliseconds; 0 pings every checkout)", SERVERS
     ),

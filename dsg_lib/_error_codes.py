@@ -13,6 +13,16 @@ PG_CONSTRAINT = {"23505": "unique", "23503": "foreign_key", "23502": "not_null",
 PG_CONFLICT = {"40001", "40P01", "55P03"}
 PG_UNAVAILABLE_PREFIX = ("08", "53", "57P0", "28", "3D")
 PG_TIMEOUT = {"57014"}
+#: 25006 read_only_sql_transaction: a write on a standby or on a primary a failover demoted
+PG_READ_ONLY = "25006"
+#: the server cannot take the transaction any more: read-only (25006), shutting down
+#: (57P01 admin_shutdown, 57P02 crash_shutdown) or starting up (57P03 cannot_connect_now).
+#: A failover on every URI: behind a proxy (HAProxy, PgBouncer, a cloud endpoint) a single
+#: host is a cluster. `DatabaseUnavailableError`, and the connection is dropped (`_hosts`).
+PG_FAILOVER = frozenset({PG_READ_ONLY, "57P01", "57P02", "57P03"})
+#: errors (by class name) raised while connecting when no host of a multi-host URI takes
+#: writes: asyncpg's own (every host answered, none writable) and `_hosts.NoWritableHostError`
+PG_NO_WRITABLE_HOST = frozenset({"TargetServerAttributeNotMatched", "NoWritableHostError"})
 
 MY_CONSTRAINT = {
     1062: "unique",

@@ -11,7 +11,10 @@ failed recently and trying them again after `RETRY_AFTER_SECONDS`.
 Either way a connection that tells us its server is no longer usable (a
 demoted PostgreSQL primary, a Galera node outside the primary component) is
 treated as a disconnect, so SQLAlchemy drops it and the pool's older
-connections instead of handing them out again.
+connections instead of handing them out again. On PostgreSQL this holds for
+single-host URIs too: behind a proxy (HAProxy routing to the Patroni leader,
+PgBouncer, a cloud endpoint) one host is a whole cluster, and a read-only or
+shutting-down server there is a failover in progress.
 """
 
 from __future__ import annotations
@@ -26,21 +29,30 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ._error_codes import PG_FAILOVER, PG_NO_WRITABLE_HOST
 from .errors import ConfigurationError
 
 #: seconds a node that failed is skipped before it is tried again
 RETRY_AFTER_SECONDS = 5.0
 
-# SQLSTATEs meaning "this server cannot take the transaction any more": a demoted
-# primary (25006 read-only transaction) or a server shutting down / starting (57P0x).
-_PG_GONE = ("25006", "57P01", "57P02", "57P03")
-# Driver errors raised while connecting when no host is writable.
-_PG_GONE_NAMES = {"TargetServerAttributeNotMatched"}
+#: the ``target_session_attrs`` that ask for the writable host
+_PG_WRITABLE = ("read-write", "primary")
 # Galera: 1047 "WSREP has not yet prepared node for application use" (not in the
 # primary component), 1180 a commit that could not be replicated.
 _MY_GONE = {1047, 1180}
 
 _AUTHORITY = re.compile(r"^(?P<scheme>[^:/?#]+://)(?P<authority>[^/?#]*)(?P<rest>.*)$", re.S)
+
+
+class NoWritableHostError(ConnectionError):
+    """No host of a multi-host PostgreSQL URI accepted a read-write session (while connecting).
+
+    asyncpg tries every host; when none qualifies it raises the error of the
+    last host that refused the connection, which alone reads as if the
+    database were down while the others answered read-only (a standby being
+    promoted). This error says what happened; it becomes a
+    `DatabaseUnavailableError` ("no writable host").
+    """
 
 
 @dataclass
@@ -145,9 +157,17 @@ def postgres_multihost(url: URL, nodes: list[Node]) -> URL:
 
 
 def install(engine: AsyncEngine, backend: str, nodes: list[Node]) -> NodeSet | None:
-    """Hook ``engine`` so its pool fails over between ``nodes``; returns the MySQL `NodeSet`."""
+    """Hook ``engine`` so its pool fails over (between ``nodes``, if any); returns the MySQL `NodeSet`.
+
+    PostgreSQL engines are hooked whatever their host count (see the module doc);
+    MySQL / MariaDB ones only when the URI lists several nodes.
+    """
     if backend == "postgresql":
         _install_pg_disconnects(engine)
+        if nodes:
+            _install_pg_connect(engine, nodes)
+        return None
+    if not nodes or backend not in ("mysql", "mariadb"):
         return None
     nodeset = NodeSet(nodes)
     _install_node_connect(engine, nodeset)
@@ -167,11 +187,33 @@ def _install_pg_disconnects(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "handle_error")
     def _on_error(context: Any) -> None:
         for item in _chain(context.original_exception):
-            if getattr(item, "sqlstate", None) in _PG_GONE or type(item).__name__ in _PG_GONE_NAMES:
+            if getattr(item, "sqlstate", None) in PG_FAILOVER or type(item).__name__ in PG_NO_WRITABLE_HOST:
                 # Drop this connection and every older one in the pool: they may all
                 # point at the server that stopped being the primary.
                 context.is_disconnect = True
                 return
+
+
+def _install_pg_connect(engine: AsyncEngine, nodes: list[Node]) -> None:
+    """A failed connect that asked for the writable host says "no writable host", naming the hosts."""
+    hosts = ", ".join(f"{n.host}:{n.port or 5432}" for n in nodes)
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            wanted = str(cparams.get("target_session_attrs") or "")
+            chain = _chain(exc)
+            none_matched = any(type(item).__name__ in PG_NO_WRITABLE_HOST for item in chain)
+            refused = next((item for item in chain if isinstance(item, OSError)), None)
+            if wanted not in _PG_WRITABLE or not (none_matched or refused is not None):
+                raise  # e.g. a wrong password: asyncpg stops at the first host that says so
+            detail = ""
+            if refused is not None:
+                detail = f"; the last refusal: {str(refused) or type(refused).__name__}"
+            # the driver's error stays on __context__; its text is in the message
+            raise NoWritableHostError(f"none of {hosts} accepts {wanted} sessions{detail}") from None
 
 
 def _mysql_errno(exc: BaseException | None) -> int | None:

@@ -5,9 +5,10 @@ answers or its timeout passes.
 
 Conflicts (deadlock, serialization failure, Galera certification failure) are
 retried up to ``retries`` times. ``DatabaseUnavailableError`` (a failover in
-progress: the primary died or was demoted, a cluster node left) is retried
-with a capped backoff until ``unavailable_timeout`` seconds have passed since
-the first try, so a unit of work rides over a failover of a few seconds.
+progress: the primary died or was demoted, a cluster node left, a proxy still
+routes to a read-only or shutting-down server) is retried with a capped
+backoff until ``unavailable_timeout`` seconds have passed since the first try,
+so a unit of work rides over a failover of a few seconds.
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ T = TypeVar("T")
 
 #: seconds ``run_in_transaction`` keeps retrying an unavailable multi-host database
 DEFAULT_FAILOVER_SECONDS = 15.0
+
+
+def default_unavailable_timeout(failover_timeout: float | None, multi_host: bool) -> float:
+    """``run_in_transaction``'s ``unavailable_timeout`` when the caller gives none.
+
+    The ``failover_timeout`` config key when set (a database behind a proxy is
+    one host to dsg_lib, yet fails over); else `DEFAULT_FAILOVER_SECONDS` for
+    a multi-host URI and 0 (no retry) for a single host.
+    """
+    if failover_timeout is not None:
+        return float(failover_timeout)
+    return DEFAULT_FAILOVER_SECONDS if multi_host else 0.0
+
+
 #: the longest sleep between two tries
 MAX_SLEEP = 1.0
 

@@ -29,6 +29,8 @@ from ._error_codes import (
     MY_UNAVAILABLE,
     PG_CONFLICT,
     PG_CONSTRAINT,
+    PG_NO_WRITABLE_HOST,
+    PG_READ_ONLY,
     PG_TIMEOUT,
     PG_UNAVAILABLE_PREFIX,
     SQLITE_COLUMN,
@@ -184,8 +186,8 @@ def _from_sqlalchemy_result(
 
 def _from_driver_code(exc: BaseException, chain: list[BaseException], message: str) -> DatabaseError | None:
     """The driver's own code: errno, SQLSTATE or SQLite result name."""
-    if _server_gone(exc, chain):
-        return DatabaseUnavailableError(f"the server is no longer the primary (failover?): {message}")
+    if _no_writable_host(chain):
+        return DatabaseUnavailableError(f"no writable host (failover in progress?): {message}")
     errno = _mysql_errno(chain)  # before SQLSTATE: MySQL's are too coarse ("23000")
     if errno is not None:
         return _from_mysql_errno(errno, message)
@@ -251,15 +253,9 @@ _CLASSIFIERS: tuple[_Classifier, ...] = (
 )
 
 
-def _server_gone(exc: BaseException, chain: list[BaseException]) -> bool:
-    """A demoted primary (read-only, flagged as a disconnect by a multi-host engine) or no writable host."""
-    if any(type(item).__name__ == "TargetServerAttributeNotMatched" for item in chain):
-        return True
-    return (
-        isinstance(exc, sa_exc.DBAPIError)
-        and exc.connection_invalidated
-        and _first_attr(chain, "sqlstate") == "25006"
-    )
+def _no_writable_host(chain: list[BaseException]) -> bool:
+    """Connecting found no host of a multi-host URI that satisfies ``target_session_attrs``."""
+    return any(type(item).__name__ in PG_NO_WRITABLE_HOST for item in chain)
 
 
 def _from_sqlstate(sqlstate: str, chain: list[BaseException], message: str) -> DatabaseError:
@@ -272,6 +268,8 @@ def _from_sqlstate(sqlstate: str, chain: list[BaseException], message: str) -> D
         return TransactionConflictError(message)
     if sqlstate in PG_TIMEOUT:
         return StatementTimeoutError(message)
+    if sqlstate == PG_READ_ONLY:  # a failover on every URI (see PG_FAILOVER)
+        return DatabaseUnavailableError(f"the server is read-only (standby or demoted primary): {message}")
     if sqlstate.startswith(PG_UNAVAILABLE_PREFIX):
         return DatabaseUnavailableError(message)
     if sqlstate.startswith("22"):

@@ -107,7 +107,7 @@ class DBConfig:
         self.primary = Endpoint(engine, autocommit_options(backend, library), _url.mask(url))
         #: True when the URI lists several hosts (failover between them)
         self.multi_host: bool = bool(nodes)
-        self.nodes = _hosts.install(engine, backend, nodes) if nodes else None
+        self.nodes = _hosts.install(engine, backend, nodes)
         if library.get("wsrep_sync_wait"):
             _hosts.install_sync_wait(engine, int(library["wsrep_sync_wait"]))
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping

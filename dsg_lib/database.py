@@ -296,8 +296,10 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
             retries: How many times to re-run after a conflict.
             backoff: The first sleep in seconds; it doubles each retry (at most 1 s).
             unavailable_timeout: Seconds to keep re-running after
-                ``DatabaseUnavailableError`` (a failover in progress). Default:
-                15 when the URI lists several hosts, else 0 (no retry).
+                ``DatabaseUnavailableError`` (a failover in progress, e.g. a
+                write refused by a read-only or shutting-down server). Default:
+                the ``failover_timeout`` config key when set (a database behind
+                a proxy), else 15 when the URI lists several hosts, else 0 (no retry).
 
         Returns:
             What ``fn`` returned.
@@ -320,7 +322,9 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
         if unavailable_timeout is None:
-            unavailable_timeout = _retry.DEFAULT_FAILOVER_SECONDS if self.db_config.multi_host else 0.0
+            unavailable_timeout = _retry.default_unavailable_timeout(
+                self.db_config.option("failover_timeout"), self.db_config.multi_host
+            )
         retrier = _retry.Retrier(retries, backoff, unavailable_timeout)
         return await _retry.run_in_transaction(self.acquire, fn, retrier)
 

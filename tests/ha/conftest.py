@@ -6,6 +6,7 @@ is started by its idempotent script (as root):
 
 - ``scripts/pg_auto_failover.sh start``: monitor :5441, nodes :5442/:5443
 - ``scripts/galera.sh start``: MariaDB Galera nodes :3311-:3313
+- ``scripts/patroni.sh start``: etcd :2479, Patroni nodes :5451-:5453, HAProxy :5450
 - ``scripts/scaleout_setup.sh``: the streaming replica :5433 of :5432
 """
 

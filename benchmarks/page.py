@@ -10,6 +10,7 @@ are kept. ``python -m benchmarks --out benchmarks/results --page`` does both.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -50,7 +51,8 @@ def block(results: dict[str, Any], img_dir: str, page_dir: str) -> str:
         if not run["median_s"]:
             continue
         image = os.path.join(img_dir, f"bench-{run['backend']}.png")
-        drawn = report.chart(results, run, image)
+        # Without the bench extra (matplotlib) the page keeps its tables and draws no chart.
+        drawn = importlib.util.find_spec("matplotlib") is not None and report.chart(results, run, image)
         out += [
             f"## {run['backend']}",
             "",

@@ -18,6 +18,7 @@ from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
 from dsg_lib.fastapi import (
     ERROR_RESPONSES,
     PROBLEM_RESPONSES,
+    DBSessionMiddleware,
     register_exception_handlers,
     session_dependency,
 )
@@ -186,3 +187,41 @@ def test_openapi_documents_the_error_answers() -> None:
         ref = content[media]["schema"]["$ref"].rsplit("/", 1)[-1]
         assert ref == ("ProblemBody" if problem else "ErrorBody")
         assert {"kind", "columns", "constraint"} <= set(schema["components"]["schemas"][ref]["properties"])
+
+
+async def test_middleware_commit_failure_is_a_problem_422(db: AsyncDatabase, backend: str) -> None:
+    if backend == "mariadb":
+        pytest.skip(reason="MariaDB has no deferrable constraints: nothing fails at COMMIT")
+
+    class Parent(db.Base):
+        __tablename__ = "ans_parents"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    class Child(db.Base):
+        __tablename__ = "ans_children"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        parent_id: Mapped[int] = mapped_column(
+            ForeignKey("ans_parents.id", deferrable=True, initially="DEFERRED")
+        )
+
+    app = FastAPI()
+    app.add_middleware(DBSessionMiddleware, db=db, problem_details=True)
+    register_exception_handlers(app, problem_details=True)
+
+    @app.post("/children")
+    async def add_child() -> dict[str, bool]:
+        db.current_session().add(Child(parent_id=4242))  # checked only at COMMIT
+        return {"ok": True}
+
+    await db.drop_tables()
+    await db.create_tables()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.post("/children")
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["kind"], body["error"]) == (422, "foreign_key", "ConstraintViolationError")
+    assert "4242" not in response.text
+    assert await DatabaseOperations(db).count(Child) == 0
+    await db.drop_tables()

@@ -194,6 +194,8 @@ class Acquirer:
         self, target: Target, *, autocommit: bool, commit: bool, begin: bool = False
     ) -> AsyncIterator[AsyncSession]:
         conn = await self.connect(target, autocommit=autocommit)
+        if not autocommit and conn is not self.pinned and conn.sync_connection is not None:
+            _engine.guard(conn.sync_connection)  # the database ending it fails the block
         # A pinned connection already runs the test's outer transaction: join it
         # through savepoints so a commit or rollback here stays inside it.
         if conn is self.pinned:

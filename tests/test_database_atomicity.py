@@ -22,14 +22,12 @@ from sqlalchemy import Integer, String, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
+from conftest import MYSQL_URL, backend_problem, unreachable
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, TransactionConflictError
 from dsg_lib.errors import ConstraintViolationError, DatabaseError, TransactionEndedError
 
-from conftest import MYSQL_URL, backend_problem, unreachable
-
 RUN = os.getpid()
 TABLE = f"atom_items_{RUN}"
-
 
 
 @pytest.fixture(params=["aiomysql", "asyncmy"])
@@ -85,7 +83,7 @@ async def test_mysql_writes_after_an_implicit_commit_do_not_commit(my_db: AsyncD
     assert await _names(db) == ["before"]
 
 
-async def test_mysql_block_fails_when_the_transaction_ended_and_nothing_followed(my_db: AsyncDatabase) -> None:
+async def test_mysql_block_fails_when_the_transaction_ended_last(my_db: AsyncDatabase) -> None:
     db = my_db
     item = _item(db)
     await db.create_tables()
@@ -104,7 +102,8 @@ async def _deadlock_victim(db: AsyncDatabase, ops: DatabaseOperations, item: Any
         # heavier than ours (more rows changed), so InnoDB picks our transaction as the victim
         await other.exec_driver_sql(f"UPDATE {TABLE} SET name = 'other' WHERE id >= 2")
         await ops.update_where(item, {"name": "mine"}, id=1)
-        blocked = asyncio.ensure_future(other.exec_driver_sql(f"UPDATE {TABLE} SET name = 'other' WHERE id = 1"))
+        crossing = f"UPDATE {TABLE} SET name = 'other' WHERE id = 1"
+        blocked = asyncio.ensure_future(other.exec_driver_sql(crossing))
         await asyncio.sleep(0.3)
         with pytest.raises(TransactionConflictError):
             await ops.update_where(item, {"name": "mine"}, id=2)
@@ -138,7 +137,11 @@ async def test_mysql_writes_after_a_caught_deadlock_do_not_commit(my_db: AsyncDa
 
 @pytest.fixture(params=["memory", "file"])
 async def lite_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncDatabase]:
-    url = "sqlite+aiosqlite:///:memory:" if request.param == "memory" else f"sqlite+aiosqlite:///{tmp_path}/a.db"
+    url = (
+        "sqlite+aiosqlite:///:memory:"
+        if request.param == "memory"
+        else f"sqlite+aiosqlite:///{tmp_path}/a.db"
+    )
     db = AsyncDatabase(DBConfig({"database_uri": url}))
     yield db
     assert db.pool_status()["checked_out"] == 0

@@ -281,7 +281,13 @@ class Acquirer:
         SQLAlchemy's handling of ``CancelledError``); what is left is to end the
         transaction and give the connection back, shielded from a second cancel.
         """
-        await _shielded(_rollback_and_release(conn, session, pinned=conn is self.pinned))
+        pinned = conn is self.pinned
+        if not pinned and self.backend == "postgresql" and _refused_by_asyncpg(exc):
+            # asyncpg refused a value after it had sent Parse/Describe: the backend sits
+            # mid-statement ("active", holding the statement's locks) until the next
+            # message. A connection in that state never goes back to the pool.
+            await _shielded(conn.invalidate())
+        await _shielded(_rollback_and_release(conn, session, pinned=pinned))
         if isinstance(exc, asyncio.CancelledError):
             await _shielded(self.config.stopper.settle())
 
@@ -333,6 +339,30 @@ async def _quietly(step: Awaitable[Any]) -> None:
         await step
     except Exception as exc:
         logger.debug("dsg_lib: cleanup step failed: {}", type(exc).__name__)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception linked from it (cause, context, SQLAlchemy's ``orig``)."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend((current.__cause__, current.__context__, getattr(current, "orig", None)))
+
+
+def _refused_by_asyncpg(exc: BaseException) -> bool:
+    """True if asyncpg itself (not the server) raised within ``exc``'s chain.
+
+    Errors the server sent carry its ``severity``; asyncpg's own (a value its
+    encoder refuses, a protocol or interface error) have none.
+    """
+    return any(
+        type(e).__module__.startswith("asyncpg") and getattr(e, "severity", None) is None for e in _chain(exc)
+    )
 
 
 def _lost_connection(exc: BaseException) -> bool:

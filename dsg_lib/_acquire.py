@@ -122,21 +122,31 @@ class Acquirer:
 
     @asynccontextmanager
     async def connection(
-        self, session: AsyncSession | None = None, *, write: bool, single_statement: bool = True
+        self,
+        session: AsyncSession | None = None,
+        *,
+        write: bool,
+        single_statement: bool = True,
+        snapshot: bool = False,
     ) -> AsyncIterator[AsyncConnection]:
         """A connection for Core statements of one operation, with no ORM session when none is needed.
 
-        A caller's ``session``, an open transaction, a pinned connection or a
-        write of several statements get the connection of `session`; otherwise
-        a single statement runs on a pooled connection without BEGIN/COMMIT.
+        A caller's ``session``, an open transaction, a pinned connection, a
+        write of several statements or a read of several statements that must
+        see one snapshot (``snapshot``, see `session`) get the connection of
+        `session`; otherwise a single statement runs on a pooled connection
+        without BEGIN/COMMIT.
         """
         if (
             session is not None
             or self.pinned is not None
             or self.in_transaction()
             or (write and not single_statement)
+            or (snapshot and _engine.snapshot_options(self.backend) is not None)
         ):
-            async with self.session(session, write=write, single_statement=single_statement) as joined:
+            async with self.session(
+                session, write=write, single_statement=single_statement, snapshot=snapshot
+            ) as joined:
                 yield await joined.connection()
             return
         conn = await self.connect("write" if write else "read", autocommit=True)
@@ -158,6 +168,7 @@ class Acquirer:
         write: bool,
         single_statement: bool = False,
         autocommit: bool = True,
+        snapshot: bool = False,
     ) -> AsyncIterator[AsyncSession]:
         """The session one operation runs in.
 
@@ -165,7 +176,11 @@ class Acquirer:
         ``transaction()`` its session is joined (taking turns with other
         tasks). Otherwise a write of several statements runs in a short
         transaction of its own, while a read or a single-statement write runs
-        without BEGIN/COMMIT round trips where the dialect allows it.
+        without BEGIN/COMMIT round trips where the dialect allows it. A read
+        of several statements that must agree (``snapshot``: ``paginate``'s
+        count and rows, ``read_multi_query``) runs in one read snapshot
+        where statements would otherwise each see their own
+        (`_engine.snapshot_options`: MySQL/MariaDB).
         """
         if session is not None:
             with self.config.errors():
@@ -176,6 +191,13 @@ class Acquirer:
             async with scope.turn:
                 with self.config.errors():
                     yield scope.session
+            return
+        begin_with = _engine.snapshot_options(self.backend) if snapshot and self.pinned is None else None
+        if begin_with is not None:
+            async with self._own_session(
+                "write" if write else "read", autocommit=False, commit=True, begin=True, options=begin_with
+            ) as own:
+                yield own
             return
         no_begin = autocommit and (not write or single_statement) and self.pinned is None
         async with self._own_session("write" if write else "read", autocommit=no_begin, commit=write) as own:
@@ -191,11 +213,18 @@ class Acquirer:
 
     @asynccontextmanager
     async def _own_session(
-        self, target: Target, *, autocommit: bool, commit: bool, begin: bool = False
+        self,
+        target: Target,
+        *,
+        autocommit: bool,
+        commit: bool,
+        begin: bool = False,
+        options: dict[str, Any] | None = None,
     ) -> AsyncIterator[AsyncSession]:
         conn = await self.connect(target, autocommit=autocommit)
         if not autocommit and conn is not self.pinned and conn.sync_connection is not None:
-            _engine.guard(conn.sync_connection)  # the database ending it fails the block
+            # the database ending the transaction fails the block; ``options``: how it begins
+            conn.sync_connection.execution_options(**{_engine.GUARD: True, **(options or {})})
         # A pinned connection already runs the test's outer transaction: join it
         # through savepoints so a commit or rollback here stays inside it.
         if conn is self.pinned:

@@ -28,6 +28,9 @@ LAST_USED = "dsg_lib_last_used"
 #: execution option of a connection whose transactions dsg_lib owns (``transaction()``,
 #: sessions): before each statement and the COMMIT, check the database has not ended it
 GUARD = "dsg_lib_guard"
+#: execution option: the statement that begins this connection's next transaction
+#: (instead of the dialect's BEGIN); see `snapshot_options`
+BEGIN_WITH = "dsg_lib_begin"
 #: connection info key: a statement of a guarded MySQL transaction failed, so the
 #: transaction state the driver holds is stale (error packets carry no status flags)
 _STALE = "dsg_lib_tx_state_stale"
@@ -190,6 +193,19 @@ def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def snapshot_options(backend: str) -> dict[str, Any] | None:
+    """Execution options that make the next transaction one read snapshot, or None where
+    a plain statement-per-statement read is what the backend gives anyway.
+
+    MySQL/MariaDB: ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` (a snapshot
+    for the whole transaction under REPEATABLE READ, the server default).
+    PostgreSQL (READ COMMITTED) and SQLite keep their per-statement reads.
+    """
+    if backend in ("mysql", "mariadb"):
+        return {BEGIN_WITH: "START TRANSACTION WITH CONSISTENT SNAPSHOT"}
+    return None
+
+
 def _install_conditional_reset(engine: AsyncEngine, backend: str) -> None:
     """Roll back a connection returned to the pool only if it is inside a transaction.
 
@@ -225,11 +241,6 @@ def server_in_transaction(driver: Any, backend: str) -> bool:
         return bool(getattr(driver, "in_transaction", True))
     status = getattr(driver, "get_transaction_status", None)
     return True if status is None else bool(status())
-
-
-def guard(conn: Connection) -> None:
-    """Make ``conn``'s transactions fail loudly once the database has ended them (see `GUARD`)."""
-    conn.execution_options(**{GUARD: True})
 
 
 def _install_transaction_guard(engine: AsyncEngine, backend: str) -> None:
@@ -335,7 +346,7 @@ def _install_explicit_begin(engine: AsyncEngine, begin: str) -> None:
         options = conn.get_execution_options()
         if options.get("dsg_lib_autocommit") or options.get("isolation_level") == "AUTOCOMMIT":
             return  # a statement outside a transaction: it commits by itself
-        conn.exec_driver_sql(begin)
+        conn.exec_driver_sql(options.get(BEGIN_WITH, begin))
 
 
 class _StatementTimer:

@@ -142,12 +142,14 @@ class Acquirer:
             or self.pinned is not None
             or self.in_transaction()
             or (write and not single_statement)
-            or (snapshot and _engine.snapshot_options(self.backend) is not None)
         ):
-            async with self.session(
-                session, write=write, single_statement=single_statement, snapshot=snapshot
-            ) as joined:
+            async with self.session(session, write=write, single_statement=single_statement) as joined:
                 yield await joined.connection()
+            return
+        begin_with = _engine.snapshot_options(self.backend) if snapshot else None
+        if begin_with is not None:
+            async with self._snapshot_connection(write, begin_with) as conn:
+                yield conn
             return
         conn = await self.connect("write" if write else "read", autocommit=True)
         try:
@@ -155,6 +157,24 @@ class Acquirer:
                 yield conn
                 if write and conn.in_transaction():  # none after a driver call (see _fast)
                     await conn.commit()
+        except BaseException as exc:
+            await self._discard(conn, None, exc)
+            raise
+        await _release(conn, None)
+
+    @asynccontextmanager
+    async def _snapshot_connection(
+        self, write: bool, options: dict[str, Any]
+    ) -> AsyncIterator[AsyncConnection]:
+        """A connection in one read-snapshot transaction (see `session`), without an ORM session."""
+        conn = await self.connect("write" if write else "read")
+        if conn.sync_connection is not None:
+            conn.sync_connection.execution_options(**{_engine.GUARD: True, **options})
+        try:
+            with self.config.errors():
+                await conn.begin()
+                yield conn
+                await conn.commit()
         except BaseException as exc:
             await self._discard(conn, None, exc)
             raise

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import PoolProxiedConnection
 
 from ._config_keys import PASS_THROUGH
+from ._listeners import own
 from ._sizes import install_size_guard
 from ._stopper import SIDE_CALL_TIMEOUT
 from .errors import TransactionEndedError
@@ -256,6 +257,10 @@ def _install_transaction_guard(engine: AsyncEngine, backend: str) -> None:
     each statement costs no round trip. Only connections marked with `GUARD`
     are checked: DDL blocks (``create_tables``, a hand-written
     ``engine.begin()``) keep the plain SQLAlchemy behaviour.
+
+    The check sits in the dialect's ``do_execute`` hooks (the last step
+    before the driver call), not in ``before_cursor_execute``, so the engine
+    keeps no cursor listener a compiled statement would have to honour.
     """
     sync_engine = engine.sync_engine
     message = (
@@ -275,13 +280,32 @@ def _install_transaction_guard(engine: AsyncEngine, backend: str) -> None:
                 return False
         return not server_in_transaction(raw.driver_connection, backend)
 
-    @event.listens_for(sync_engine, "before_cursor_execute")
-    def _before(conn: Connection, cursor: Any, statement: str, params: Any, ctx: Any, many: bool) -> None:
+    def check(context: Any) -> None:
+        conn = context.root_connection
         # in_transaction() is still False while the BEGIN itself runs (see _install_explicit_begin)
         if conn.in_transaction() and ended(conn):
             raise TransactionEndedError(message)
 
+    @event.listens_for(sync_engine, "do_execute")
+    @own
+    def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        check(context)
+        return False  # not run here: the dialect runs it
+
+    @event.listens_for(sync_engine, "do_executemany")
+    @own
+    def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        check(context)
+        return False
+
+    @event.listens_for(sync_engine, "do_execute_no_params")
+    @own
+    def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        check(context)
+        return False
+
     @event.listens_for(sync_engine, "commit")
+    @own  # a no-op outside a guarded transaction, where a compiled statement runs
     def _commit(conn: Connection) -> None:
         if ended(conn):
             raise TransactionEndedError(message)
@@ -290,14 +314,11 @@ def _install_transaction_guard(engine: AsyncEngine, backend: str) -> None:
         return
 
     @event.listens_for(sync_engine, "handle_error")
+    @own
     def _failed(context: Any) -> None:
         conn = context.connection
         if conn is not None and not conn.invalidated and conn.get_execution_options().get(GUARD):
             conn.connection.info[_STALE] = True
-
-    @event.listens_for(sync_engine, "begin")
-    def _fresh(conn: Connection) -> None:
-        conn.connection.info.pop(_STALE, None)
 
 
 def _unique_statement_name() -> str:
@@ -346,6 +367,7 @@ def _install_explicit_begin(engine: AsyncEngine, begin: str) -> None:
         options = conn.get_execution_options()
         if options.get("dsg_lib_autocommit") or options.get("isolation_level") == "AUTOCOMMIT":
             return  # a statement outside a transaction: it commits by itself
+        conn.connection.info.pop(_STALE, None)  # a new transaction: its state is known again
         conn.exec_driver_sql(options.get(BEGIN_WITH, begin))
 
 

@@ -15,6 +15,7 @@ DatabaseError                      .details  .to_dict()  __cause__ = driver erro
 ├── MultipleRecordsFoundError
 ├── ConstraintViolationError       unique / foreign key / not null / check
 ├── TransactionConflictError       deadlock / serialization failure
+├── TransactionEndedError          the database ended the transaction itself
 ├── QueryError                     anything else the database rejected
 │   └── StatementTimeoutError      the statement ran past its time limit
 └── QueryBudgetExceededError       a query_budget() block issued too many statements
@@ -53,6 +54,7 @@ __all__ = [
     "SessionMissingError",
     "StatementTimeoutError",
     "TransactionConflictError",
+    "TransactionEndedError",
     "map_errors",
     "redact_values",
     "translate_error",
@@ -207,6 +209,23 @@ class TransactionConflictError(DatabaseError):
     Examples:
         >>> TransactionConflictError("deadlock detected").to_dict()["error"]
         'TransactionConflictError'
+    """
+
+
+class TransactionEndedError(DatabaseError):
+    """The database ended the transaction of a ``transaction()`` block by itself.
+
+    MySQL / MariaDB commit implicitly on DDL and roll the whole transaction
+    back on a deadlock; SQLite rolls it back on an ``ON CONFLICT ROLLBACK``
+    constraint or a trigger's ``RAISE(ROLLBACK)``. Every later statement of
+    the block (and its commit) raises this error instead of running on its
+    own, so nothing written after that point is stored. Not retried by
+    `AsyncDatabase.run_in_transaction`: what ran before an implicit commit is
+    already committed.
+
+    Examples:
+        >>> TransactionEndedError("ended").to_dict()["error"]
+        'TransactionEndedError'
     """
 
 

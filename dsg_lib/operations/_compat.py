@@ -162,7 +162,8 @@ class CompatOperations(WriteOperations, PagingOperations):
         if not isinstance(queries, Mapping):
             raise InvalidInputError("read_multi_query takes a dict of {name: query}")
         results: dict[str, list[Any]] = {}
-        async with self._session(session, write=False) as s:
+        # one read snapshot for all the queries (see Acquirer.session)
+        async with self.async_db.acquire.session(session, write=False, snapshot=True) as s:
             for name, query in queries.items():
                 results[name] = await self._fetch_all(as_statement(query), s)
         return results

@@ -69,7 +69,8 @@ class PagingOperations(OperationsBase):
         if isinstance(query_or_model, type):  # a model: stable pages by primary key
             stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
         stmt = stmt.options(*options) if options else stmt
-        async with self._session(session, write=False) as s:
+        # the count and the rows from one read snapshot (see Acquirer.session)
+        async with self.async_db.acquire.session(session, write=False, snapshot=with_total) as s:
             total: int | None = None
             if with_total:
                 counter = select(func.count()).select_from(stmt.order_by(None).subquery())
@@ -116,7 +117,7 @@ class PagingOperations(OperationsBase):
             return None
         plan, params = rows_plan
         total: int | None = None
-        async with self._connection(None, write=False) as conn:
+        async with self.async_db.acquire.connection(None, write=False, snapshot=with_total) as conn:
             if with_total:
                 total = int((await _fast.fetch(conn, *count_plan))[0][0])
             rows = await _fast.fetch(

@@ -10,6 +10,7 @@ Examples:
     'sqlite'
 """
 
+from ._startup import DistributionClashWarning as DistributionClashWarning
 from .config import DBConfig as DBConfig
 from .database import AsyncDatabase as AsyncDatabase
 from .errors import ConfigurationError as ConfigurationError
@@ -47,6 +48,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseOperations",
     "DatabaseUnavailableError",
+    "DistributionClashWarning",
     "InvalidInputError",
     "MissingDependencyError",
     "MultipleRecordsFoundError",

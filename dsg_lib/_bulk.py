@@ -108,7 +108,7 @@ class RowChecker:
             raise InvalidInputError(f"row {index}: {exc.details}") from None
         except ConstraintViolationError as exc:  # a NULL for a NOT NULL column
             raise ConstraintViolationError(
-                f"row {index}: {exc.details}", constraint=exc.constraint, kind=exc.kind
+                f"row {index}: {exc.details}", constraint=exc.constraint, kind=exc.kind, columns=exc.columns
             ) from None
 
     def _unknown(self, row: Mapping[Any, Any], index: int) -> None:

@@ -334,6 +334,8 @@ def _install_sqlite_hooks(engine: AsyncEngine, library: dict[str, Any], memory: 
     )
     timeout_ms = library.get("statement_timeout_ms")
     sync_engine = engine.sync_engine
+    # a file opened read-only (``?mode=ro&uri=true``, as `dsg-lib check` does) keeps its journal mode
+    read_only = engine.url.query.get("mode") == "ro"
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
@@ -343,7 +345,7 @@ def _install_sqlite_hooks(engine: AsyncEngine, library: dict[str, Any], memory: 
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy}")
-        if not memory:
+        if not memory and not read_only:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -364,7 +364,7 @@ def check_value(column: Any, value: Any, *, name: str | None = None, dialect: st
     if value is None:
         if not getattr(column, "nullable", True) and not _has_default(column):
             raise ConstraintViolationError(
-                f"column {label!r} does not accept NULL", constraint=label, kind="not_null"
+                f"column {label!r} does not accept NULL", constraint=label, kind="not_null", columns=(label,)
             )
         return null() if isinstance(impl, types.JSON) else None
     rule = _rule(impl)

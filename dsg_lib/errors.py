@@ -38,6 +38,8 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "ConfigurationError",
     "ConstraintViolationError",
@@ -188,17 +190,29 @@ class ConstraintViolationError(DatabaseError):
             driver reports it, else ``None``.
         kind: One of ``"unique"``, ``"foreign_key"``, ``"not_null"``,
             ``"check"`` or ``"unknown"``.
+        columns: The columns involved, when the database names them (never
+            their values), else an empty tuple: the same on every backend.
 
     Examples:
-        >>> err = ConstraintViolationError("duplicate", constraint="uq_email", kind="unique")
-        >>> (err.constraint, err.kind)
-        ('uq_email', 'unique')
+        >>> err = ConstraintViolationError(
+        ...     "duplicate", constraint="uq_email", kind="unique", columns=("email",)
+        ... )
+        >>> (err.constraint, err.kind, err.columns)
+        ('uq_email', 'unique', ('email',))
     """
 
-    def __init__(self, details: str = "", *, constraint: str | None = None, kind: str = "unknown") -> None:
+    def __init__(
+        self,
+        details: str = "",
+        *,
+        constraint: str | None = None,
+        kind: str = "unknown",
+        columns: Iterable[str] = (),
+    ) -> None:
         super().__init__(details)
         self.constraint = constraint
         self.kind = kind
+        self.columns: tuple[str, ...] = tuple(columns)
 
 
 class TransactionConflictError(DatabaseError):

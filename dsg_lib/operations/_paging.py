@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ from ..errors import (
     InvalidInputError,
 )
 from ..filters import check_value, order_terms
-from ..pagination import CursorPage, Page
+from ..pagination import CursorPage, Page, query_fingerprint
 from ._base import (
     MAX_PAGE_SIZE,
     OperationsBase,
@@ -177,9 +176,7 @@ class PagingOperations(OperationsBase):
         stmt = self._base_select(query_or_model, include_deleted, filters)
         model = entity_of(stmt)
         keys = self._keyset_columns(model, order_by)
-        fingerprint = hashlib.sha256(
-            repr([(model.__tablename__, col.key, desc) for col, desc in keys]).encode()
-        ).hexdigest()[:16]
+        fingerprint = query_fingerprint(stmt, [(model.__tablename__, col.key, desc) for col, desc in keys])
         cursor = after if after is not None else before
         backwards = before is not None
         if cursor is not None:

@@ -109,10 +109,11 @@ def translate_error(
 ) -> DatabaseError:
     """Convert a driver or SQLAlchemy exception into the ``dsg_lib`` hierarchy.
 
-    The returned error has the driver's own exception (SQLAlchemy's ``orig``)
-    as its ``__cause__``, or ``exc`` itself when no driver was involved, and
-    ``__suppress_context__`` set: a traceback shows one link, not the
-    SQLAlchemy wrapper in between. A missing-table error gets a hint
+    The returned error keeps the driver's own exception (SQLAlchemy's
+    ``orig``), or ``exc`` itself when no driver was involved, on
+    ``driver_error``; its ``__cause__`` is ``None`` and its context is
+    suppressed, so a printed traceback never shows the driver's text (which
+    can hold bound values). A missing-table error gets a hint
     (create_tables / db.Base). A `DatabaseError` is returned unchanged.
 
     Args:
@@ -137,10 +138,12 @@ def translate_error(
     if _is_missing_table(chain, result):
         result.details += _MISSING_TABLE_HINT
         result.args = (result.details,)
-    # One link to the driver's own error: SQLAlchemy's wrapper repeats it with the SQL
-    # (and bound values) and would make every traceback three chained levels deep.
+    # The driver's error stays reachable for debugging, out of the printed chain: its text
+    # (PostgreSQL's DETAIL line, PyMySQL's "Duplicate entry") and SQLAlchemy's wrapper
+    # (the SQL and its parameters) would put values in every formatted traceback.
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else None
-    result.__cause__ = orig if isinstance(orig, BaseException) else exc
+    result.driver_error = orig if isinstance(orig, BaseException) else exc
+    result.__cause__ = None
     result.__suppress_context__ = True
     return result
 
@@ -329,22 +332,20 @@ def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> Ite
         ...     with map_errors():
         ...         raise NoResultFound("nothing")
         ... except RecordNotFoundError as err:
-        ...     type(err.__cause__).__name__
-        'NoResultFound'
+        ...     type(err.driver_error).__name__, err.__cause__
+        ('NoResultFound', None)
     """
     try:
         yield
     except DatabaseError:
         raise
     except (sa_exc.SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
-        error = translate_error(exc, secrets=secrets, show_values=show_values)
-        raise error from error.__cause__
+        raise translate_error(exc, secrets=secrets, show_values=show_values) from None
     except Exception as exc:
         if _is_driver_error(exc):
-            error = translate_error(exc, secrets=secrets, show_values=show_values)
-            raise error from error.__cause__
+            raise translate_error(exc, secrets=secrets, show_values=show_values) from None
         if isinstance(exc, _DRIVER_VALUE_ERRORS) and _raised_in_driver(exc):
-            raise _value_error(exc) from exc
+            raise _value_error(exc) from None
         raise
 
 
@@ -376,7 +377,7 @@ def _value_error(exc: BaseException) -> InvalidInputError:
     error = InvalidInputError(
         f"value could not be sent to the database: {type(exc).__name__}: {reason}"[:300]
     )
-    error.__cause__ = exc
+    error.driver_error = exc
     return error
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -319,8 +319,7 @@ def _from_sqlite(name: str, message: str) -> DatabaseError:
     return QueryError(message)
 
 
-@contextmanager
-def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> Iterator[None]:
+def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> AbstractContextManager[None]:
     """Context manager that re-raises any non-``dsg_lib`` error translated.
 
     ``asyncio.CancelledError``, ``KeyboardInterrupt`` and other
@@ -335,18 +334,30 @@ def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> Ite
         ...     type(err.driver_error).__name__, err.__cause__
         ('NoResultFound', None)
     """
-    try:
-        yield
-    except DatabaseError:
-        raise
-    except (sa_exc.SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
-        raise translate_error(exc, secrets=secrets, show_values=show_values) from None
-    except Exception as exc:
-        if _is_driver_error(exc):
-            raise translate_error(exc, secrets=secrets, show_values=show_values) from None
+    return _ErrorMap(tuple(secrets), show_values)
+
+
+class _ErrorMap(AbstractContextManager[None]):
+    """`map_errors`: a class, not a generator, so that no frame of the printed traceback holds
+    the driver's error in a variable of its line (loguru's ``diagnose`` prints those)."""
+
+    def __init__(self, secrets: tuple[str, ...], show_values: bool) -> None:
+        self.secrets = secrets
+        self.show_values = show_values
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        error = self._translated(exc)
+        if error is not None:
+            raise error from None
+
+    def _translated(self, exc: BaseException | None) -> DatabaseError | None:
+        if exc is None or isinstance(exc, DatabaseError) or not isinstance(exc, Exception):
+            return None
+        if isinstance(exc, (sa_exc.SQLAlchemyError, OSError, asyncio.TimeoutError)) or _is_driver_error(exc):
+            return translate_error(exc, secrets=self.secrets, show_values=self.show_values)
         if isinstance(exc, _DRIVER_VALUE_ERRORS) and _raised_in_driver(exc):
-            raise _value_error(exc) from None
-        raise
+            return _value_error(exc)
+        return None
 
 
 _DRIVER_MODULES = ("asyncpg", "aiomysql", "pymysql", "asyncmy", "sqlite3", "aiosqlite")

@@ -369,7 +369,7 @@ class DBConfig:
             >>> cfg.async_url(hide_password=False)
             'postgresql+asyncpg://u:pw@h/db'
         """
-        return self._url.render_as_string(hide_password=hide_password)
+        return _url.mask(self._url) if hide_password else self._url.render_as_string(hide_password=False)
 
     def sync_url(self, hide_password: bool = True, driver: str | None = None) -> str:
         """The same database with a synchronous driver, for sync tools (Alembic, scripts).
@@ -391,7 +391,8 @@ class DBConfig:
         """
         backend = self._url.get_backend_name()
         chosen = driver or _SYNC_DEFAULTS[self.dialect]
-        return self._url.set(drivername=f"{backend}+{chosen}").render_as_string(hide_password=hide_password)
+        url = self._url.set(drivername=f"{backend}+{chosen}")
+        return _url.mask(url) if hide_password else url.render_as_string(hide_password=False)
 
     @property
     def is_memory(self) -> bool:

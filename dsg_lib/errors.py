@@ -3,7 +3,7 @@
 Every failure that reaches a caller is a `DatabaseError`:
 
 ```text
-DatabaseError                      .details  .to_dict()  __cause__ = driver error
+DatabaseError                      .details  .to_dict()  .driver_error
 ├── ConfigurationError             (also ValueError)
 │   └── MissingDependencyError     driver not installed: says which extra to install
 ├── InvalidInputError              (also ValueError)
@@ -25,9 +25,13 @@ Driver errors (asyncpg, aiomysql / asyncmy / PyMySQL, sqlite3 through
 aiosqlite) and SQLAlchemy's own errors are converted in exactly one place,
 `translate_error` (kept in the private ``_translate`` module, re-exported
 here), by SQLSTATE (PostgreSQL), errno (MySQL / MariaDB) and
-extended result code (SQLite). The original exception is kept as
-``__cause__``. Messages never contain the connection password, and the
-values of a failed statement only when the engine was created with ``echo``.
+extended result code (SQLite). The original exception is kept on the
+``driver_error`` attribute, out of the printed chain (``__cause__`` is
+``None`` and the context suppressed): the driver's text can hold bound
+values (``DETAIL: Key (email)=(...)``), and a formatted traceback, a
+``logger.exception`` line or an error tracker must not show them. Messages
+never contain the connection password, and the values of a failed
+statement only when the engine was created with ``echo``.
 
 Examples:
     >>> from dsg_lib import RecordNotFoundError
@@ -76,6 +80,10 @@ class DatabaseError(Exception):
         ...     err.to_dict()
         {'error': 'DatabaseError', 'details': 'boom'}
     """
+
+    #: the driver's (or SQLAlchemy's) own exception this error was translated from, for
+    #: debugging; its text may hold bound values: never log or return it
+    driver_error: BaseException | None = None
 
     def __init__(self, details: str = "") -> None:
         super().__init__(details)

@@ -145,7 +145,7 @@ def test_constraint_violation_attributes() -> None:
 
 def test_translate_sqlalchemy_errors() -> None:
     nf = translate_error(sa_exc.NoResultFound("No row was found"))
-    assert isinstance(nf, RecordNotFoundError) and isinstance(nf.__cause__, sa_exc.NoResultFound)
+    assert isinstance(nf, RecordNotFoundError) and isinstance(nf.driver_error, sa_exc.NoResultFound)
     many = translate_error(sa_exc.MultipleResultsFound("Multiple rows"))
     assert isinstance(many, MultipleRecordsFoundError)
     pool = translate_error(sa_exc.TimeoutError("QueuePool limit reached"))
@@ -164,14 +164,14 @@ def test_translate_os_error_is_unavailable_and_masks_secrets() -> None:
     assert isinstance(err, DatabaseUnavailableError)
     assert "hunter2" not in str(err)
     assert "***" in str(err)
-    assert err.__cause__ is original
+    assert err.driver_error is original
 
 
 def test_map_errors_translates_and_chains() -> None:
     original = sa_exc.NoResultFound("nothing")
     with pytest.raises(RecordNotFoundError) as info, map_errors():
         raise original
-    assert info.value.__cause__ is original
+    assert info.value.driver_error is original
 
 
 def test_map_errors_passes_other_exceptions_through() -> None:
@@ -229,14 +229,16 @@ async def _setup(db: AsyncDatabase, backend: str) -> tuple[Any, Any]:
 
 
 def _check_cause(err: DatabaseError, backend: str, sa_class: type) -> None:
-    """``__cause__`` is the driver's own (PEP 249) exception: one link, SQLAlchemy's wrapper skipped.
+    """``driver_error`` is the driver's own (PEP 249) exception, SQLAlchemy's wrapper skipped.
+
+    It is out of the printed chain: ``__cause__`` is None and the context suppressed.
 
     ``sa_class`` is the SQLAlchemy class that wrapped it: the driver error is the PEP 249
     class of the same name (or, for asyncpg, SQLAlchemy's adapter around the asyncpg error).
     """
-    cause = err.__cause__
+    cause = err.driver_error
     assert cause is not None and not isinstance(cause, sa_exc.SQLAlchemyError), repr(cause)
-    assert err.__suppress_context__
+    assert err.__cause__ is None and err.__suppress_context__
     modules = []
     item: BaseException | None = cause
     while item is not None:  # asyncpg's error sits behind SQLAlchemy's adapter class
@@ -286,7 +288,7 @@ async def test_mysql_duplicate_message_hides_value(db: AsyncDatabase, backend: s
     assert "first@example.com" not in message
     assert "Duplicate entry" in message and "1062" in message
     # the driver's own message did carry it: the redaction is real
-    assert "first@example.com" in str(info.value.__cause__)
+    assert "first@example.com" in str(info.value.driver_error)
 
 
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
@@ -374,11 +376,11 @@ async def test_no_row_and_multiple_rows(db: AsyncDatabase, backend: str) -> None
     with pytest.raises(RecordNotFoundError) as info:
         async with db.get_db_session() as session:
             (await session.execute(select(parent).where(parent.id == 404))).scalar_one()
-    assert isinstance(info.value.__cause__, sa_exc.NoResultFound)
+    assert isinstance(info.value.driver_error, sa_exc.NoResultFound)
     with pytest.raises(MultipleRecordsFoundError) as many:
         async with db.get_db_session() as session:
             (await session.execute(select(parent))).scalar_one()
-    assert isinstance(many.value.__cause__, sa_exc.MultipleResultsFound)
+    assert isinstance(many.value.driver_error, sa_exc.MultipleResultsFound)
 
 
 async def test_session_usable_after_mapped_error(db: AsyncDatabase, backend: str) -> None:
@@ -404,7 +406,7 @@ async def test_pool_timeout(backend: str, db_url: str) -> None:
                 async with db.get_db_session() as other:
                     await other.execute(text("SELECT 1"))
             assert isinstance(info.value, DatabaseUnavailableError)
-            assert isinstance(info.value.__cause__, sa_exc.TimeoutError)
+            assert isinstance(info.value.driver_error, sa_exc.TimeoutError)
         assert db.pool_status()["checked_out"] == 0
     finally:
         await db.disconnect()

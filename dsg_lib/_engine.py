@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import PoolProxiedConnection
 
 from ._config_keys import PASS_THROUGH
+from ._listeners import own
 from ._sizes import install_size_guard
 from ._stopper import SIDE_CALL_TIMEOUT
 
@@ -247,6 +248,7 @@ def _install_explicit_begin(engine: AsyncEngine, begin: str) -> None:
     """
 
     @event.listens_for(engine.sync_engine, "begin")
+    @own  # a no-op outside a transaction, where a compiled statement runs
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         if options.get("dsg_lib_autocommit") or options.get("isolation_level") == "AUTOCOMMIT":

@@ -249,7 +249,7 @@ class CompatOperations(WriteOperations, PagingOperations):
         # (joined-table inheritance or cascades flush several and need a transaction).
         mapper = self._mapper(type(record))
         single = len(mapper.tables) == 1 and not mapper.relationships
-        if self._fast_ok(session) and await self._fast_create(record):
+        if session is None and await self._compiled_create(record):
             return record
         async with self._session(session, write=True, single_statement=single) as s:
             s.add(record)

@@ -267,13 +267,13 @@ async def test_create_one_gives_a_detached_object_with_generated_values(
     await db.create_tables()
     ops = DatabaseOperations(db)
     written: list[str] = []
-    original = _fast.fetch_written
+    original = _fast.run_written
 
-    async def counting(conn: Any, plan: Any, params: Any) -> Any:
+    async def counting(conn: Any, plan: Any, params: Any, arguments: Any) -> Any:
         written.append(plan.sql.split()[0])
-        return await original(conn, plan, params)
+        return await original(conn, plan, params, arguments)
 
-    monkeypatch.setattr(_fast, "fetch_written", counting)
+    monkeypatch.setattr(_fast, "run_written", counting)
     created = await ops.create_one(Stamped(name="a"))
     assert written == ["INSERT"]
     assert created.pkid and created.note == "n/a" and created.date_created is not None
@@ -308,13 +308,13 @@ async def test_point_update_and_delete_count_rows_like_sqlalchemy(
 
     ops, Thing, _, Soft = await seeded(db)
     written: list[str] = []
-    original = _fast.count_written
+    original = _fast.run_written
 
-    async def counting(conn: Any, plan: Any, params: Any) -> Any:
+    async def counting(conn: Any, plan: Any, params: Any, arguments: Any) -> Any:
         written.append(plan.sql.split()[0])
-        return await original(conn, plan, params)
+        return await original(conn, plan, params, arguments)
 
-    monkeypatch.setattr(_fast, "count_written", counting)
+    monkeypatch.setattr(_fast, "run_written", counting)
     assert await ops.update_where(Thing, {"name": "new", "when": WHEN}, id=1) == 1
     assert await ops.update_where(Thing, {"name": "none"}, id=99) == 0
     assert await ops.delete_where(Thing, id=2) == 1

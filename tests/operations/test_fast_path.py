@@ -122,6 +122,7 @@ async def test_results_match_the_sqlalchemy_path(db: AsyncDatabase) -> None:
     assert await ops.get(Thing, 99) is None
 
 
+@pytest.mark.compiled_only
 async def test_reads_outside_transactions_take_one_driver_call(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,6 +255,7 @@ async def test_slow_query_log_still_sees_fast_reads(tmp_path: Any, log_messages:
         await db.disconnect()
 
 
+@pytest.mark.compiled_only
 async def test_create_one_gives_a_detached_object_with_generated_values(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -301,6 +303,7 @@ async def test_create_one_with_related_objects_uses_the_orm(db: AsyncDatabase) -
     assert await ops.count(Part, thing_id=3) == 1
 
 
+@pytest.mark.compiled_only
 async def test_point_update_and_delete_count_rows_like_sqlalchemy(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -284,14 +284,17 @@ def returned_columns(loader: Loader, given: Iterable[str]) -> tuple[Any, ...] | 
     """
     keys = set(given)
     columns = tuple(c for c in loader.columns if c.key not in keys)
-    for column in columns:
-        kind = column.type
-        if isinstance(kind, types.Enum) or (
-            isinstance(kind, types.TypeDecorator)
-            and type(kind).process_result_value is not types.TypeDecorator.process_result_value
-        ):
-            return None
-    return columns
+    return None if any(map(may_refuse_stored, columns)) else columns
+
+
+def may_refuse_stored(column: Any) -> bool:
+    """Whether turning a value the database made for ``column`` into Python could fail: an Enum
+    (a server default outside it) or a TypeDecorator with its own ``process_result_value``."""
+    kind = column.type
+    return isinstance(kind, types.Enum) or (
+        isinstance(kind, types.TypeDecorator)
+        and type(kind).process_result_value is not types.TypeDecorator.process_result_value
+    )
 
 
 def detach_created(loader: Loader, record: Any, columns: Sequence[Any], row: Sequence[Any]) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.sql.elements import ClauseElement
 
 from .. import _bulk, _fast
 from .._values import is_json
@@ -290,6 +291,8 @@ class OperationsBase:
         for key, column in columns.items():
             if key in state.dict:
                 value = state.dict[key]
+                if isinstance(value, ClauseElement):  # a SQL expression: the ORM runs it in the INSERT
+                    continue
                 checked = check_value(column, value, name=key, dialect=self._dialect)
                 if checked is not value:  # store what every other path stores (UTC, UUID, SQL NULL)
                     setattr(record, key, checked)

@@ -104,12 +104,12 @@ class WriteOperations(OperationsBase):
             self._dialect == "postgresql"
             and len(groups) == 1
             and count >= _bulk.COPY_MIN_ROWS
-            and await _bulk.copy_insert(conn, table, groups[0])
+            and await _bulk.copy_insert(conn, table, checker.by_column_key(groups[0]))
         ):
             return count
         for group in groups:
             options = checker.insert_options(group, validate)
-            await conn.execute(insert(table), group, execution_options=options)
+            await conn.execute(insert(table), checker.by_column_key(group), execution_options=options)
         return count
 
     async def upsert(

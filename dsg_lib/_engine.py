@@ -365,6 +365,7 @@ def _install_explicit_begin(engine: AsyncEngine, begin: str) -> None:
     """
 
     @event.listens_for(engine.sync_engine, "begin")
+    @own  # a no-op outside a transaction, where a compiled statement runs
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         if options.get("dsg_lib_autocommit") or options.get("isolation_level") == "AUTOCOMMIT":

@@ -30,6 +30,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import routing
+from ._listeners import own
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -198,6 +199,7 @@ class WriteTracker:
         self._engines.add(sync_engine)
 
         @event.listens_for(sync_engine, "commit")
+        @own
         def _on_commit(conn: Any) -> None:
             seen = self._seen.get()
             if seen is not None:

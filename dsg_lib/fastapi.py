@@ -279,6 +279,9 @@ class DBSessionMiddleware:
         class _Rollback(Exception):
             """Roll back a request that answered with an error status without raising."""
 
+            #: a 4xx/5xx answer is not a failed transaction (metrics and spans, see observability)
+            dsg_lib_not_an_error = True
+
         async def send_after_commit(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]

@@ -473,3 +473,62 @@ async def test_fastapi_request_spans_metrics_endpoint_and_budget(seeded: Any, sp
     # the /metrics request runs in DBSessionMiddleware's transaction: it holds the one connection
     assert 'dsg_lib_pool_checked_out{database="default",engine="primary"} 1.0' in metrics.text
     assert 'dsg_lib_operation_duration_seconds_count{database="default",operation="find"} 2.0' in metrics.text
+
+
+async def test_a_4xx_answer_is_not_a_failed_transaction(seeded: Any, spans: Any) -> None:
+    import httpx
+    from fastapi import FastAPI, HTTPException
+
+    from dsg_lib.fastapi import DBSessionMiddleware
+
+    db, Author, _ = seeded
+    provider, exporter = spans
+    instrument(db, tracer_provider=provider, otel_metrics=False)
+    ops = DatabaseOperations(db)
+    app = FastAPI()
+    app.add_middleware(DBSessionMiddleware, db=db)
+
+    @app.get("/authors/{name}")
+    async def author(name: str) -> dict[str, int]:
+        if not await ops.count(Author, name=name):
+            raise HTTPException(404, "no such author")
+        return {"found": 1}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/authors/nobody")).status_code == 404
+    tx = by_name(exporter.get_finished_spans(), "dsg_lib.transaction")[0]
+    assert tx.attributes is not None and "error.type" not in tx.attributes
+    assert tx.status.status_code is trace.StatusCode.UNSET
+    assert observability.operation_metrics(db)["transaction"]["errors"] == {}
+
+
+async def test_spans_name_the_server_in_use(server_backend_url: tuple[str, str], spans: Any) -> None:
+    import socket
+
+    from sqlalchemy.engine import make_url
+
+    backend, url = server_backend_url
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    parsed = make_url(url)
+    port = parsed.port or (5432 if backend == "postgresql" else 3306)
+    multi = f"{parsed.drivername}://{parsed.username or ''}@127.0.0.1:{closed},{parsed.host}:{port}/{parsed.database}"
+    provider, exporter = spans
+    for uri in (url, multi):  # a fresh engine each: its first span too
+        db = AsyncDatabase(DBConfig({"database_uri": uri, "connect_timeout": 2}))
+        instrument(db, tracer_provider=provider, otel_metrics=False)
+        try:
+            await DatabaseOperations(db).execute_one(text("SELECT 1"))
+        finally:
+            uninstrument(db)
+            await db.disconnect()
+    finished = exporter.get_finished_spans()
+    assert len(finished) == 2
+    system = "postgresql" if backend == "postgresql" else "mariadb"
+    for span in finished:
+        assert span.attributes is not None
+        assert span.attributes["db.system.name"] == system, dict(span.attributes)
+        assert span.attributes["server.address"] == parsed.host
+        assert span.attributes["server.port"] == port

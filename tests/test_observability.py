@@ -470,8 +470,8 @@ async def test_fastapi_request_spans_metrics_endpoint_and_budget(seeded: Any, sp
     assert tx.parent is not None and tx.parent.span_id == server_span.get_span_context().span_id
     assert find.parent is not None and find.parent.span_id == tx.context.span_id
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
-    # the /metrics request runs in DBSessionMiddleware's transaction: it holds the one connection
-    assert 'dsg_lib_pool_checked_out{database="default",engine="primary"} 1.0' in metrics.text
+    # /metrics runs outside DBSessionMiddleware's transaction: it holds no connection
+    assert 'dsg_lib_pool_checked_out{database="default",engine="primary"} 0.0' in metrics.text
     assert 'dsg_lib_operation_duration_seconds_count{database="default",operation="find"} 2.0' in metrics.text
 
 
@@ -532,3 +532,46 @@ async def test_spans_name_the_server_in_use(server_backend_url: tuple[str, str],
         assert span.attributes["db.system.name"] == system, dict(span.attributes)
         assert span.attributes["server.address"] == parsed.host
         assert span.attributes["server.port"] == port
+
+
+async def test_metrics_answer_while_the_database_is_down_or_the_pool_exhausted(
+    db_url: str, backend: str
+) -> None:
+    import socket
+
+    import httpx
+    from fastapi import FastAPI
+
+    from dsg_lib.fastapi import DBSessionMiddleware, health_router, metrics_router
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    down = AsyncDatabase(
+        DBConfig({"database_uri": f"postgresql://u@127.0.0.1:{closed}/db", "connect_timeout": 1})
+    )
+    sized = {} if backend == "sqlite_memory" else {"pool_size": 1, "max_overflow": 0}
+    busy = AsyncDatabase(DBConfig({"database_uri": db_url, "pool_timeout": 5, **sized}))
+    try:
+        for db in (down, busy):
+            instrument(db, tracing=False, otel_metrics=False)
+            app = FastAPI()
+            app.add_middleware(DBSessionMiddleware, db=db)
+            app.include_router(metrics_router(db))
+            app.include_router(health_router(db))
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                if db is busy:
+                    async with db.transaction():  # the pool's one connection is taken
+                        metrics = await asyncio.wait_for(client.get("/metrics"), 2)
+                        assert 'engine="primary"} 1.0' in metrics.text
+                else:
+                    metrics = await asyncio.wait_for(client.get("/metrics"), 2)
+                    health = await asyncio.wait_for(client.get("/health"), 10)
+                    assert health.status_code == 503 and health.json()["ok"] is False
+                assert metrics.status_code == 200, metrics.text
+                assert "dsg_lib_pool_checked_out" in metrics.text
+    finally:
+        for db in (down, busy):
+            uninstrument(db)
+            await db.disconnect()

@@ -575,3 +575,14 @@ async def test_metrics_answer_while_the_database_is_down_or_the_pool_exhausted(
         for db in (down, busy):
             uninstrument(db)
             await db.disconnect()
+
+
+async def test_pool_counters_are_never_negative(db_url: str) -> None:
+    db = AsyncDatabase(DBConfig({"database_uri": db_url}))
+    try:
+        for status in (db.pool_status(), (await db.health_check())["pool"]):
+            assert all(value >= 0 for value in status.values()), status
+        async with db.transaction():
+            assert all(value >= 0 for value in db.pool_status().values()), db.pool_status()
+    finally:
+        await db.disconnect()

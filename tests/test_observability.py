@@ -586,3 +586,25 @@ async def test_pool_counters_are_never_negative(db_url: str) -> None:
             assert all(value >= 0 for value in db.pool_status().values()), db.pool_status()
     finally:
         await db.disconnect()
+
+
+async def test_a_task_that_outlives_its_budget_block_records_nothing_more(seeded: Any) -> None:
+    db, Author, _ = seeded
+    ops = DatabaseOperations(db)
+    block_over = asyncio.Event()
+
+    async def long_lived() -> None:
+        await ops.count(Author)
+        await block_over.wait()
+        for _ in range(3):
+            await ops.count(Author)
+
+    async with db.query_budget(max_queries=5) as outer:
+        async with db.query_budget(max_queries=5) as inner:
+            task = asyncio.create_task(long_lived())
+            while not inner.count:
+                await asyncio.sleep(0.01)
+        block_over.set()
+        await task
+    assert inner.count == 1  # the three counts after the inner block are not its statements
+    assert outer.count == 4  # the outer block was still open: they are its

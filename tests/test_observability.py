@@ -514,7 +514,8 @@ async def test_spans_name_the_server_in_use(server_backend_url: tuple[str, str],
         closed = int(sock.getsockname()[1])
     parsed = make_url(url)
     port = parsed.port or (5432 if backend == "postgresql" else 3306)
-    multi = f"{parsed.drivername}://{parsed.username or ''}@127.0.0.1:{closed},{parsed.host}:{port}/{parsed.database}"
+    hosts = f"127.0.0.1:{closed},{parsed.host}:{port}"
+    multi = f"{parsed.drivername}://{parsed.username or ''}@{hosts}/{parsed.database}"
     provider, exporter = spans
     for uri in (url, multi):  # a fresh engine each: its first span too
         db = AsyncDatabase(DBConfig({"database_uri": uri, "connect_timeout": 2}))
@@ -591,10 +592,11 @@ async def test_pool_counters_are_never_negative(db_url: str) -> None:
 async def test_a_task_that_outlives_its_budget_block_records_nothing_more(seeded: Any) -> None:
     db, Author, _ = seeded
     ops = DatabaseOperations(db)
-    block_over = asyncio.Event()
+    block_over, counted = asyncio.Event(), asyncio.Event()
 
     async def long_lived() -> None:
         await ops.count(Author)
+        counted.set()
         await block_over.wait()
         for _ in range(3):
             await ops.count(Author)
@@ -602,8 +604,7 @@ async def test_a_task_that_outlives_its_budget_block_records_nothing_more(seeded
     async with db.query_budget(max_queries=5) as outer:
         async with db.query_budget(max_queries=5) as inner:
             task = asyncio.create_task(long_lived())
-            while not inner.count:
-                await asyncio.sleep(0.01)
+            await counted.wait()
         block_over.set()
         await task
     assert inner.count == 1  # the three counts after the inner block are not its statements

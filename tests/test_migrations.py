@@ -360,3 +360,25 @@ async def test_alembic_command_api_from_async_code(tmp_path: Path) -> None:
     assert "inline_things" in await _tables(url)
     command.downgrade(config, "base")
     assert "inline_things" not in await _tables(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file"])
+def test_offline_sql_on_sqlite_says_where_it_stops(backend: str, tmp_path: Path) -> None:
+    """``--sql`` on SQLite: a revision that rebuilds a table (a dropped column) needs a live database.
+
+    The script holds every revision before it, then a clear error names the limit.
+    """
+    proj = Project(tmp_path / "proj", backend_url(backend, tmp_path), backend)
+    proj.path.mkdir()
+    proj.alembic("init", "migrations")
+    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.write_models(V1_EXTRA)
+    proj.revision("v1")
+    proj.alembic("upgrade", "head")
+    proj.write_models(V2_EXTRA)  # drops "legacy", adds "rank"
+    proj.revision("v2")
+    done = proj.alembic("upgrade", "base:head", "--sql", check=False)
+    assert done.returncode != 0
+    assert f"CREATE TABLE {proj.parent}" in done.stdout  # v1 is written
+    assert "ConfigurationError" in done.stderr and "run that revision online" in done.stderr, done.stderr
+    assert proj.alembic("upgrade", "head").returncode == 0  # online it works

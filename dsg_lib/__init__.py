@@ -10,6 +10,7 @@ Examples:
     'sqlite'
 """
 
+from ._startup import DistributionClashWarning as DistributionClashWarning
 from .config import DBConfig as DBConfig
 from .database import AsyncDatabase as AsyncDatabase
 from .errors import ConfigurationError as ConfigurationError
@@ -27,6 +28,7 @@ from .errors import RecordNotFoundError as RecordNotFoundError
 from .errors import SessionMissingError as SessionMissingError
 from .errors import StatementTimeoutError as StatementTimeoutError
 from .errors import TransactionConflictError as TransactionConflictError
+from .errors import TransactionEndedError as TransactionEndedError
 from .operations import DatabaseOperations as DatabaseOperations
 from .pagination import CursorPage as CursorPage
 from .pagination import Page as Page
@@ -46,6 +48,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseOperations",
     "DatabaseUnavailableError",
+    "DistributionClashWarning",
     "InvalidInputError",
     "MissingDependencyError",
     "MultipleRecordsFoundError",
@@ -62,5 +65,6 @@ __all__ = [
     "SoftDeleteMixin",
     "StatementTimeoutError",
     "TransactionConflictError",
+    "TransactionEndedError",
     "__version__",
 ]

@@ -149,7 +149,8 @@ async def _sqlite(conn: AsyncConnection, report: Report, memory: bool) -> None:
     elif report.settings["journal_mode"].lower() != "wal":
         report.warnings.append(
             f"journal_mode is {report.settings['journal_mode']}, not WAL: readers block the writer "
-            "(a network filesystem or a read-only directory prevents WAL)"
+            "(dsg_lib switches a file it opens for writing to WAL, unless a network filesystem or a "
+            "read-only directory prevents it; check opens the file read-only and changes nothing)"
         )
     if report.settings["foreign_keys"] != "1":
         report.warnings.append("foreign_keys is off: foreign key constraints are not enforced")

@@ -85,6 +85,7 @@ KEYS: dict[str, KeySpec] = {
     "json_serializer": KeySpec("engine", callable, "a callable: object -> str"),
     "json_deserializer": KeySpec("engine", callable, "a callable: str -> object"),
     # dsg_lib keys
+    "log_enabled": KeySpec("library", _is_bool, "a bool"),
     "slow_query_ms": KeySpec("library", lambda v: v is None or _is_number(v), "milliseconds or None"),
     "busy_timeout_ms": KeySpec("library", _is_int(0), "an int >= 0 (milliseconds)", frozenset({"sqlite"})),
     "sqlite_begin": KeySpec(

@@ -81,3 +81,7 @@ MY_KEY = re.compile(r"for key '([^']+)'")
 MY_FK = re.compile(r"CONSTRAINT `([^`]+)`")
 MY_CHECK = re.compile(r"CONSTRAINT `([^`]+)` failed|constraint '([^']+)'", re.I)
 SQLITE_COLUMN = re.compile(r"constraint failed: (.+)$")
+# column names only, never the values that follow them
+PG_KEY_COLUMNS = re.compile(r"^Key \((.+?)\)=\(")
+MY_COLUMN = re.compile(r"^(?:Column|Field) '([^']+)'")
+MY_FK_COLUMNS = re.compile(r"FOREIGN KEY \(([^)]+)\)")

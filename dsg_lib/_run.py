@@ -19,9 +19,7 @@ def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
         running = False
     else:
         running = True
-    if not running:
-        # outside the except block: an error of the coroutine must not be chained to
-        # "no running event loop" (every traceback would start with it)
+    if not running:  # outside the except block: a failure's traceback does not chain "no running event loop"
         return asyncio.run(coroutine)
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()

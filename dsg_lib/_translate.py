@@ -20,15 +20,18 @@ from sqlalchemy import exc as sa_exc
 
 from ._error_codes import (
     MY_CHECK,
+    MY_COLUMN,
     MY_CONFLICT,
     MY_CONSTRAINT,
     MY_DATA,
     MY_FK,
+    MY_FK_COLUMNS,
     MY_KEY,
     MY_TIMEOUT,
     MY_UNAVAILABLE,
     PG_CONFLICT,
     PG_CONSTRAINT,
+    PG_KEY_COLUMNS,
     PG_NO_WRITABLE_HOST,
     PG_READ_ONLY,
     PG_TIMEOUT,
@@ -262,11 +265,13 @@ def _no_writable_host(chain: list[BaseException]) -> bool:
 
 
 def _from_sqlstate(sqlstate: str, chain: list[BaseException], message: str) -> DatabaseError:
-    if sqlstate in PG_CONSTRAINT:
-        constraint = _first_attr(chain, "constraint_name")
-        return ConstraintViolationError(message, constraint=constraint, kind=PG_CONSTRAINT[sqlstate])
     if sqlstate.startswith("23"):
-        return ConstraintViolationError(message, constraint=_first_attr(chain, "constraint_name"))
+        return ConstraintViolationError(
+            message,
+            constraint=_first_attr(chain, "constraint_name"),
+            kind=PG_CONSTRAINT.get(sqlstate, "unknown"),
+            columns=_pg_columns(chain),
+        )
     if sqlstate in PG_CONFLICT:
         return TransactionConflictError(message)
     if sqlstate in PG_TIMEOUT:
@@ -280,12 +285,37 @@ def _from_sqlstate(sqlstate: str, chain: list[BaseException], message: str) -> D
     return QueryError(message)
 
 
+def _pg_columns(chain: list[BaseException]) -> tuple[str, ...]:
+    """The columns asyncpg names: ``column_name`` (NOT NULL) or the ``Key (a, b)=`` of ``detail``."""
+    column = _first_attr(chain, "column_name")
+    if isinstance(column, str):
+        return (column,)
+    detail = _first_attr(chain, "detail")
+    match = PG_KEY_COLUMNS.match(detail) if isinstance(detail, str) else None
+    return _split_columns(match.group(1)) if match else ()
+
+
+def _split_columns(text: str) -> tuple[str, ...]:
+    """``"a, b"`` / ``"`a`,`b`"`` / ``"t.a, t.b"`` -> ``("a", "b")``."""
+    names = (part.strip().strip('`"').rsplit(".", 1)[-1] for part in text.split(","))
+    return tuple(name for name in names if name)
+
+
 def _from_mysql_errno(errno: int, message: str) -> DatabaseError:
     if errno in MY_CONSTRAINT:
         kind = MY_CONSTRAINT[errno]
         match = (MY_KEY if kind == "unique" else MY_FK if kind == "foreign_key" else MY_CHECK).search(message)
         constraint = next((g for g in match.groups() if g), None) if match else None
-        return ConstraintViolationError(f"({errno}) {message}", constraint=constraint, kind=kind)
+        if kind == "not_null":
+            found = MY_COLUMN.match(message)
+        elif kind == "foreign_key":
+            found = MY_FK_COLUMNS.search(message)
+        else:
+            found = None
+        columns = _split_columns(found.group(1)) if found else ()
+        return ConstraintViolationError(
+            f"({errno}) {message}", constraint=constraint, kind=kind, columns=columns
+        )
     if errno in MY_CONFLICT:
         return TransactionConflictError(f"({errno}) {message}")
     if errno in MY_TIMEOUT:
@@ -305,7 +335,12 @@ def _from_sqlite(name: str, message: str) -> DatabaseError:
         kind = next((k for text, k in SQLITE_MESSAGES if text in message), None)
     if kind is not None:
         match = SQLITE_COLUMN.search(message)
-        return ConstraintViolationError(message, constraint=match.group(1) if match else None, kind=kind)
+        return ConstraintViolationError(
+            message,
+            constraint=match.group(1) if match else None,
+            kind=kind,
+            columns=_split_columns(match.group(1)) if match and kind != "check" else (),
+        )
     if name == "SQLITE_INTERRUPT" or message == "interrupted":
         return StatementTimeoutError(f"statement interrupted after its time limit: {message}")
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")) or (

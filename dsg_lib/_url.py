@@ -186,9 +186,10 @@ def normalize(url: URL) -> tuple[URL, str]:
     """
     backend = _BACKEND_ALIASES.get(url.get_backend_name(), url.get_backend_name())
     if backend not in ASYNC_DRIVERS:
+        # the pass-through dialects (oracle, mssql, cockroachdb) are accepted but not supported: not listed
+        supported = sorted(set(ASYNC_DRIVERS) - {"oracle", "mssql", "cockroachdb"})
         raise ConfigurationError(
-            f"unsupported database dialect '{backend}' in {mask(url)}; "
-            f"accepted: {', '.join(sorted(ASYNC_DRIVERS))}"
+            f"unsupported database dialect '{backend}' in {mask(url)}; supported: {', '.join(supported)}"
         )
     default, accepted = ASYNC_DRIVERS[backend]
     driver = url.get_driver_name() if "+" in url.drivername else ""

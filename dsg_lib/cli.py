@@ -6,7 +6,10 @@ models, or a refused confirmation), ``2`` usage error (bad arguments, no URL,
 
 Errors print one line (``error: ConfigurationError: ...``); ``--debug``
 shows the traceback. Library log lines are hidden unless ``--verbose``.
-Passwords are always masked.
+Passwords are always masked. ``check`` opens a SQLite file read-only and never
+creates one: a path that does not exist is an error that says how the URL's
+slashes were read (``sqlite:///app.db`` is relative, ``sqlite:////srv/app.db``
+absolute). Output cut short by a closed pipe (``| head``) is not an error.
 
 Examples:
     >>> main(["--help"])  # doctest: +ELLIPSIS
@@ -32,6 +35,8 @@ from typing import Any
 
 from loguru import logger
 from sqlalchemy import MetaData, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from ._check import build_report
 from ._run import run_coroutine
@@ -52,7 +57,9 @@ examples:
 
 The URL comes from the argument or --url, else from $DATABASE_URL. A URL
 without an async driver gets the default one (postgresql -> asyncpg,
-mysql -> aiomysql, sqlite -> aiosqlite).
+mysql -> aiomysql, sqlite -> aiosqlite). SQLite: sqlite:///app.db (three
+slashes) is app.db in the current directory, sqlite:////srv/app.db (four) the
+absolute path /srv/app.db; check opens the file read-only and never creates it.
 
 exit codes:
   0  success
@@ -91,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         help="connect and report the server, pool and settings",
         description="Connect once; print the server version, dialect, driver, pool settings and the "
         "server settings that matter, with warnings (e.g. MySQL wait_timeout below pool_recycle, "
-        "SQLite not in WAL mode). The password is masked.",
+        "SQLite not in WAL mode). The password is masked. A SQLite file is opened read-only: "
+        "check never creates one.",
     )
     check.add_argument("url", nargs="?", help="database URL (default: $DATABASE_URL)")
 
@@ -136,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.disable("dsg_lib")
     try:
         return _run(args)
+    except BrokenPipeError:  # `dsg-lib check ... | head -2`: the reader has what it wanted
+        _silence_stdout()
+        return OK
     except UsageError as exc:
         return _fail(str(exc), USAGE, args.debug)
     except DatabaseError as exc:
@@ -143,7 +154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         return _fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", FAILURE, args.debug)
     finally:
-        logger.enable("dsg_lib")
+        logger.disable("dsg_lib")  # the library's default: quiet until the application enables it
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
 
 
 def _fail(message: str, code: int, debug: bool) -> int:
@@ -155,7 +175,7 @@ def _fail(message: str, code: int, debug: bool) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "check":
-        cfg = _config(args.url, args.option)
+        cfg = _config(args.url, args.option, read_only=True)
         return run_coroutine(_check(cfg))
     metadata = _load_metadata(args.target)
     cfg = _config(args.url, args.option)
@@ -166,11 +186,43 @@ def _run(args: argparse.Namespace) -> int:
     return run_coroutine(_drop(cfg, metadata))
 
 
-def _config(url: str | None, options: list[str]) -> DBConfig:
+def _config(url: str | None, options: list[str], *, read_only: bool = False) -> DBConfig:
     uri = url or os.environ.get("DATABASE_URL")
     if not uri:
         raise UsageError("no database URL: pass one or set DATABASE_URL")
+    if read_only:
+        uri = _sqlite_read_only(uri)
     return DBConfig({"database_uri": uri, **_options(options)})
+
+
+def _sqlite_read_only(uri: str) -> str:
+    """A SQLite file URL opened read-only (``mode=ro``): checking a mistyped path creates nothing.
+
+    Other URLs are returned unchanged. A file that does not exist is an error
+    saying how the URL was read: three slashes are a path relative to the
+    current directory, four an absolute path.
+    """
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return uri  # DBConfig reports it
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return uri
+    path = os.path.abspath(database)
+    if not os.path.exists(path):
+        kind = "absolute path" if os.path.isabs(database) else "path relative to the current directory"
+        raise DatabaseError(
+            f"no SQLite database at {path}: {url.drivername}:///{database} names the {kind} "
+            f"{database!r} (sqlite:///app.db: app.db in the current directory; sqlite:////srv/app.db, "
+            "four slashes: the absolute path /srv/app.db). check does not create the file."
+        )
+    query = {**url.query, "mode": "ro", "uri": "true"}
+    return _render(url.set(database=f"file:{path}", query=query))
+
+
+def _render(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -209,7 +261,7 @@ async def _check(cfg: DBConfig) -> int:
         report = await build_report(cfg)
     finally:
         await cfg.dispose()
-    print("\n".join(report.lines()))
+    print("\n".join(report.lines()), flush=True)  # flushed here: a closed pipe fails inside main
     return OK
 
 

@@ -154,6 +154,8 @@ class DBConfig:
     def __init__(self, config: Mapping[str, Any]) -> None:
         raw, url, backend, nodes = self._parse(config)
         engine_opts, library = self._split_options(raw)
+        if library.get("log_enabled"):  # the library is quiet until the application asks
+            logger.enable("dsg_lib")
         self._url: URL = url
         self._secrets = _secrets_of(raw, url)
         self._show_values = bool(engine_opts.get("echo"))

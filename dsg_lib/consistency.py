@@ -30,6 +30,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import routing
+from ._listeners import own
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -223,6 +224,7 @@ class WriteTracker:
                 conn.info[_WROTE] = True
 
         @event.listens_for(sync_engine, "commit")
+        @own
         def _on_commit(conn: Any) -> None:
             self._note(conn)
 

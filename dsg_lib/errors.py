@@ -15,6 +15,7 @@ DatabaseError                      .details  .to_dict()  .driver_error
 ├── MultipleRecordsFoundError
 ├── ConstraintViolationError       unique / foreign key / not null / check
 ├── TransactionConflictError       deadlock / serialization failure
+├── TransactionEndedError          the database ended the transaction itself
 ├── QueryError                     anything else the database rejected
 │   └── StatementTimeoutError      the statement ran past its time limit
 └── QueryBudgetExceededError       a query_budget() block issued too many statements
@@ -41,6 +42,8 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "ConfigurationError",
     "ConstraintViolationError",
@@ -57,6 +60,7 @@ __all__ = [
     "SessionMissingError",
     "StatementTimeoutError",
     "TransactionConflictError",
+    "TransactionEndedError",
     "map_errors",
     "redact_values",
     "translate_error",
@@ -194,17 +198,29 @@ class ConstraintViolationError(DatabaseError):
             driver reports it, else ``None``.
         kind: One of ``"unique"``, ``"foreign_key"``, ``"not_null"``,
             ``"check"`` or ``"unknown"``.
+        columns: The columns involved, when the database names them (never
+            their values), else an empty tuple: the same on every backend.
 
     Examples:
-        >>> err = ConstraintViolationError("duplicate", constraint="uq_email", kind="unique")
-        >>> (err.constraint, err.kind)
-        ('uq_email', 'unique')
+        >>> err = ConstraintViolationError(
+        ...     "duplicate", constraint="uq_email", kind="unique", columns=("email",)
+        ... )
+        >>> (err.constraint, err.kind, err.columns)
+        ('uq_email', 'unique', ('email',))
     """
 
-    def __init__(self, details: str = "", *, constraint: str | None = None, kind: str = "unknown") -> None:
+    def __init__(
+        self,
+        details: str = "",
+        *,
+        constraint: str | None = None,
+        kind: str = "unknown",
+        columns: Iterable[str] = (),
+    ) -> None:
         super().__init__(details)
         self.constraint = constraint
         self.kind = kind
+        self.columns: tuple[str, ...] = tuple(columns)
 
 
 class TransactionConflictError(DatabaseError):
@@ -215,6 +231,23 @@ class TransactionConflictError(DatabaseError):
     Examples:
         >>> TransactionConflictError("deadlock detected").to_dict()["error"]
         'TransactionConflictError'
+    """
+
+
+class TransactionEndedError(DatabaseError):
+    """The database ended the transaction of a ``transaction()`` block by itself.
+
+    MySQL / MariaDB commit implicitly on DDL and roll the whole transaction
+    back on a deadlock; SQLite rolls it back on an ``ON CONFLICT ROLLBACK``
+    constraint or a trigger's ``RAISE(ROLLBACK)``. Every later statement of
+    the block (and its commit) raises this error instead of running on its
+    own, so nothing written after that point is stored. Not retried by
+    `AsyncDatabase.run_in_transaction`: what ran before an implicit commit is
+    already committed.
+
+    Examples:
+        >>> TransactionEndedError("ended").to_dict()["error"]
+        'TransactionEndedError'
     """
 
 

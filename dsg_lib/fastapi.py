@@ -35,11 +35,13 @@ from .errors import (
 
 try:
     from fastapi import APIRouter, FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
 
     # Response at module level: FastAPI resolves an endpoint's return annotation (a string under
     # ``from __future__ import annotations``) in the module's globals only; FastAPI 0.110 and 0.115
     # cannot see a name imported inside the function that defines the endpoint (metrics_router)
     from fastapi.responses import JSONResponse, Response
+    from pydantic import BaseModel
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError(
         'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg-lib[fastapi]"'
@@ -47,14 +49,20 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = [
     "CONSISTENCY_HEADER",
+    "ERROR_RESPONSES",
+    "PROBLEM_RESPONSES",
     "ConsistencyMiddleware",
     "DBSessionMiddleware",
+    "ErrorBody",
+    "ProblemBody",
     "error_response",
     "health_router",
     "lifespan",
     "metrics_router",
     "register_exception_handlers",
     "session_dependency",
+    "status_for",
+    "validation_problem",
 ]
 
 #: HTTP status per error class; the first match in the class's MRO wins.
@@ -69,6 +77,9 @@ STATUS_BY_ERROR: dict[type[DatabaseError], int] = {
     TransactionConflictError: 503,
     DatabaseError: 500,
 }
+#: constraint kinds that are the client's input (a missing referenced row, a NULL for a required
+#: field), not a conflict with the current state: 422, like FastAPI's own validation errors
+INPUT_CONSTRAINT_KINDS = frozenset({"foreign_key", "not_null"})
 RETRY_AFTER_SECONDS = 5
 #: a conflict clears as soon as the other transaction ends: retry quickly
 CONFLICT_RETRY_AFTER_SECONDS = 1
@@ -131,60 +142,242 @@ def session_dependency(db: AsyncDatabase) -> Callable[..., AsyncIterator[AsyncSe
     return _session
 
 
-def error_response(exc: DatabaseError) -> JSONResponse:
+class ErrorBody(BaseModel):
+    """The JSON body of an error response (``{"error", "details"}``, plus the constraint fields).
+
+    ``kind``, ``columns`` and ``constraint`` are set for a
+    ``ConstraintViolationError`` only, with the same shape on every backend:
+    ``columns`` lists the fields involved when the database names them, and
+    ``constraint`` the constraint's name when it has one. Never values.
+
+    Examples:
+        >>> ErrorBody(error="RecordNotFoundError", details="no user 7").error
+        'RecordNotFoundError'
+    """
+
+    error: str
+    details: str
+    kind: str | None = None
+    columns: list[str] | None = None
+    constraint: str | None = None
+
+
+class ProblemBody(BaseModel):
+    """An RFC 9457 problem details body (``application/problem+json``), see `register_exception_handlers`.
+
+    ``errors`` lists FastAPI's validation errors (``loc``, ``msg``, ``type``,
+    without the input values); ``error``, ``kind``, ``columns`` and
+    ``constraint`` are set for ``dsg_lib`` errors.
+
+    Examples:
+        >>> ProblemBody(title="Not Found", status=404, detail="no user 7").type
+        'about:blank'
+    """
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    error: str | None = None
+    kind: str | None = None
+    columns: list[str] | None = None
+    constraint: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _responses(model: type[BaseModel], media_type: str) -> dict[int | str, dict[str, Any]]:
+    described = {
+        404: "Not found (RecordNotFoundError)",
+        409: "Conflict with the current state: a unique or check constraint (ConstraintViolationError)",
+        422: "Invalid input: validation, a missing referenced row or a required field set to null",
+        503: "Database unavailable or a concurrent conflict; retry after Retry-After seconds",
+    }
+    # "model" registers the schema (FastAPI puts it under application/json); "content" names the real type
+    schema = {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+    return {
+        status: {"model": model, "description": text, "content": {media_type: schema}}
+        for status, text in described.items()
+    }
+
+
+#: ``responses=`` for routes using the database: 404, 409, 422 and 503 with their bodies in OpenAPI.
+#: ``@app.post("/users", responses=ERROR_RESPONSES)`` (or ``APIRouter(responses=ERROR_RESPONSES)``).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = _responses(ErrorBody, "application/json")
+#: the same for an app using ``register_exception_handlers(app, problem_details=True)``
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = _responses(ProblemBody, "application/problem+json")
+
+_TITLES = {
+    404: "Not Found",
+    409: "Conflict",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+_CONSTRAINT_TEXT = {
+    "unique": "a row with the same value already exists",
+    "foreign_key": "the referenced row does not exist, or the row is still referenced",
+    "not_null": "a required field is null",
+    "check": "a check constraint rejected the value",
+    "unknown": "a constraint rejected the change",
+}
+
+
+def status_for(exc: DatabaseError) -> int:
+    """The HTTP status for ``exc`` (see `register_exception_handlers`).
+
+    Examples:
+        >>> from dsg_lib import ConstraintViolationError
+        >>> status_for(ConstraintViolationError("dup", kind="unique"))
+        409
+        >>> status_for(ConstraintViolationError("no parent", kind="foreign_key", columns=["user_id"]))
+        422
+    """
+    if isinstance(exc, ConstraintViolationError) and exc.kind in INPUT_CONSTRAINT_KINDS:
+        return 422
+    return next(
+        (code for cls in type(exc).__mro__ for err, code in STATUS_BY_ERROR.items() if cls is err), 500
+    )
+
+
+def _constraint_fields(exc: ConstraintViolationError) -> dict[str, Any]:
+    """``kind``, ``columns`` and ``constraint``, the same shape on every backend.
+
+    SQLite reports ``table.column`` where the others report a constraint name:
+    that is a column list, not a name, so ``constraint`` is ``None`` there.
+    """
+    named = exc.constraint
+    if named is not None:
+        as_columns = tuple(part.strip().rsplit(".", 1)[-1] for part in named.split(","))
+        if exc.columns and as_columns == exc.columns:
+            named = None
+    return {"kind": exc.kind, "columns": list(exc.columns), "constraint": named}
+
+
+def _constraint_details(exc: ConstraintViolationError) -> str:
+    text = _CONSTRAINT_TEXT.get(exc.kind, _CONSTRAINT_TEXT["unknown"])
+    return f"{text} ({', '.join(exc.columns)})" if exc.columns else text
+
+
+def error_response(exc: DatabaseError, *, problem_details: bool = False) -> JSONResponse:
     """The JSON response for a ``DatabaseError``: ``{"error", "details"}`` and its status.
 
     Server-side failures (5xx) carry a generic message; the real one is logged.
     Only what can succeed when sent again gets ``Retry-After``: an unavailable
     database (503, 5 s) and a transaction conflict such as a deadlock (503, 1 s).
+    A ``ConstraintViolationError`` adds ``kind``, ``columns`` and ``constraint``
+    (see `ErrorBody`), with a message that is the same on every backend.
+
+    Args:
+        exc: The error.
+        problem_details: Answer with RFC 9457 problem details
+            (``application/problem+json``, see `ProblemBody`).
 
     Examples:
         >>> from dsg_lib import RecordNotFoundError
         >>> error_response(RecordNotFoundError("no user 7")).status_code
         404
+        >>> error_response(RecordNotFoundError("no user 7"), problem_details=True).media_type
+        'application/problem+json'
     """
-    status = next(
-        (code for cls in type(exc).__mro__ for err, code in STATUS_BY_ERROR.items() if cls is err), 500
-    )
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
     if isinstance(exc, TransactionConflictError):
         details = "the request conflicted with a concurrent one and was rolled back; retry it"
-        body = {"error": type(exc).__name__, "details": details}
         headers = {"Retry-After": str(CONFLICT_RETRY_AFTER_SECONDS)}
     elif status == 503:
-        body = {"error": type(exc).__name__, "details": "the database is unavailable; retry later"}
+        details = "the database is unavailable; retry later"
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     elif status >= 500:
-        body = {"error": type(exc).__name__, "details": "internal database error"}
-        headers = {}
+        details = "internal database error"
+    elif isinstance(exc, ConstraintViolationError):
+        details = _constraint_details(exc)
+        extra = _constraint_fields(exc)
     else:
-        body = exc.to_dict()
-        headers = {}
+        details = exc.details
     if status >= 500:
         # a conflict is expected under load and answered as retryable: not an error of the service
         level = "WARNING" if isinstance(exc, TransactionConflictError) else "ERROR"
         logger.log(level, "dsg_lib: {} -> HTTP {}: {}", type(exc).__name__, status, exc.details)
-    return JSONResponse(body, status_code=status, headers=headers)
+    name = type(exc).__name__
+    if problem_details:
+        problem = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status}
+        body = {**problem, "detail": details, "error": name, **extra}
+        return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+    return JSONResponse({"error": name, "details": details, **extra}, status_code=status, headers=headers)
 
 
-def register_exception_handlers(app: FastAPI) -> None:
-    """Map ``dsg_lib`` errors to HTTP: not found 404, constraint 409, invalid 422, unavailable 503.
+def validation_problem(exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's request validation errors as RFC 9457 problem details (422), without the input values.
 
-    A ``TransactionConflictError`` (deadlock, serialization failure) is 503
-    with ``Retry-After: 1``: the request was rolled back and may be resent.
-    Any other ``DatabaseError`` is a 500. Bodies are ``{"error", "details"}`` JSON
-    with no SQL, parameters or secrets in them.
+    Examples:
+        >>> err = RequestValidationError([{"loc": ("body", "title"), "msg": "Field required",
+        ...                               "type": "missing", "input": {"secret": 1}}])
+        >>> response = validation_problem(err)
+        >>> (response.status_code, b"secret" in response.body)
+        (422, False)
+    """
+    errors = [
+        {"loc": list(item.get("loc", ())), "msg": str(item.get("msg", "")), "type": str(item.get("type", ""))}
+        for item in exc.errors()
+    ]
+    fields = sorted({str(e["loc"][-1]) for e in errors if e["loc"]})
+    body = {
+        "type": "about:blank",
+        "title": _TITLES[422],
+        "status": 422,
+        "detail": "request validation failed" + (f" ({', '.join(fields)})" if fields else ""),
+        "errors": errors,
+    }
+    return JSONResponse(body, status_code=422, media_type="application/problem+json")
+
+
+def register_exception_handlers(app: FastAPI, *, problem_details: bool = False) -> None:
+    """Map ``dsg_lib`` errors to HTTP: not found 404, conflict 409, invalid input 422, unavailable 503.
+
+    - ``RecordNotFoundError`` -> 404.
+    - ``ConstraintViolationError``: a unique or check constraint (a conflict
+      with the current state) -> 409; a missing referenced row (foreign key)
+      or a NULL for a required field -> 422, like a validation error. Both
+      carry ``kind``, ``columns`` (the fields, when the database names them)
+      and ``constraint`` (its name, when it has one), the same shape on every
+      backend, never values.
+    - ``InvalidInputError`` -> 422.
+    - ``DatabaseUnavailableError`` -> 503 with ``Retry-After: 5``; a
+      ``TransactionConflictError`` (deadlock, serialization failure) -> 503
+      with ``Retry-After: 1``: the request was rolled back and may be resent.
+    - Any other ``DatabaseError`` -> 500 with a generic message (logged).
+
+    Bodies are ``{"error", "details"}`` JSON (`ErrorBody`) with no SQL,
+    values or secrets in them. Document them in OpenAPI with
+    ``responses=ERROR_RESPONSES``.
+
+    Args:
+        app: The FastAPI app.
+        problem_details: Answer with RFC 9457 problem details
+            (``application/problem+json``, `ProblemBody`) instead, for
+            ``dsg_lib`` errors and FastAPI's request validation errors alike
+            (one body shape for clients; use ``PROBLEM_RESPONSES``).
 
     Examples:
         >>> from fastapi import FastAPI
         >>> app = FastAPI()
         >>> register_exception_handlers(app)
+        >>> register_exception_handlers(FastAPI(), problem_details=True)
     """
 
     async def _handler(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DatabaseError)
-        return error_response(exc)
+        return error_response(exc, problem_details=problem_details)
 
     app.add_exception_handler(DatabaseError, _handler)
+    if problem_details:
+
+        async def _validation(request: Request, exc: Exception) -> JSONResponse:
+            assert isinstance(exc, RequestValidationError)
+            return validation_problem(exc)
+
+        app.add_exception_handler(RequestValidationError, _validation)
 
 
 def health_router(db: AsyncDatabase, path: str = "/health") -> APIRouter:
@@ -276,6 +469,8 @@ class DBSessionMiddleware:
     Args:
         app: The ASGI app.
         db: The database.
+        problem_details: Answer a failing commit with RFC 9457 problem
+            details, as ``register_exception_handlers(app, problem_details=True)``.
 
     Examples:
         >>> from fastapi import FastAPI
@@ -284,9 +479,10 @@ class DBSessionMiddleware:
         >>> app.add_middleware(DBSessionMiddleware, db=AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
     """
 
-    def __init__(self, app: Any, db: AsyncDatabase) -> None:
+    def __init__(self, app: Any, db: AsyncDatabase, *, problem_details: bool = False) -> None:
         self.app = app
         self.db = db
+        self.problem_details = problem_details
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("path") in _OUTSIDE_PATHS:
@@ -331,7 +527,7 @@ class DBSessionMiddleware:
             if state["sent"]:
                 raise
             held.clear()
-            response = error_response(exc)
+            response = error_response(exc, problem_details=self.problem_details)
             await response(scope, receive, send)
             return
         await _flush()

@@ -1,9 +1,10 @@
 """Page containers and the opaque, tamper-evident keyset cursor.
 
 A cursor is ``base64url(json payload) + "." + HMAC-SHA256``. The payload holds
-the sort-key values of the last row and a fingerprint of the ordering, so a
-cursor is rejected when it was altered, truncated, or made for another query
-ordering. Values inside are still type-checked and bound, never formatted into
+the sort-key values of the last row and a fingerprint of the query (its
+filters, their values and its ordering), so a cursor is rejected when it was
+altered, truncated, or made for another query: user 1's cursor is refused on
+user 2's listing. Values inside are still type-checked and bound, never formatted into
 SQL. Set the ``cursor_secret`` config key to make cursors unforgeable across
 your deployment (the default key only detects accidents).
 
@@ -166,6 +167,35 @@ def _from_json(value: Any) -> Any:
     return value
 
 
+def query_fingerprint(stmt: Any, ordering: Sequence[tuple[str, str, bool]]) -> str:
+    """A short digest of a query's SQL, its bound filter values and its ordering.
+
+    A keyset cursor carries it: a cursor is only accepted by the query that
+    made it (same filters with the same values, same order). The values are
+    hashed, never stored.
+
+    Args:
+        stmt: The ``select()`` before the keyset condition and ordering are added.
+        ordering: ``(table, column key, descending)`` per sort key.
+
+    Examples:
+        >>> from sqlalchemy import column, select, table
+        >>> posts = table("posts", column("id"), column("user_id"))
+        >>> order = [("posts", "id", False)]
+        >>> one = query_fingerprint(select(posts).where(posts.c.user_id == 1), order)
+        >>> two = query_fingerprint(select(posts).where(posts.c.user_id == 2), order)
+        >>> (len(one), one == two)
+        (16, False)
+    """
+    try:
+        compiled = stmt.compile()
+        text, params = str(compiled), sorted((k, repr(v)) for k, v in compiled.params.items())
+    except Exception:  # a construct only a real dialect renders: bind the ordering and the filters' text
+        text, params = repr(getattr(stmt, "whereclause", None)), []
+    digest = hashlib.sha256(repr((text, params, list(ordering))).encode())
+    return digest.hexdigest()[:16]
+
+
 class CursorCodec:
     """Encode and verify keyset cursors.
 
@@ -209,7 +239,7 @@ class CursorCodec:
             ...     c.decode(c.encode("fp", [1], "next"), "other")
             ... except InvalidInputError as err:
             ...     print(err)
-            pagination cursor belongs to another query ordering
+            pagination cursor belongs to another query (other filters or ordering)
         """
         bad = InvalidInputError("invalid pagination cursor")
         # a cursor is ASCII by construction; anything else would break the byte comparisons below
@@ -232,7 +262,7 @@ class CursorCodec:
         except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
             raise bad from None
         if found != fingerprint:
-            raise InvalidInputError("pagination cursor belongs to another query ordering")
+            raise InvalidInputError("pagination cursor belongs to another query (other filters or ordering)")
         if direction not in ("next", "prev"):
             raise bad
         return values, direction

@@ -45,6 +45,7 @@ logger.add(
     level=os.environ.get("LOG_LEVEL", "WARNING"),
     colorize=False,
 )
+logger.enable("dsg_lib")  # the library is quiet until the application turns it on
 
 db = AsyncDatabase(
     DBConfig.from_env("DATABASE_URL", default=f"sqlite+aiosqlite:///{tempfile.gettempdir()}/bulk_load.db")

@@ -45,6 +45,7 @@ from dsg_lib.fastapi import health_router, lifespan, register_exception_handlers
 # lifecycle (INFO: connected, tables created) next to uvicorn's lines, not every query.
 logger.remove()
 logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "INFO"))
+logger.enable("dsg_lib")  # the library is quiet until the application turns it on
 
 db = AsyncDatabase(DBConfig.from_env("DATABASE_URL", default="sqlite+aiosqlite:///:memory:"))
 ops = DatabaseOperations(db)

@@ -26,6 +26,7 @@ from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, RecordNotFoundE
 # (warnings only) unless you ask: LOG_LEVEL=DEBUG shows every operation.
 logger.remove()
 logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "WARNING"))
+logger.enable("dsg_lib")  # the library is quiet until the application turns it on
 
 db = AsyncDatabase(DBConfig.from_env("DATABASE_URL", default="sqlite+aiosqlite:///:memory:"))
 ops = DatabaseOperations(db)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -80,7 +81,10 @@ def tables(url: str) -> set[str]:
 @pytest.fixture(params=CLI_BACKENDS)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     require_backend(request.param)
-    return backend_url(request.param, tmp_path)
+    found = backend_url(request.param, tmp_path)
+    if request.param == "sqlite_file":
+        tables(found)  # an existing database, as dsg_lib leaves it (WAL): check never creates one
+    return found
 
 
 @pytest.fixture
@@ -228,3 +232,69 @@ def test_console_script_points_at_main() -> None:
 
     main = getattr(import_module(module), attr)
     assert main(["--help"]) == 0
+
+
+# --------------------------------------------------------------------------- #
+# check: a SQLite file is read, never created or changed; pipes; dialect list   #
+# --------------------------------------------------------------------------- #
+
+
+def test_check_never_creates_a_sqlite_file_and_explains_the_slashes(tmp_path: Path) -> None:
+    done = cli("check", "sqlite:///data/typo.db", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert list(tmp_path.iterdir()) == []  # no file, no folder
+    assert "relative to the current directory" in done.stderr
+    assert str(tmp_path / "data" / "typo.db") in done.stderr
+    assert "sqlite:////srv/app.db" in done.stderr and "four slashes" in done.stderr
+    absolute = cli("check", f"sqlite:///{tmp_path}/typo.db", cwd=tmp_path)
+    assert absolute.returncode == 1 and "absolute path" in absolute.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_opens_an_existing_sqlite_file_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+    before = path.read_bytes()
+    done = cli("check", "sqlite:///app.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "mode=ro" in done.stdout
+    assert re.search(r"journal_mode +delete", done.stdout), done.stdout  # not switched to WAL
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+
+
+def test_check_piped_into_a_reader_that_stops_early_is_not_an_error() -> None:
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    base["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)  # `| head -0`: nobody reads what check prints
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dsg_lib", "check", "sqlite://"],
+            cwd=ROOT,
+            env=base,
+            stdin=subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_fd)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_unknown_dialect_lists_only_the_supported_ones() -> None:
+    done = cli("check", "foo://bar")
+    assert done.returncode == 1
+    assert "supported: mariadb, mysql, postgresql, sqlite" in done.stderr
+    for unsupported in ("oracle", "mssql", "cockroachdb"):
+        assert unsupported not in done.stderr
+
+
+def test_debug_traceback_starts_with_the_real_error() -> None:
+    done = cli("--debug", "check", "postgresql://app:pw@127.0.0.1:1/app", "-o", "connect_timeout=1")
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert "no running event loop" not in done.stderr

@@ -1,13 +1,16 @@
-"""The documentation cannot rot: every ```python block in docs/*.md runs here.
+"""The documentation cannot rot: every ```python block in docs/*.md runs here, on every backend.
 
 Each page's blocks run in order in one namespace (a throw-away module), so a
 page reads like a script: later blocks use the names earlier ones defined.
 Top-level ``await`` is allowed (the docs read like the ``python -m asyncio``
-REPL); the blocks run on the test's event loop, on in-memory SQLite unless the
-page says otherwise.
+REPL); the blocks run on the test's event loop. A page runs once per backend:
+as written (in-memory SQLite), then on PostgreSQL and on MariaDB, with its
+in-memory SQLite URL replaced by the server's, on a database emptied first.
 
 Blocks that must not run use another fence language (```bash, ```text,
-```toml) or start with the marker line ``# doc-test: skip <reason>``.
+```toml) or follow the hidden marker line ``<!-- doc-test: skip <reason> -->``;
+``<!-- doc-test: sqlite-only <reason> -->`` runs a block on SQLite only.
+The markers are HTML comments, so the published page shows none of them.
 Blocks that only include a file (``--8<-- "examples/quickstart.py"``) are
 skipped here: those files are run by their own tests.
 
@@ -29,13 +32,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from conftest import BACKENDS, backend_problem, backend_url, unreachable
 from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, _config_keys, errors
 from dsg_lib.filters import OPERATORS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-SKIP_MARKER = "# doc-test: skip"
+SKIP_MARKER = "<!-- doc-test: skip"
+SQLITE_ONLY_MARKER = "<!-- doc-test: sqlite-only"
+ONLY_MARKER = "<!-- doc-test: only "
+MEMORY_URL = "sqlite+aiosqlite:///:memory:"
+DOC_BACKENDS = [b for b in ("sqlite_memory", "postgresql", "mariadb") if b in BACKENDS]
 _FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 
 
@@ -47,10 +57,20 @@ class Block:
     line: int  # 1-based line of the first code line
     language: str
     code: str
+    marker: str = ""  # the HTML comment line right above the fence, if any
 
     @property
     def skipped(self) -> bool:
-        return self.code.lstrip().startswith(SKIP_MARKER)
+        return self.marker.startswith(SKIP_MARKER)
+
+    def runs_on(self, backend: str) -> bool:
+        """``sqlite-only`` and ``only sqlite,postgresql`` markers limit where a block runs."""
+        if self.marker.startswith(SQLITE_ONLY_MARKER):
+            return backend.startswith("sqlite")
+        if self.marker.startswith(ONLY_MARKER):
+            names = self.marker[len(ONLY_MARKER) :].split()[0].split(",")
+            return any(backend.startswith(name) for name in names)
+        return True
 
     @property
     def include_only(self) -> bool:
@@ -82,7 +102,9 @@ def code_blocks(path: Path) -> list[Block]:
                 break
             body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j].lstrip())
             j += 1
-        blocks.append(Block(path, i + 2, language, "\n".join(body) + "\n"))
+        above = lines[i - 1].strip() if i > 0 else ""
+        marker = above if above.startswith("<!--") and "doc-test" in above else ""
+        blocks.append(Block(path, i + 2, language, "\n".join(body) + "\n", marker))
         i = j + 1
     return blocks
 
@@ -95,7 +117,7 @@ def runnable_pages() -> list[Path]:
     return [p for p in pages() if any(b.runnable for b in code_blocks(p))]
 
 
-async def run_page(path: Path) -> int:
+async def run_page(path: Path, url: str = MEMORY_URL, backend: str = "sqlite_memory") -> int:
     """Run the page's python blocks in order in one module namespace; return how many ran."""
     name = f"_dsg_docs_{path.stem.replace('-', '_')}"
     module = types.ModuleType(name)
@@ -106,10 +128,10 @@ async def run_page(path: Path) -> int:
     ran = 0
     try:
         for block in code_blocks(path):
-            if not block.runnable:
+            if not block.runnable or not block.runs_on(backend):
                 continue
             # leading newlines make tracebacks point at the line in the .md file
-            source = "\n" * (block.line - 1) + block.code
+            source = "\n" * (block.line - 1) + block.code.replace(MEMORY_URL, url)
             code = compile(source, str(path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
             result = eval(code, namespace)
             if inspect.iscoroutine(result):
@@ -125,17 +147,51 @@ async def run_page(path: Path) -> int:
     return ran
 
 
+async def empty_database(url: str) -> None:
+    """Drop every table of the server database ``url`` (pages reuse table names with other columns)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+            else:
+                names = (await conn.execute(text("SHOW FULL TABLES"))).all()
+                await conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
+                for table, kind in names:
+                    word = "VIEW" if kind == "VIEW" else "TABLE"
+                    await conn.execute(text(f"DROP {word} IF EXISTS `{table}`"))
+                await conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", DOC_BACKENDS)
 @pytest.mark.parametrize("page", runnable_pages(), ids=lambda p: p.name)
-async def test_page_code_blocks_run(page: Path) -> None:
-    assert await run_page(page) > 0
+async def test_page_code_blocks_run(page: Path, backend: str, tmp_path: Path) -> None:
+    url = MEMORY_URL
+    if backend != "sqlite_memory":
+        problem = await backend_problem(backend)
+        if problem:
+            unreachable(backend, problem)
+        url = backend_url(backend, tmp_path)
+        await empty_database(url)
+    assert await run_page(page, url, backend) > 0
+
+
+def test_published_code_shows_no_test_marker() -> None:
+    for page in pages():
+        for block in code_blocks(page):
+            assert "doc-test" not in block.code, f"{page.name}:{block.line}: use an HTML comment marker"
 
 
 def test_skipped_blocks_give_a_reason() -> None:
     for page in pages():
         for block in code_blocks(page):
-            if block.skipped:
-                first = block.code.lstrip().splitlines()[0]
-                reason = first[len(SKIP_MARKER) :].strip(" :-")
+            if block.marker:
+                words = block.marker.split("doc-test:", 1)[1].removesuffix("-->").split()
+                skip = 2 if words[:1] == ["only"] else 1  # "only" names the backends first
+                reason = " ".join(words[skip:])
                 assert len(reason) >= 10, f"{page.name}:{block.line}: say why the block is skipped"
 
 
@@ -184,7 +240,7 @@ def test_code_block_parser(tmp_path: Path) -> None:
     sample = tmp_path / "sample.md"
     sample.write_text(
         "text\n```python\nx = 1\n```\n\n!!! note\n    ```python\n    y = x + 1\n    ```\n"
-        "```bash\nls\n```\n```python\n# doc-test: skip needs a running server\nboom()\n```\n",
+        "```bash\nls\n```\n<!-- doc-test: skip needs a running server -->\n```python\nboom()\n```\n",
         encoding="utf-8",
     )
     blocks = code_blocks(sample)
@@ -192,6 +248,6 @@ def test_code_block_parser(tmp_path: Path) -> None:
         ("python", 3, True),
         ("python", 8, True),
         ("bash", 11, False),
-        ("python", 14, False),
+        ("python", 15, False),
     ]
     assert blocks[1].code == "y = x + 1\n"

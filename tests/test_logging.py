@@ -79,3 +79,43 @@ def test_quickstart_is_quiet_unless_asked() -> None:
     assert loud.stdout == quiet.stdout
     assert f"dsg_lib: connected to {MEMORY}" in loud.stderr
     assert "insert_many inserted 3 rows" in loud.stderr
+
+
+def _readme_usage() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    usage = text.split("## Usage", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    return usage.replace("sqlite+aiosqlite:///app.db", MEMORY)
+
+
+def test_the_readme_usage_prints_only_its_results() -> None:
+    result = _python(_readme_usage())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[-1] == "['ada@example.com']"
+
+
+def test_the_application_or_the_config_key_turns_logging_on() -> None:
+    enabled = "from loguru import logger\nlogger.enable('dsg_lib')\n\ndb = AsyncDatabase("
+    by_app = _python(_readme_usage().replace("\ndb = AsyncDatabase(", enabled, 1))
+    assert "dsg_lib: engine configured for" in by_app.stderr
+    usage = _readme_usage().replace('"slow_query_ms": 200', '"slow_query_ms": 200, "log_enabled": True')
+    by_key = _python(usage)
+    assert "dsg_lib: connected to" in by_key.stderr, by_key.stderr
+
+
+def test_the_devsetgo_lib_face_logs_as_devsetgo_lib_does(tmp_path: Path) -> None:
+    face = _python(
+        "from dsg_lib.async_database_functions import database_config\n"
+        f"database_config.DBConfig({{'database_uri': '{MEMORY}'}})\n"
+    )
+    assert f"dsg_lib: engine configured for {MEMORY}" in face.stderr
+    code = (
+        "from dsg_lib import DBConfig\n"
+        "from dsg_lib.common_functions.logging_config import config_log\n"
+        f"path = config_log(logging_directory={str(tmp_path)!r}, enqueue=False, logging_level='DEBUG')\n"
+        f"DBConfig({{'database_uri': '{MEMORY}'}})\n"
+        "print(path.read_text())\n"
+    )
+    logged = _python(code)
+    assert logged.returncode == 0, logged.stderr
+    assert "dsg_lib: engine configured for" in logged.stdout

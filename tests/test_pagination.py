@@ -1,4 +1,4 @@
-"""Unit tests for ``dsg_lib.pagination`` (no database needed)."""
+"""``dsg_lib.pagination``: pages, the cursor codec, and cursors bound to their query (every backend)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
 
-from dsg_lib import CursorPage, InvalidInputError, Page
+from dsg_lib import AsyncDatabase, CursorPage, DatabaseOperations, InvalidInputError, Page
 from dsg_lib.pagination import CursorCodec
 
 
@@ -131,3 +133,34 @@ def test_encode_rejects_unsupported_values() -> None:
         CursorCodec().encode("fp", [float("nan")], "next")
     with pytest.raises(InvalidInputError):
         CursorCodec().encode("fp", [object()], "next")
+
+
+# --------------------------------------------------------------------------- #
+# A keyset cursor is bound to its query: filters, their values and the order   #
+# --------------------------------------------------------------------------- #
+
+
+async def test_cursor_is_refused_by_another_querys_filters(db: AsyncDatabase) -> None:
+    class PagedPost(db.Base):
+        __tablename__ = "paged_posts"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        user_id: Mapped[int]
+        title: Mapped[str] = mapped_column(String(40))
+
+    await db.create_tables()
+    ops = DatabaseOperations(db)
+    await ops.insert_many(PagedPost, [{"user_id": u, "title": f"t{i}"} for u in (1, 2) for i in range(3)])
+
+    first = await ops.paginate_keyset(PagedPost, order_by="title", limit=2, user_id=1)
+    assert first.next_cursor is not None
+    same = await ops.paginate_keyset(PagedPost, order_by="title", after=first.next_cursor, user_id=1)
+    assert [(p.user_id, p.title) for p in same.items] == [(1, "t2")]
+
+    for foreign in (
+        ops.paginate_keyset(PagedPost, order_by="title", after=first.next_cursor, user_id=2),
+        ops.paginate_keyset(PagedPost, order_by="title", after=first.next_cursor),
+        ops.paginate_keyset(PagedPost, order_by="title", after=first.next_cursor, user_id__in=[1, 2]),
+    ):
+        with pytest.raises(InvalidInputError, match="another query"):
+            await foreign
+    await db.drop_tables()

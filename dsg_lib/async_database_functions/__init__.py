@@ -13,6 +13,8 @@ Examples:
     'sqlite'
 """
 
+from loguru import logger as _logger
+
 from ..config import DBConfig as DBConfig
 from ..database import AsyncDatabase as AsyncDatabase
 from ..errors import ConfigurationError as ConfigurationError
@@ -72,3 +74,7 @@ __all__ = [
     "database_operations",
     "errors",
 ]
+
+# devsetgo-lib logs through loguru without disabling its name: its users see the library's
+# lines. The modern API is quiet by default (dsg_lib/_startup.py); this face keeps devsetgo-lib's way.
+_logger.enable("dsg_lib")

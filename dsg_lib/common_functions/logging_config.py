@@ -105,6 +105,7 @@ def config_log(
         raise ValueError(f"invalid logging level {logging_level!r}; valid levels: {', '.join(_LEVELS)}")
     path = Path(logging_directory) / _file_name(log_name, log_serializer, app_name, append_app_name)
     logger.remove()
+    logger.enable("dsg_lib")  # devsetgo-lib users expect the library's lines in their log file
     logger.configure(extra={"app_name": app_name})
     logger.add(
         path,

@@ -16,7 +16,8 @@ run_migrations(DBConfig.from_env("DATABASE_URL"), target_metadata=Base.metadata)
 
 ``alembic revision --autogenerate``, ``alembic upgrade head``,
 ``alembic downgrade -1`` and offline ``alembic upgrade head --sql`` then work
-on SQLite, PostgreSQL and MySQL/MariaDB:
+on SQLite, PostgreSQL and MySQL/MariaDB (offline on SQLite: up to the first
+revision that rebuilds a table, which needs a live database; see below):
 
 - online runs use the config's async driver on a dedicated connection (not
   the application pool) and one transaction for the whole run;
@@ -288,10 +289,19 @@ def _run_offline(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> Non
     )
     if sqlite:
         context.execute("PRAGMA foreign_keys=OFF")  # must precede BEGIN to take effect
-    with context.begin_transaction():
-        context.run_migrations()
-        if sqlite:
-            context.execute("PRAGMA foreign_key_check")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                context.execute("PRAGMA foreign_key_check")
+    except Exception as exc:
+        if sqlite and "batch mode" in str(exc):
+            raise ConfigurationError(
+                "an offline (--sql) SQLite script cannot rebuild a table: batch mode reads the "
+                "table's current definition from a live database. The script above stops before "
+                "the revision that needs it; run that revision online (alembic upgrade <revision>)"
+            ) from None
+        raise
 
 
 async def _run_online(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> None:

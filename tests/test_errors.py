@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import traceback
 from typing import Any
 
 import pytest
@@ -414,3 +415,31 @@ async def test_pool_timeout(backend: str, db_url: str) -> None:
         assert db.pool_status()["checked_out"] == 0
     finally:
         await db.disconnect()
+
+
+def test_errors_from_sync_entry_points_are_not_chained_to_the_event_loop_probe() -> None:
+    """``run_coroutine`` (the CLI, migrations) probes for a running loop; its RuntimeError must not
+    head every traceback ("no running event loop")."""
+    from dsg_lib._run import run_coroutine
+
+    async def fails() -> None:
+        raise RecordNotFoundError("gone")
+
+    with pytest.raises(RecordNotFoundError) as info:
+        run_coroutine(fails())
+    assert "no running event loop" not in "".join(traceback.format_exception(info.value))
+
+
+def test_cli_debug_traceback_starts_with_the_error() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dsg_lib", "--debug", "check", "postgresql://u@127.0.0.1:1/db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode != 0 and "Traceback" in done.stderr, done.stderr
+    assert "no running event loop" not in done.stderr, done.stderr

@@ -139,3 +139,32 @@ async def test_migrations_honour_connect_timeout(live_url: str, hung_port: int) 
 async def _connect_once(engine: object) -> None:
     async with engine.connect() as conn:  # type: ignore[attr-defined]
         await conn.execute(text("SELECT 1"))
+
+
+@pytest.mark.parametrize("driver", sorted(DRIVERS))
+async def test_cli_check_against_a_hung_server_ends_within_connect_timeout(driver: str) -> None:
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    await require("postgresql" if driver == "postgresql" else "mariadb")
+    # the kernel completes the TCP handshake for a listening socket; nobody ever answers
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = _hung_single(DRIVERS[driver](), int(listener.getsockname()[1]))
+        started = time.monotonic()
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "dsg_lib", "check", url, "-o", f"connect_timeout={TIMEOUT}"],
+            capture_output=True,
+            text=True,
+            timeout=40,
+            cwd=Path(__file__).resolve().parents[2],
+            stdin=subprocess.DEVNULL,
+        )
+        elapsed = time.monotonic() - started
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "connect_timeout" in done.stderr, done.stderr
+    assert elapsed < TIMEOUT + 8, elapsed  # + interpreter start-up and imports

@@ -170,8 +170,8 @@ async def test_objects_are_detached_and_update_when_added_back(db: AsyncDatabase
 async def test_reading_objects_leaves_the_garbage_collector_as_the_application_set_it(
     db: AsyncDatabase, collector_on: bool
 ) -> None:
-    """Building objects pauses the collector (see ``_fast``); the application's setting survives,
-    and the objects leave nothing for the collector once dropped."""
+    """Building objects leaves the collector as the application set it (dsg_lib never pauses it:
+    another thread may switch it meanwhile), and the objects leave nothing for it once dropped."""
     import gc
     import weakref
 

@@ -122,13 +122,20 @@ class Acquirer:
 
     @asynccontextmanager
     async def connection(
-        self, session: AsyncSession | None = None, *, write: bool, single_statement: bool = True
+        self,
+        session: AsyncSession | None = None,
+        *,
+        write: bool,
+        single_statement: bool = True,
+        snapshot: bool = False,
     ) -> AsyncIterator[AsyncConnection]:
         """A connection for Core statements of one operation, with no ORM session when none is needed.
 
-        A caller's ``session``, an open transaction, a pinned connection or a
-        write of several statements get the connection of `session`; otherwise
-        a single statement runs on a pooled connection without BEGIN/COMMIT.
+        A caller's ``session``, an open transaction, a pinned connection, a
+        write of several statements or a read of several statements that must
+        see one snapshot (``snapshot``, see `session`) get the connection of
+        `session`; otherwise a single statement runs on a pooled connection
+        without BEGIN/COMMIT.
         """
         if (
             session is not None
@@ -138,6 +145,11 @@ class Acquirer:
         ):
             async with self.session(session, write=write, single_statement=single_statement) as joined:
                 yield await joined.connection()
+            return
+        begin_with = _engine.snapshot_options(self.backend) if snapshot else None
+        if begin_with is not None:
+            async with self._snapshot_connection(write, begin_with) as conn:
+                yield conn
             return
         conn = await self.connect("write" if write else "read", autocommit=True)
         try:
@@ -151,6 +163,24 @@ class Acquirer:
         await _release(conn, None)
 
     @asynccontextmanager
+    async def _snapshot_connection(
+        self, write: bool, options: dict[str, Any]
+    ) -> AsyncIterator[AsyncConnection]:
+        """A connection in one read-snapshot transaction (see `session`), without an ORM session."""
+        conn = await self.connect("write" if write else "read")
+        if conn.sync_connection is not None:
+            conn.sync_connection.execution_options(**{_engine.GUARD: True, **options})
+        try:
+            with self.config.errors():
+                await conn.begin()
+                yield conn
+                await conn.commit()
+        except BaseException as exc:
+            await self._discard(conn, None, exc)
+            raise
+        await _release(conn, None)
+
+    @asynccontextmanager
     async def session(
         self,
         session: AsyncSession | None = None,
@@ -158,6 +188,7 @@ class Acquirer:
         write: bool,
         single_statement: bool = False,
         autocommit: bool = True,
+        snapshot: bool = False,
     ) -> AsyncIterator[AsyncSession]:
         """The session one operation runs in.
 
@@ -165,7 +196,11 @@ class Acquirer:
         ``transaction()`` its session is joined (taking turns with other
         tasks). Otherwise a write of several statements runs in a short
         transaction of its own, while a read or a single-statement write runs
-        without BEGIN/COMMIT round trips where the dialect allows it.
+        without BEGIN/COMMIT round trips where the dialect allows it. A read
+        of several statements that must agree (``snapshot``: ``paginate``'s
+        count and rows, ``read_multi_query``) runs in one read snapshot
+        where statements would otherwise each see their own
+        (`_engine.snapshot_options`: MySQL/MariaDB).
         """
         if session is not None:
             with self.config.errors():
@@ -176,6 +211,13 @@ class Acquirer:
             async with scope.turn:
                 with self.config.errors():
                     yield scope.session
+            return
+        begin_with = _engine.snapshot_options(self.backend) if snapshot and self.pinned is None else None
+        if begin_with is not None:
+            async with self._own_session(
+                "write" if write else "read", autocommit=False, commit=True, begin=True, options=begin_with
+            ) as own:
+                yield own
             return
         no_begin = autocommit and (not write or single_statement) and self.pinned is None
         async with self._own_session("write" if write else "read", autocommit=no_begin, commit=write) as own:
@@ -191,9 +233,18 @@ class Acquirer:
 
     @asynccontextmanager
     async def _own_session(
-        self, target: Target, *, autocommit: bool, commit: bool, begin: bool = False
+        self,
+        target: Target,
+        *,
+        autocommit: bool,
+        commit: bool,
+        begin: bool = False,
+        options: dict[str, Any] | None = None,
     ) -> AsyncIterator[AsyncSession]:
         conn = await self.connect(target, autocommit=autocommit)
+        if not autocommit and conn is not self.pinned and conn.sync_connection is not None:
+            # the database ending the transaction fails the block; ``options``: how it begins
+            conn.sync_connection.execution_options(**{_engine.GUARD: True, **(options or {})})
         # A pinned connection already runs the test's outer transaction: join it
         # through savepoints so a commit or rollback here stays inside it.
         if conn is self.pinned:
@@ -279,7 +330,13 @@ class Acquirer:
         SQLAlchemy's handling of ``CancelledError``); what is left is to end the
         transaction and give the connection back, shielded from a second cancel.
         """
-        await _shielded(_rollback_and_release(conn, session, pinned=conn is self.pinned))
+        pinned = conn is self.pinned
+        if not pinned and self.backend == "postgresql" and _refused_by_asyncpg(exc):
+            # asyncpg refused a value after it had sent Parse/Describe: the backend sits
+            # mid-statement ("active", holding the statement's locks) until the next
+            # message. A connection in that state never goes back to the pool.
+            await _shielded(conn.invalidate())
+        await _shielded(_rollback_and_release(conn, session, pinned=pinned))
         if isinstance(exc, asyncio.CancelledError):
             await _shielded(self.config.stopper.settle())
 
@@ -331,6 +388,30 @@ async def _quietly(step: Awaitable[Any]) -> None:
         await step
     except Exception as exc:
         logger.debug("dsg_lib: cleanup step failed: {}", type(exc).__name__)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception linked from it (cause, context, SQLAlchemy's ``orig``)."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend((current.__cause__, current.__context__, getattr(current, "orig", None)))
+
+
+def _refused_by_asyncpg(exc: BaseException) -> bool:
+    """True if asyncpg itself (not the server) raised within ``exc``'s chain.
+
+    Errors the server sent carry its ``severity``; asyncpg's own (a value its
+    encoder refuses, a protocol or interface error) have none.
+    """
+    return any(
+        type(e).__module__.startswith("asyncpg") and getattr(e, "severity", None) is None for e in _chain(exc)
+    )
 
 
 def _lost_connection(exc: BaseException) -> bool:

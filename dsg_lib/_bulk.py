@@ -47,6 +47,15 @@ class RowChecker:
         self._column_checks = {key: column_checker(column, dialect) for key, column in self.columns.items()}
         self._json_keys = frozenset(key for key, column in self.columns.items() if is_json(column))
         self._small_keys = frozenset(k for k, c in self.columns.items() if holds_small_values(c.type))
+        #: attribute key -> Column key where they differ (``name = mapped_column("user_name")``)
+        self.renames = {key: column.key for key, column in self.columns.items() if column.key != key}
+
+    def by_column_key(self, group: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows keyed by attribute key, keyed as a Core ``insert(table)`` wants: by Column key."""
+        renames = self.renames
+        if not renames:
+            return group
+        return [{renames.get(key, key): value for key, value in row.items()} for row in group]
 
     def insert_options(self, group: Sequence[Mapping[str, Any]], validate: bool) -> dict[str, Any]:
         """Execution options for inserting a checked ``group`` (one key set, see `prepare_groups`).

@@ -163,7 +163,9 @@ def validate(config: Mapping[str, Any], backend: str, in_memory: bool) -> None:
                 "(it is one shared connection); use a file database to size the pool"
             )
         if not spec.check(value):
-            shown = "<hidden>" if key in ("password", "database_uri", "cursor_secret") else repr(value)
+            # these may hold passwords: name the type only
+            secretive = ("password", "database_uri", "cursor_secret", "read_replicas", "connect_args")
+            shown = f"a {type(value).__name__}" if key in secretive else repr(value)
             raise ConfigurationError(
                 f"config key '{key}' for dialect '{backend}' must be {spec.expected}, got {shown}"
             )

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import PoolProxiedConnection
 
 from ._config_keys import PASS_THROUGH
+from ._listeners import own
 from ._sizes import install_size_guard
 from ._stopper import SIDE_CALL_TIMEOUT
+from .errors import TransactionEndedError
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -24,6 +26,15 @@ DEFAULT_MYSQL_RECYCLE = 3600
 DEFAULT_PRE_PING_WINDOW_MS = 1000
 #: pool record info key: when the connection was last returned to the pool
 LAST_USED = "dsg_lib_last_used"
+#: execution option of a connection whose transactions dsg_lib owns (``transaction()``,
+#: sessions): before each statement and the COMMIT, check the database has not ended it
+GUARD = "dsg_lib_guard"
+#: execution option: the statement that begins this connection's next transaction
+#: (instead of the dialect's BEGIN); see `snapshot_options`
+BEGIN_WITH = "dsg_lib_begin"
+#: connection info key: a statement of a guarded MySQL transaction failed, so the
+#: transaction state the driver holds is stale (error packets carry no status flags)
+_STALE = "dsg_lib_tx_state_stale"
 
 
 def is_memory_sqlite(url: URL) -> bool:
@@ -111,6 +122,7 @@ def build_engine(
     _install_usage_clock(engine)
     if backend in ("mysql", "mariadb", "sqlite"):
         _install_conditional_reset(engine, backend)
+        _install_transaction_guard(engine, backend)
     if backend in ("mysql", "mariadb"):
         install_size_guard(engine)  # values too big for a column or a packet: refused before sending
     if backend == "sqlite":
@@ -182,6 +194,19 @@ def autocommit_options(backend: str, library: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def snapshot_options(backend: str) -> dict[str, Any] | None:
+    """Execution options that make the next transaction one read snapshot, or None where
+    a plain statement-per-statement read is what the backend gives anyway.
+
+    MySQL/MariaDB: ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` (a snapshot
+    for the whole transaction under REPEATABLE READ, the server default).
+    PostgreSQL (READ COMMITTED) and SQLite keep their per-statement reads.
+    """
+    if backend in ("mysql", "mariadb"):
+        return {BEGIN_WITH: "START TRANSACTION WITH CONSISTENT SNAPSHOT"}
+    return None
+
+
 def _install_conditional_reset(engine: AsyncEngine, backend: str) -> None:
     """Roll back a connection returned to the pool only if it is inside a transaction.
 
@@ -203,6 +228,97 @@ def _install_conditional_reset(engine: AsyncEngine, backend: str) -> None:
         status = getattr(driver, "get_transaction_status", None)
         if status is None or status():
             dbapi_conn.rollback()
+
+
+def server_in_transaction(driver: Any, backend: str) -> bool:
+    """What the driver knows, without a round trip, of whether the server is in a transaction.
+
+    SQLite: the sqlite3 connection's ``in_transaction`` (aiosqlite reads it
+    without a thread hop). MySQL / MariaDB: ``SERVER_STATUS_IN_TRANS`` of the
+    last reply (``get_transaction_status()`` in aiomysql and asyncmy). Other
+    backends (and drivers without the flag) answer True.
+    """
+    if backend == "sqlite":
+        return bool(getattr(driver, "in_transaction", True))
+    status = getattr(driver, "get_transaction_status", None)
+    return True if status is None else bool(status())
+
+
+def _install_transaction_guard(engine: AsyncEngine, backend: str) -> None:
+    """Refuse statements (and the COMMIT) of a guarded transaction the database already ended.
+
+    SQLite connections (``isolation_level = None``) and MySQL/MariaDB ones
+    (driver autocommit) commit each statement by itself outside a
+    transaction. When the database ends a transaction on its own (an implicit
+    commit by DDL, a deadlock victim, ``ON CONFLICT ROLLBACK``,
+    ``RAISE(ROLLBACK)``), SQLAlchemy still believes it is open, and every
+    later statement of the block would commit on its own. The driver reports
+    the server's transaction state with each reply, so checking it before
+    each statement costs no round trip. Only connections marked with `GUARD`
+    are checked: DDL blocks (``create_tables``, a hand-written
+    ``engine.begin()``) keep the plain SQLAlchemy behaviour.
+
+    The check sits in the dialect's ``do_execute`` hooks (the last step
+    before the driver call), not in ``before_cursor_execute``, so the engine
+    keeps no cursor listener a compiled statement would have to honour.
+    """
+    sync_engine = engine.sync_engine
+    message = (
+        "the database ended this transaction by itself (an implicit commit by DDL, a deadlock, "
+        "or a rollback by a constraint or trigger); the rest of the block is refused and the block fails"
+    )
+
+    def ended(conn: Connection) -> bool:
+        if not conn.get_execution_options().get(GUARD) or conn.invalidated:
+            return False
+        raw = conn.connection
+        if raw.info.pop(_STALE, False):
+            # One COM_PING: its OK packet carries the server's current transaction state.
+            try:
+                raw.dbapi_connection.run_async(lambda driver: driver.ping(False))  # type: ignore[union-attr]
+            except Exception:  # a broken connection: the statement itself will say so
+                return False
+        return not server_in_transaction(raw.driver_connection, backend)
+
+    def check(context: Any) -> None:
+        conn = context.root_connection
+        # in_transaction() is still False while the BEGIN itself runs (see _install_explicit_begin)
+        if conn.in_transaction() and ended(conn):
+            raise TransactionEndedError(message)
+
+    @event.listens_for(sync_engine, "do_execute")
+    @own
+    def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        check(context)
+        return False  # not run here: the dialect runs it
+
+    @event.listens_for(sync_engine, "do_executemany")
+    @own
+    def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        check(context)
+        return False
+
+    @event.listens_for(sync_engine, "do_execute_no_params")
+    @own
+    def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        check(context)
+        return False
+
+    @event.listens_for(sync_engine, "commit")
+    @own  # a no-op outside a guarded transaction, where a compiled statement runs
+    def _commit(conn: Connection) -> None:
+        if ended(conn):
+            raise TransactionEndedError(message)
+
+    if backend == "sqlite":  # sqlite3 knows its state after an error too
+        return
+
+    @event.listens_for(sync_engine, "handle_error")
+    @own
+    def _failed(context: Any) -> None:
+        conn = context.connection
+        if conn is not None and not conn.invalidated and conn.get_execution_options().get(GUARD):
+            conn.connection.info[_STALE] = True
 
 
 def _unique_statement_name() -> str:
@@ -249,11 +365,13 @@ def _install_explicit_begin(engine: AsyncEngine, begin: str) -> None:
     """
 
     @event.listens_for(engine.sync_engine, "begin")
+    @own  # a no-op outside a transaction, where a compiled statement runs
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         if options.get("dsg_lib_autocommit") or options.get("isolation_level") == "AUTOCOMMIT":
             return  # a statement outside a transaction: it commits by itself
-        conn.exec_driver_sql(begin)
+        conn.connection.info.pop(_STALE, None)  # a new transaction: its state is known again
+        conn.exec_driver_sql(options.get(BEGIN_WITH, begin))
 
 
 class _StatementTimer:

@@ -22,28 +22,28 @@ first run. On MySQL/MariaDB, values big enough for dsg_lib's size guard
 (`_sizes`) take the SQLAlchemy path, which runs the guard; where an
 ``isolation_level`` switched the driver's autocommit off, the call commits.
 
-Not used when anything would observe the difference: execute or cursor
-event listeners on the engine (``slow_query_ms``, ``statement_timeout_ms``,
-a user's hooks; the size guard excepted), ``echo``, or a statement
-SQLAlchemy would rewrite at execution time (expanding ``IN`` parameters,
-literal-rendered values, Python-side defaults it computes). A driver error
-falls back to running the work through SQLAlchemy, which raises the usual
-translated error. A cancelled call returns once its statement has stopped
+Whether a statement runs here or through SQLAlchemy is decided by the
+operations' executor (``operations/_executor.py``), from an allow-list of
+shapes; a statement SQLAlchemy would rewrite at execution time (expanding
+``IN`` parameters, literal-rendered values, Python-side defaults it
+computes) gets no plan. A read the driver refused runs again through
+SQLAlchemy, which raises the usual translated error; a write is sent once
+(`run_written`). A cancelled call returns once its statement has stopped
 (`_settle`), as through SQLAlchemy, so a cancelled write never lands later.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import types
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapper, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, instance_state
+from sqlalchemy.sql.elements import ClauseElement
 
 from ._engine import pooled_connection
 from ._sizes import has_large_value
@@ -82,10 +82,20 @@ class Plan:
         return tuple(v if proc is None else proc(v) for v, proc in zip(values, self.binds, strict=True))
 
 
-def plan_for(stmt: Any, engine: AsyncEngine, stopper: StatementStopper) -> Plan | None:
-    """Compile ``stmt`` for ``engine``'s dialect, or None if only SQLAlchemy can run it."""
+def plan_for(
+    stmt: Any, engine: AsyncEngine, stopper: StatementStopper, schema_map: Mapping[Any, Any] | None = None
+) -> Plan | None:
+    """Compile ``stmt`` for ``engine``'s dialect, or None if only SQLAlchemy can run it.
+
+    A ``schema_translate_map`` (the engine's execution option) is rendered into the SQL.
+    """
     dialect = engine.dialect
-    compiled: Any = stmt.compile(dialect=dialect)
+    if schema_map:
+        compiled: Any = stmt.compile(
+            dialect=dialect, schema_translate_map=dict(schema_map), render_schema_translate=True
+        )
+    else:
+        compiled = stmt.compile(dialect=dialect)
     names = compiled.positiontup
     if names is None or getattr(compiled, "literal_execute_params", None):
         return None
@@ -117,20 +127,11 @@ def _result_processors(stmt: Any, dialect: Any, type_codes: Sequence[Any] | None
 
 
 def usable(engine: AsyncEngine) -> bool:
-    """True if a driver call is indistinguishable from SQLAlchemy's run on ``engine``."""
-    sync_engine = engine.sync_engine
-    dispatch = sync_engine.dispatch
-    # every MySQL/MariaDB engine carries one cursor hook of dsg_lib's own, the size guard
-    # (`_sizes`), whose check a plan's run makes itself (see the module doc)
-    own_hooks = 1 if engine.dialect.name in _MYSQL else 0
-    return (
-        (engine.dialect.name, engine.dialect.driver) in _DRIVERS
-        and not sync_engine.echo
-        and not dispatch.before_execute
-        and not dispatch.after_execute
-        and len(dispatch.before_cursor_execute) == own_hooks
-        and not dispatch.after_cursor_execute
-    )
+    """True if this module knows ``engine``'s driver call and nothing echoes statements.
+
+    (Event listeners are the executor's to judge: see ``operations/_executor.py``.)
+    """
+    return (engine.dialect.name, engine.dialect.driver) in _DRIVERS and not engine.sync_engine.echo
 
 
 async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
@@ -144,41 +145,27 @@ async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) ->
         return [tuple(row) for row in result]
 
 
-async def fetch_written(
-    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
-) -> list[Sequence[Any]] | None:
-    """Rows of a write (``.. RETURNING``) in one driver call; None if the driver refused it.
+async def run_written(
+    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any], arguments: tuple[Any, ...]
+) -> tuple[list[Sequence[Any]], int]:
+    """Run a write (``arguments``: ``plan.arguments(params)``): its processed rows and rows matched.
 
-    Outside a transaction the connection commits each statement by itself
-    (the autocommit engine), so a failed statement changed nothing
-    and the caller can run the work again through SQLAlchemy for the typed error.
+    Sent once: any error, the driver's or one processing the returned row, is raised
+    (the statement may have reached the server, so it is never sent again).
+    ``RETURNING 1`` counts rows where the dialect has it; on MySQL/MariaDB the
+    connection reports rows matched (SQLAlchemy connects with ``FOUND_ROWS``).
     """
-    try:
-        return (await _run(conn, plan, params))[0]
-    except Exception:
-        return None
-
-
-async def count_written(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> int | None:
-    """Rows an UPDATE or DELETE matched, in one driver call; None if the driver refused it.
-
-    The statement counts them with ``RETURNING 1`` where the dialect has it;
-    on MySQL/MariaDB (no ``UPDATE .. RETURNING``) the connection reports rows
-    matched (SQLAlchemy connects with ``FOUND_ROWS``). See `fetch_written`.
-    """
-    try:
-        return (await _run(conn, plan, params))[1]
-    except Exception:
-        return None
+    return await _run(conn, plan, params, arguments)
 
 
 async def _run(
-    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]
+    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any], arguments: tuple[Any, ...] | None = None
 ) -> tuple[list[Sequence[Any]], int]:
     """The rows of one driver call (processed) and the rows it wrote or matched."""
+    if arguments is None:
+        arguments = plan.arguments(params)
     raw = await pooled_connection(conn)
     driver: Any = raw.driver_connection
-    arguments = plan.arguments(params)
     backend = plan.dialect.name
     if backend in _MYSQL and has_large_value(arguments):  # the size guard decides
         result = await conn.execute(plan.statement, dict(params))
@@ -243,38 +230,74 @@ async def _settle(conn: AsyncConnection, raw: Any, plan: Plan) -> None:
         raw.invalidate()
 
 
-def insert_values(loader: Loader, record: Any) -> dict[str, Any] | None:
-    """The column values the ORM would INSERT for a new ``record``, or None if only a flush can tell.
+def insert_values(loader: Loader, record: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The column values the ORM would INSERT for a new ``record`` and the Python-side defaults
+    among them (attribute key -> value), or None if only a flush can tell.
 
-    Python-side defaults are computed here (plain values and SQLAlchemy's
-    wrappers of zero-argument callables); SQL-expression defaults, values
-    set to None, related objects or context-aware callables need the ORM.
+    Python-side defaults are computed here, once (plain values and SQLAlchemy's
+    wrappers of zero-argument callables); SQL expressions given or as defaults,
+    values set to None, related objects or context-aware callables need the ORM.
     """
     given = instance_dict(record)
     if any(key in given for key in loader.relationship_keys):
         return None
     values: dict[str, Any] = {}
+    plan: list[tuple[str, Any]] = []
     for key, column in zip(loader.keys, loader.columns, strict=True):
         if key in given:
-            if given[key] is None:
+            value = given[key]
+            if value is None or isinstance(value, ClauseElement):
                 return None
-            values[column.key] = given[key]
+            values[column.key] = value
             continue
         default = column.default
         if default is None:
             continue
-        if default.is_scalar:
-            values[column.key] = default.arg
-        elif default.is_callable and getattr(default.arg, "__wrapped__", None) is not None:
-            values[column.key] = default.arg(None)  # SQLAlchemy's wrapper of a no-argument callable
-        else:
+        no_argument = default.is_callable and getattr(default.arg, "__wrapped__", None) is not None
+        if not (default.is_scalar or no_argument):
             return None
-    return values
+        plan.append((key, column))
+    computed: dict[str, Any] = {}
+    for key, column in plan:  # only now, when nothing can refuse the record any more
+        default = column.default
+        value = default.arg if default.is_scalar else default.arg(None)
+        values[column.key] = computed[key] = value
+    return values, computed
 
 
-def detach_created(loader: Loader, record: Any, row: Sequence[Any]) -> None:
-    """Make the new ``record`` what a closed session leaves after inserting it: detached, loaded."""
-    instance_dict(record).update(zip(loader.keys, row, strict=True))
+def returned_columns(loader: Loader, given: Iterable[str]) -> tuple[Any, ...] | None:
+    """The columns an INSERT of the column keys ``given`` returns (the ones the database makes),
+    or None if turning one of them into a Python value could fail after the row is stored.
+
+    A TypeDecorator with its own ``process_result_value`` or an Enum filled by the
+    server may refuse the stored value; the ORM would then roll the flush back, so
+    such a column takes the SQLAlchemy path.
+    """
+    keys = set(given)
+    columns = tuple(c for c in loader.columns if c.key not in keys)
+    return None if any(map(may_refuse_stored, columns)) else columns
+
+
+def may_refuse_stored(column: Any) -> bool:
+    """Whether turning a value the database made for ``column`` into Python could fail: an Enum
+    (a server default outside it) or a TypeDecorator with its own ``process_result_value``."""
+    kind = column.type
+    return isinstance(kind, types.Enum) or (
+        isinstance(kind, types.TypeDecorator)
+        and type(kind).process_result_value is not types.TypeDecorator.process_result_value
+    )
+
+
+def detach_created(loader: Loader, record: Any, columns: Sequence[Any], row: Sequence[Any]) -> None:
+    """Make the new ``record`` what a closed session leaves after inserting it: detached, loaded.
+
+    The values the caller gave (and Python-side defaults) stay as they are, as after a
+    flush; the ``columns`` the database made come from ``row``.
+    """
+    state = instance_dict(record)
+    key_of = dict(zip(loader.columns, loader.keys, strict=True))
+    for column, value in zip(columns, row, strict=False):
+        state[key_of[column]] = value
     make_transient_to_detached(record)
 
 
@@ -300,17 +323,6 @@ class Loader:
         events = self.mapper.class_manager.dispatch
         return self.plain and not events.load and not events.refresh
 
-    @property
-    def insertable(self) -> bool:
-        """A new object can be inserted without a flush: nothing hooks into it."""
-        mapper = self.mapper
-        return (
-            self.ok
-            and mapper.version_id_col is None
-            and not mapper.dispatch.before_insert
-            and not mapper.dispatch.after_insert
-        )
-
     def build(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
         # Values written straight into the instance dict carry no history, so they
         # are committed state; the identity key makes the object detached (what
@@ -321,35 +333,12 @@ class Loader:
         # the key identity_key_from_primary_key builds, with the class part computed once
         identity_class, _, token = self.mapper.identity_key_from_primary_key(())
         objects = []
-        with _collector_paused():
-            for row in rows:
-                obj = new()
-                instance_dict(obj).update(zip(keys, row, strict=True))
-                instance_state(obj).key = (identity_class, tuple([row[i] for i in pk_index]), token)
-                objects.append(obj)
+        for row in rows:
+            obj = new()
+            instance_dict(obj).update(zip(keys, row, strict=True))
+            instance_state(obj).key = (identity_class, tuple([row[i] for i in pk_index]), token)
+            objects.append(obj)
         return objects
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a loop allocates objects without cycles.
-
-    Every few hundred new objects would otherwise start a collection, and
-    some of them walk the whole heap: in a process with a large heap that
-    costs more than building the objects (10,000 objects: 20 ms with the
-    collector paused, 35-160 ms without). The objects built here leave no
-    garbage cycles (an ``InstanceState`` refers to its object weakly), so the
-    pause only delays the collector's routine passes. A collector the
-    application has disabled stays disabled.
-    """
-    running = gc.isenabled()
-    if running:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if running:
-            gc.enable()
 
 
 _LAZY_OK = ("select", "raise", "raise_on_sql")

@@ -23,13 +23,17 @@ _POOL_COUNTERS = (
 
 
 def pool_status(engine: AsyncEngine) -> dict[str, int]:
-    """The pool's counters; a pool class without a counter (NullPool, StaticPool) reports 0."""
+    """The pool's counters; a pool class without a counter (NullPool, StaticPool) reports 0.
+
+    Never negative: SQLAlchemy's ``QueuePool.overflow()`` counts from
+    ``-pool_size`` while fewer connections than ``pool_size`` are open.
+    """
     pool: Any = engine.pool
     status = {"size": 0, "checked_in": 0, "checked_out": 0, "overflow": 0}
     for key, method in _POOL_COUNTERS:
         fn = getattr(pool, method, None)
         if callable(fn):
-            status[key] = int(fn())
+            status[key] = max(int(fn()), 0)
     return status
 
 

@@ -19,8 +19,11 @@ shutting-down server there is a failover in progress.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +69,8 @@ class Node:
 
     @property
     def label(self) -> str:
-        return f"{self.host}:{self.port}" if self.port else self.host
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" if self.port else host
 
     @property
     def healthy(self) -> bool:
@@ -114,14 +118,28 @@ class NodeSet:
 def split_hosts(uri: Any) -> tuple[Any, list[Node]]:
     """Split ``scheme://user@h1:p1,h2:p2/db`` into a one-host URI and the host list.
 
-    A URI without a comma in its host part is returned unchanged with ``[]``.
+    A URI without a comma in its host list is returned unchanged with ``[]``
+    (a comma in the password does not make several hosts). IPv6 hosts are
+    written in brackets: ``[::1]:5432,[::2]:5432``.
+
+    Raises:
+        ConfigurationError: an unencoded ``@`` before the host (the part after
+            it would be taken for the host), or a malformed host list. The
+            message never repeats the URI: it may hold the password.
     """
     if not isinstance(uri, str):
         return uri, []
     match = _AUTHORITY.match(uri.strip())
-    if match is None or "," not in match["authority"]:
+    if match is None:
         return uri, []
+    if match["authority"].count("@") > 1:
+        raise ConfigurationError(
+            "'database_uri' has more than one '@' before the host: write '@' in a user name or "
+            "password as %40 (urllib.parse.quote_plus encodes a whole password)"
+        )
     userinfo, _, hostlist = match["authority"].rpartition("@")
+    if "," not in hostlist:
+        return uri, []
     nodes = [_parse_host(part) for part in hostlist.split(",")]
     first = f"{userinfo}@{nodes[0].label}" if userinfo else nodes[0].label
     return f"{match['scheme']}{first}{match['rest']}", nodes
@@ -129,23 +147,34 @@ def split_hosts(uri: Any) -> tuple[Any, list[Node]]:
 
 def _parse_host(part: str) -> Node:
     part = part.strip()
-    host, sep, port = part.rpartition(":") if not part.endswith("]") else (part, "", "")
-    if not sep:
-        host, port = part, ""
-    host = host.strip("[]")
+    if part.startswith("["):  # IPv6: [addr] or [addr]:port
+        host, _, after = part[1:].partition("]")
+        port = after[1:] if after.startswith(":") else ("x" if after else "")
+    else:
+        host, _, port = part.partition(":")
+        if ":" in port:  # an IPv6 address without brackets
+            host, port = "", ""
     if not host or (port and not port.isdigit()) or (port and not 0 < int(port) < 65536):
         raise ConfigurationError(
-            "'database_uri' lists several hosts; each must be 'host' or 'host:port' "
-            "(e.g. 'postgresql://h1:5432,h2:5432/db')"
+            "'database_uri' lists several hosts; each must be 'host', 'host:port', '[ipv6]' or "
+            "'[ipv6]:port' (e.g. 'postgresql://h1:5432,h2:5432/db')"
         )
     return Node(host=host, port=int(port) if port else None)
 
 
 def postgres_multihost(url: URL, nodes: list[Node]) -> URL:
-    """The asyncpg dialect's multi-host URL: no host/port, one ``host=h:p`` per node."""
-    hosts = tuple(f"{n.host}:{n.port or 5432}" for n in nodes)
+    """The PostgreSQL dialect's multi-host URL: no host/port, one ``host=h:p`` per node.
+
+    With an IPv6 host the ``host=h1,h2&port=p1,p2`` form is used instead
+    (an address has colons of its own). Either way `install` connects host
+    by host, each within ``connect_timeout``.
+    """
     query = dict(url.query)
-    query["host"] = hosts
+    if any(":" in n.host for n in nodes):
+        query["host"] = ",".join(n.host for n in nodes)
+        query["port"] = ",".join(str(n.port or 5432) for n in nodes)
+    else:
+        query["host"] = tuple(f"{n.host}:{n.port or 5432}" for n in nodes)
     # URL.set() ignores None: build the URL again without host and port
     return URL.create(
         url.drivername,
@@ -156,23 +185,122 @@ def postgres_multihost(url: URL, nodes: list[Node]) -> URL:
     )
 
 
-def install(engine: AsyncEngine, backend: str, nodes: list[Node]) -> NodeSet | None:
-    """Hook ``engine`` so its pool fails over (between ``nodes``, if any); returns the MySQL `NodeSet`.
+def install(
+    engine: AsyncEngine, backend: str, nodes: list[Node], connect_timeout: float | None = None
+) -> NodeSet | None:
+    """Hook ``engine`` so each connect is bounded per host and its pool fails over; returns the `NodeSet`.
 
-    PostgreSQL engines are hooked whatever their host count (see the module doc);
-    MySQL / MariaDB ones only when the URI lists several nodes.
+    PostgreSQL engines get the disconnect hook whatever their host count (see
+    the module doc). On PostgreSQL and MySQL / MariaDB every connection
+    attempt to one host (TCP, TLS, handshake, authentication) ends within
+    ``connect_timeout`` seconds; with several hosts the next one is tried.
+
+    Returns:
+        The hosts' health (``None`` for a one-host URI).
     """
     if backend == "postgresql":
         _install_pg_disconnects(engine)
-        if nodes:
-            _install_pg_connect(engine, nodes)
+    if backend not in ("postgresql", "mysql", "mariadb"):
         return None
-    if not nodes or backend not in ("mysql", "mariadb"):
-        return None
-    nodeset = NodeSet(nodes)
-    _install_node_connect(engine, nodeset)
-    _install_mysql_disconnects(engine, nodeset)
+    nodeset = NodeSet(nodes) if nodes else None
+    _install_bounded_connect(engine, backend, nodeset, connect_timeout)
+    if nodeset is not None and backend != "postgresql":
+        _install_mysql_disconnects(engine, nodeset)
     return nodeset
+
+
+def bounded_connect(driver: str, label: str, timeout: float | None) -> Callable[..., Awaitable[Any]]:
+    """The driver's own ``connect``, cancelled when it has not finished within ``timeout`` seconds.
+
+    The MySQL drivers' ``connect_timeout`` covers the TCP connect only: a
+    server (or proxy) that accepts and then never answers would hold the
+    handshake for ever. SQLAlchemy's asyncio dialects take the coroutine
+    function that opens a driver connection as ``async_creator_fn`` (the hook
+    behind ``create_async_engine(async_creator=...)``); this one wraps the
+    driver's public ``connect`` in ``asyncio.wait_for``.
+    """
+    connect = importlib.import_module(driver).connect
+
+    async def _connect(*args: Any, **kwargs: Any) -> Any:
+        if timeout is None:
+            return await connect(*args, **kwargs)
+        try:
+            return await asyncio.wait_for(_await(connect(*args, **kwargs)), timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError(
+                f"{label} did not complete the connection within connect_timeout ({timeout:g}s)"
+            ) from None
+
+    return _connect
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _moves_on(backend: str, exc: BaseException) -> bool:
+    """Whether a failed connect to one host should try the next one.
+
+    MySQL / MariaDB: any failure. PostgreSQL: a host that refuses, hangs,
+    is not writable or is starting / shutting down; a wrong password or
+    database name stops at the first host that says so (the others would
+    say the same).
+    """
+    if backend != "postgresql":
+        return True
+    for item in _chain(exc):
+        if isinstance(item, (OSError, asyncio.TimeoutError)) or type(item).__name__ in PG_NO_WRITABLE_HOST:
+            return True
+        if getattr(item, "sqlstate", None) in PG_FAILOVER or str(getattr(item, "sqlstate", "")).startswith(
+            "08"
+        ):
+            return True
+    return False
+
+
+def _install_bounded_connect(
+    engine: AsyncEngine, backend: str, nodeset: NodeSet | None, timeout: float | None
+) -> None:
+    driver = engine.dialect.driver
+    default_port = 5432 if backend == "postgresql" else 3306
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        if nodeset is None:
+            label = f"{cparams.get('host') or 'localhost'}:{cparams.get('port') or default_port}"
+            return dialect.connect(
+                *cargs, **cparams, async_creator_fn=bounded_connect(driver, label, timeout)
+            )
+        last: BaseException | None = None
+        refused: BaseException | None = None  # a refusal or a timeout: named in the message
+        for node in nodeset.order():
+            label = f"{node.host}:{node.port or default_port}"
+            params = dict(cparams, host=node.host, port=node.port or default_port)
+            try:
+                conn = dialect.connect(
+                    *cargs, **params, async_creator_fn=bounded_connect(driver, label, timeout)
+                )
+            except Exception as exc:
+                if not _moves_on(backend, exc):
+                    raise
+                nodeset.mark_down(node, type(exc).__name__)
+                last = exc
+                refused = next((i for i in _chain(exc) if isinstance(i, OSError)), None) or refused
+                continue
+            nodeset.mark_up(node)
+            record.info["dsg_lib_node"] = node.label
+            return conn
+        assert last is not None  # nodes is never empty
+        wanted = str(cparams.get("target_session_attrs") or "")
+        if backend == "postgresql" and wanted in _PG_WRITABLE:
+            hosts = ", ".join(f"{n.host}:{n.port or default_port}" for n in nodeset.nodes)
+            detail = ""
+            if refused is not None:
+                detail = f"; the last refusal: {str(refused) or type(refused).__name__}"
+            # the text of the refusal is in the message; the driver's error is left out of
+            # the chain (see dsg_lib.errors)
+            raise NoWritableHostError(f"none of {hosts} accepts {wanted} sessions{detail}") from None
+        raise last
 
 
 def _chain(exc: BaseException | None) -> list[BaseException]:
@@ -194,28 +322,6 @@ def _install_pg_disconnects(engine: AsyncEngine) -> None:
                 return
 
 
-def _install_pg_connect(engine: AsyncEngine, nodes: list[Node]) -> None:
-    """A failed connect that asked for the writable host says "no writable host", naming the hosts."""
-    hosts = ", ".join(f"{n.host}:{n.port or 5432}" for n in nodes)
-
-    @event.listens_for(engine.sync_engine, "do_connect")
-    def _connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        try:
-            return dialect.connect(*cargs, **cparams)
-        except Exception as exc:
-            wanted = str(cparams.get("target_session_attrs") or "")
-            chain = _chain(exc)
-            none_matched = any(type(item).__name__ in PG_NO_WRITABLE_HOST for item in chain)
-            refused = next((item for item in chain if isinstance(item, OSError)), None)
-            if wanted not in _PG_WRITABLE or not (none_matched or refused is not None):
-                raise  # e.g. a wrong password: asyncpg stops at the first host that says so
-            detail = ""
-            if refused is not None:
-                detail = f"; the last refusal: {str(refused) or type(refused).__name__}"
-            # the driver's error stays on __context__; its text is in the message
-            raise NoWritableHostError(f"none of {hosts} accepts {wanted} sessions{detail}") from None
-
-
 def _mysql_errno(exc: BaseException | None) -> int | None:
     for item in _chain(exc):
         if item.args and isinstance(item.args[0], int):
@@ -232,25 +338,6 @@ def _install_mysql_disconnects(engine: AsyncEngine, nodeset: NodeSet) -> None:
             node = nodeset.find(context.connection.info.get("dsg_lib_node"))
             if node is not None:
                 nodeset.mark_down(node, f"{type(context.original_exception).__name__}")
-
-
-def _install_node_connect(engine: AsyncEngine, nodeset: NodeSet) -> None:
-    @event.listens_for(engine.sync_engine, "do_connect")
-    def _connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        last: BaseException | None = None
-        for node in nodeset.order():
-            params = dict(cparams, host=node.host, port=node.port or 3306)
-            try:
-                conn = dialect.connect(*cargs, **params)
-            except Exception as exc:  # any driver error: try the next node
-                nodeset.mark_down(node, type(exc).__name__)
-                last = exc
-                continue
-            nodeset.mark_up(node)
-            record.info["dsg_lib_node"] = node.label
-            return conn
-        assert last is not None  # nodes is never empty
-        raise last
 
 
 def install_sync_wait(engine: AsyncEngine, level: int) -> None:

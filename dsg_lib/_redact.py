@@ -18,9 +18,17 @@ _VALUE_PATTERNS = (
     # MariaDB names only the column here ("Out of range value for column 'c' at row 1"): nothing to hide
     re.compile(r"(value is out of range in )'.*?'", re.S),  # MySQL 1690: the expression holds literals
     re.compile(r"(value )\".*?\"( is out of range for type)", re.S),  # PostgreSQL 22003
-    re.compile(r"(invalid input syntax for type \w+: )\".*?\"", re.S),
-    re.compile(r"(invalid input value for enum \w+: )\".*?\"", re.S),
+    # PostgreSQL 22P02 and friends; type names can be several words ("double precision")
+    re.compile(r"(invalid input syntax for (?:type )?[^:\"]+: )\".*\"", re.S),
+    re.compile(r"(invalid input value for enum [^:\"]+: )\".*\"", re.S),
+    re.compile(r"(malformed [^:\"]+ literal: )\".*\"", re.S),
+    re.compile(r"(date/time field value out of range: )\".*\"", re.S),
+    re.compile(r"(time zone )\".*?\"( not recognized)", re.S),
+    re.compile(r"(invalid byte sequence for encoding \"[^\"]+\": ).*", re.S),
     re.compile(r"(Truncated incorrect \w+ value: )'.*?'", re.S),
+    # MySQL / MariaDB 1298; 1064 quotes the statement from the error on, values interpolated
+    re.compile(r"(Unknown or incorrect time zone: )'.*?'", re.S),
+    re.compile(r"(right syntax to use near )'.*'( at line \d+)", re.S),
 )
 
 
@@ -72,6 +80,13 @@ class _RedactDriverLog(logging.Filter):
         if record.msg == "%r":  # asyncmy's callproc arguments: nothing but values
             record.msg, record.args = "<redacted arguments>", ()
             return True
+        if record.name.startswith("aiosqlite") or record.name.startswith("aiomysql"):
+            # "executing functools.partial(<execute>, 'INSERT ...', (values))": keep the words only
+            if isinstance(record.args, tuple) and record.args:
+                record.args = tuple("<redacted>" for _ in record.args)
+            elif record.name.startswith("aiomysql") and not record.args:
+                record.msg = "<redacted statement>"
+            return True
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # a malformed record: leave it to logging's own handling
@@ -80,8 +95,10 @@ class _RedactDriverLog(logging.Filter):
         return True
 
 
-#: loggers of drivers that put statement values in their records
-_DRIVER_LOGGERS = ("asyncmy",)
+#: loggers of drivers that put statement values in their records: aiosqlite logs each call
+#: (statement and parameters) at DEBUG, aiomysql echoes queries when asked to, asyncmy
+#: logs server warnings
+_DRIVER_LOGGERS = ("asyncmy", "aiomysql", "aiosqlite")
 
 
 def install_driver_log_filters() -> None:

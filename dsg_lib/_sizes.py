@@ -19,6 +19,7 @@ from sqlalchemy import event, types
 from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ._listeners import own
 from .errors import InvalidInputError
 
 #: execution option: every value was checked against its column and none is large (see `holds_small_values`)
@@ -97,7 +98,7 @@ def install_size_guard(engine: AsyncEngine) -> None:
             cursor.close()
         record.info[PACKET_KEY] = int(row[0])
 
-    event.listen(sync_engine, "before_cursor_execute", _guard_statement)
+    event.listen(sync_engine, "before_cursor_execute", own(_guard_statement))
 
 
 def _guard_statement(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -112,10 +112,11 @@ def translate_error(
 ) -> DatabaseError:
     """Convert a driver or SQLAlchemy exception into the ``dsg_lib`` hierarchy.
 
-    The returned error has the driver's own exception (SQLAlchemy's ``orig``)
-    as its ``__cause__``, or ``exc`` itself when no driver was involved, and
-    ``__suppress_context__`` set: a traceback shows one link, not the
-    SQLAlchemy wrapper in between. A missing-table error gets a hint
+    The returned error keeps the driver's own exception (SQLAlchemy's
+    ``orig``), or ``exc`` itself when no driver was involved, on
+    ``driver_error``; its ``__cause__`` is ``None`` and its context is
+    suppressed, so a printed traceback never shows the driver's text (which
+    can hold bound values). A missing-table error gets a hint
     (create_tables / db.Base). A `DatabaseError` is returned unchanged.
 
     Args:
@@ -140,10 +141,12 @@ def translate_error(
     if _is_missing_table(chain, result):
         result.details += _MISSING_TABLE_HINT
         result.args = (result.details,)
-    # One link to the driver's own error: SQLAlchemy's wrapper repeats it with the SQL
-    # (and bound values) and would make every traceback three chained levels deep.
+    # The driver's error stays reachable for debugging, out of the printed chain: its text
+    # (PostgreSQL's DETAIL line, PyMySQL's "Duplicate entry") and SQLAlchemy's wrapper
+    # (the SQL and its parameters) would put values in every formatted traceback.
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else None
-    result.__cause__ = orig if isinstance(orig, BaseException) else exc
+    result.driver_error = orig if isinstance(orig, BaseException) else exc
+    result.__cause__ = None
     result.__suppress_context__ = True
     return result
 
@@ -351,8 +354,7 @@ def _from_sqlite(name: str, message: str) -> DatabaseError:
     return QueryError(message)
 
 
-@contextmanager
-def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> Iterator[None]:
+def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> AbstractContextManager[None]:
     """Context manager that re-raises any non-``dsg_lib`` error translated.
 
     ``asyncio.CancelledError``, ``KeyboardInterrupt`` and other
@@ -364,23 +366,33 @@ def map_errors(*, secrets: Iterable[str] = (), show_values: bool = False) -> Ite
         ...     with map_errors():
         ...         raise NoResultFound("nothing")
         ... except RecordNotFoundError as err:
-        ...     type(err.__cause__).__name__
-        'NoResultFound'
+        ...     type(err.driver_error).__name__, err.__cause__
+        ('NoResultFound', None)
     """
-    try:
-        yield
-    except DatabaseError:
-        raise
-    except (sa_exc.SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
-        error = translate_error(exc, secrets=secrets, show_values=show_values)
-        raise error from error.__cause__
-    except Exception as exc:
-        if _is_driver_error(exc):
-            error = translate_error(exc, secrets=secrets, show_values=show_values)
-            raise error from error.__cause__
+    return _ErrorMap(tuple(secrets), show_values)
+
+
+class _ErrorMap(AbstractContextManager[None]):
+    """`map_errors`: a class, not a generator, so that no frame of the printed traceback holds
+    the driver's error in a variable of its line (loguru's ``diagnose`` prints those)."""
+
+    def __init__(self, secrets: tuple[str, ...], show_values: bool) -> None:
+        self.secrets = secrets
+        self.show_values = show_values
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        error = self._translated(exc)
+        if error is not None:
+            raise error from None
+
+    def _translated(self, exc: BaseException | None) -> DatabaseError | None:
+        if exc is None or isinstance(exc, DatabaseError) or not isinstance(exc, Exception):
+            return None
+        if isinstance(exc, (sa_exc.SQLAlchemyError, OSError, asyncio.TimeoutError)) or _is_driver_error(exc):
+            return translate_error(exc, secrets=self.secrets, show_values=self.show_values)
         if isinstance(exc, _DRIVER_VALUE_ERRORS) and _raised_in_driver(exc):
-            raise _value_error(exc) from exc
-        raise
+            return _value_error(exc)
+        return None
 
 
 _DRIVER_MODULES = ("asyncpg", "aiomysql", "pymysql", "asyncmy", "sqlite3", "aiosqlite")
@@ -411,7 +423,7 @@ def _value_error(exc: BaseException) -> InvalidInputError:
     error = InvalidInputError(
         f"value could not be sent to the database: {type(exc).__name__}: {reason}"[:300]
     )
-    error.__cause__ = exc
+    error.driver_error = exc
     return error
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -52,18 +53,81 @@ DIALECT_PACKAGES = {"cockroachdb": ("sqlalchemy_cockroachdb", "sqlalchemy-cockro
 _BACKEND_ALIASES = {"postgres": "postgresql", "sqlite3": "sqlite"}
 
 
+#: parts of a key name that mark its value as a secret (``password``, ``sslpassword``, ``passwd``...)
+_SECRET_KEY_PARTS = ("password", "passwd", "secret", "token")
+#: a URI as text: scheme, optional ``user[:password]@`` (one ``@``), then no other ``@``
+_URI_TEXT = re.compile(
+    r"^(?P<scheme>[^:/?#]+://)(?:(?P<user>[^:@/?#]*)(?P<pw>:[^@]*)?@)?(?P<rest>[^@]*)$", re.S
+)
+_QUERY_SECRET = re.compile(r"(?P<key>[?&][^=&#]*(?:password|passwd|secret|token)[^=&#]*=)[^&#]*", re.I)
+
+
+def is_secret_key(name: object) -> bool:
+    """True for a setting or query key whose value is a secret (``password``, ``cursor_secret``...).
+
+    Examples:
+        >>> is_secret_key("password"), is_secret_key("sslpassword"), is_secret_key("ssl")
+        (True, True, False)
+    """
+    return isinstance(name, str) and any(part in name.lower() for part in _SECRET_KEY_PARTS)
+
+
+def mask_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``values`` with every secret key's value replaced by ``***``.
+
+    Examples:
+        >>> mask_mapping({"password": "pw", "ssl": True})
+        {'password': '***', 'ssl': True}
+    """
+    return {k: ("***" if is_secret_key(k) and v is not None else v) for k, v in values.items()}
+
+
+def query_secrets(url: URL) -> list[str]:
+    """The secret values in ``url``'s query string (``?password=...``)."""
+    found: list[str] = []
+    for key, value in url.query.items():
+        if is_secret_key(key):
+            found.extend([value] if isinstance(value, str) else list(value))
+    return [v for v in found if v]
+
+
 def mask(url: URL | str) -> str:
-    """Render ``url`` with its password replaced by ``***``."""
+    """Render ``url`` with its password (and any ``?password=`` / secret query value) replaced by ``***``.
+
+    A text that SQLAlchemy cannot parse (a multi-host URI such as
+    ``postgresql://u:pw@h1:5432,h2:5432/db``) is masked as text; one that is
+    not even shaped like a URI gives ``<unparsable URL>``.
+
+    Examples:
+        >>> mask("postgresql://u:pw@h1:5432,h2:5432/db?password=pw")
+        'postgresql://u:***@h1:5432,h2:5432/db?password=***'
+    """
     if isinstance(url, str):
+        text = url
         try:
-            url = make_url(url)
-        except ArgumentError:
-            return "<unparsable URL>"
-    rendered = url.render_as_string(hide_password=True)
+            url = make_url(text)
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+            return _mask_text(text)
+    if url.host and "@" in url.host:  # an unencoded '@' in the password: its tail parsed as the host
+        url = url.set(host=url.host.rpartition("@")[2], password="***")
+    secret_keys = [k for k in url.query if is_secret_key(k)]
+    if secret_keys:
+        url = url.update_query_dict(dict.fromkeys(secret_keys, "***"))
+    rendered = url.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
     if url.get_backend_name() == "sqlite":
         # a SQLite "database" is a file path (or :memory:): show it as written, not %-escaped
         rendered = unquote(rendered)
     return rendered
+
+
+def _mask_text(text: str) -> str:
+    match = _URI_TEXT.match(text.strip())
+    if match is None:
+        return "<unparsable URL>"
+    userinfo = ""
+    if match["user"] is not None:
+        userinfo = f"{match['user']}:***@" if match["pw"] else f"{match['user']}@"
+    return match["scheme"] + userinfo + _QUERY_SECRET.sub(r"\g<key>***", match["rest"])
 
 
 def parse_uri(uri: Any) -> URL:

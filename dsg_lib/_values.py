@@ -105,8 +105,15 @@ def _enum(impl: Any, value: Any, label: str, dialect: str | None) -> Any:
     if isinstance(value, enum.Enum):
         raise _wrong(label, getattr(enum_class, "__name__", "enum member"), value)
     if isinstance(value, str) and value in impl.enums:
-        return enum_class[value] if enum_class is not None else value
+        return _members(impl)[value] if enum_class is not None else value
     raise InvalidInputError(f"column {label!r}: {value!r} is not one of {', '.join(impl.enums)}"[:300])
+
+
+def _members(impl: Any) -> dict[str, enum.Enum]:
+    """Stored value -> member of an Enum type: the names, or what its ``values_callable`` gives
+    (paired with the members in order, aliases left out, as SQLAlchemy pairs them)."""
+    members = [m for name, m in impl.enum_class.__members__.items() if m.name == name]
+    return dict(zip(impl.enums, members, strict=False))
 
 
 def _boolean(impl: Any, value: Any, label: str, dialect: str | None) -> Any:
@@ -369,6 +376,8 @@ def check_value(column: Any, value: Any, *, name: str | None = None, dialect: st
         return null() if isinstance(impl, types.JSON) else None
     rule = _rule(impl)
     if rule is not None:
+        if _converts_itself(column.type) and not _of_type(impl, value):
+            return value  # the TypeDecorator turns it into what it stores, as in a flush
         return rule.check(impl, value, label, dialect)
     try:
         python_type = column.type.python_type
@@ -377,6 +386,22 @@ def check_value(column: Any, value: Any, *, name: str | None = None, dialect: st
     if python_type is not object and not isinstance(value, python_type):
         raise _wrong(label, python_type.__name__, value)
     return value
+
+
+def _converts_itself(col_type: Any) -> bool:
+    """A TypeDecorator with its own ``process_bind_param``: it accepts its own Python values."""
+    return isinstance(col_type, types.TypeDecorator) and (
+        type(col_type).process_bind_param is not types.TypeDecorator.process_bind_param
+    )
+
+
+def _of_type(impl: Any, value: Any) -> bool:
+    """Whether ``value`` is of the Python type the implementation type stores."""
+    try:
+        python_type = impl.python_type
+    except NotImplementedError:
+        return True
+    return isinstance(value, python_type)
 
 
 def value_checker(column: Any, name: str | None = None, dialect: str | None = None) -> Checker:

@@ -9,6 +9,8 @@ Examples:
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import warnings
 from collections.abc import AsyncIterator, Mapping
@@ -25,6 +27,7 @@ from . import _config_keys, _hosts, _url
 from ._acquire import Acquirer
 from ._endpoint import Endpoint
 from ._engine import (
+    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PRE_PING_WINDOW_MS,
     autocommit_options,
     build_engine,
@@ -56,6 +59,63 @@ def __getattr__(name: str) -> Any:
         )
         return LegacyBase
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: what SQLAlchemy's asyncio adapters take besides the driver's own ``connect()`` keywords
+_ADAPTER_CONNECT_ARGS = {
+    "asyncpg": {"prepared_statement_cache_size", "prepared_statement_name_func"},
+    "aiosqlite": {
+        # sqlite3.connect() (a builtin without an inspectable signature)
+        "timeout",
+        "detect_types",
+        "isolation_level",
+        "check_same_thread",
+        "factory",
+        "cached_statements",
+        "uri",
+        "autocommit",
+    },
+}
+
+
+def _check_connect_args(connect_args: Any, driver: str) -> None:
+    """Refuse a ``connect_args`` key the driver does not take (it would fail every connect)."""
+    if not isinstance(connect_args, Mapping) or driver not in _url.DRIVER_PACKAGES:
+        return
+    try:
+        connect = importlib.import_module(driver).connect
+        parameters = inspect.signature(connect).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):  # nothing to check against
+        return
+    accepted = {
+        name
+        for name, p in parameters.items()
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    } | _ADAPTER_CONNECT_ARGS.get(driver, set())
+    if driver != "aiosqlite" and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(str(k) for k in connect_args if k not in accepted)
+    if unknown:
+        raise ConfigurationError(
+            f"config key 'connect_args' has {', '.join(repr(k) for k in unknown)}, which the {driver} "
+            f"driver does not take; accepted: {', '.join(sorted(accepted))}"
+        )
+
+
+def _secrets_of(raw: Mapping[str, Any], url: URL) -> tuple[str, ...]:
+    """Every secret string of a config, for masking in error messages."""
+    found: list[Any] = [url.password, raw.get("password"), raw.get("cursor_secret"), *_url.query_secrets(url)]
+    connect_args = raw.get("connect_args")
+    if isinstance(connect_args, Mapping):
+        found.extend(v for k, v in connect_args.items() if _url.is_secret_key(k))
+    for uri in raw.get("read_replicas") or ():
+        if isinstance(uri, str):
+            try:
+                replica = _url.parse_uri(uri)
+            except ConfigurationError:
+                continue
+            found.extend([replica.password, *_url.query_secrets(replica)])
+    return tuple(s for s in found if isinstance(s, str) and s)
 
 
 class DBConfig:
@@ -97,7 +157,7 @@ class DBConfig:
         if library.get("log_enabled"):  # the library is quiet until the application asks
             logger.enable("dsg_lib")
         self._url: URL = url
-        self._secrets = tuple(s for s in (url.password, raw.get("password")) if isinstance(s, str) and s)
+        self._secrets = _secrets_of(raw, url)
         self._show_values = bool(engine_opts.get("echo"))
         self._config = raw
         self._library = library
@@ -109,7 +169,7 @@ class DBConfig:
         self.primary = Endpoint(engine, autocommit_options(backend, library), _url.mask(url))
         #: True when the URI lists several hosts (failover between them)
         self.multi_host: bool = bool(nodes)
-        self.nodes = _hosts.install(engine, backend, nodes)
+        self.nodes = _hosts.install(engine, backend, nodes, self.connect_timeout)
         if library.get("wsrep_sync_wait"):
             _hosts.install_sync_wait(engine, int(library["wsrep_sync_wait"]))
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping
@@ -138,6 +198,7 @@ class DBConfig:
         url = cls._multi_host_url(url, backend, nodes)
         memory = backend == "sqlite" and is_memory_sqlite(url)
         _config_keys.validate(raw, backend, memory)
+        _check_connect_args(raw.get("connect_args"), url.get_driver_name())
         return raw, url, backend, nodes
 
     @staticmethod
@@ -177,11 +238,11 @@ class DBConfig:
                     f"config key 'read_replicas'[{index}] is a {replica_backend} URI; "
                     f"replicas must use the primary's dialect '{backend}'"
                 )
-            if url.password:
-                self._secrets = (*self._secrets, url.password)
+            self._secrets = (*self._secrets, *_secrets_of({}, url))
             options = {k: v for k, v in library.items() if k != "read_replicas"}
             with map_errors(secrets=self._secrets):
                 engine, _ = build_engine(url, backend, engine_opts, options)
+            _hosts.install(engine, backend, [], self.connect_timeout)
             self.stopper.install(engine)
             replicas.append(Replica(Endpoint(engine, autocommit_options(backend, options), _url.mask(url))))
         return ReplicaSet(replicas)
@@ -211,18 +272,56 @@ class DBConfig:
 
     @property
     def config(self) -> dict[str, Any]:
-        """A copy of the settings, with the password masked.
+        """A copy of the settings with every secret masked (safe to log or show).
+
+        Passwords in ``database_uri`` and ``read_replicas`` (also
+        ``?password=``), the ``password`` and ``cursor_secret`` keys and
+        secret ``connect_args`` (``password`` ...) read ``***``.
 
         Examples:
             >>> DBConfig({"database_uri": "sqlite://", "echo": False}).config
             {'database_uri': 'sqlite://', 'echo': False}
+            >>> DBConfig({"database_uri": "postgresql://u:pw@h/db",
+            ...           "connect_args": {"password": "pw"}}).config
+            {'database_uri': 'postgresql://u:***@h/db', 'connect_args': {'password': '***'}}
         """
-        copy = dict(self._config)
-        if "password" in copy:
-            copy["password"] = "***"
+        copy = _url.mask_mapping(self._config)
         if isinstance(copy.get("database_uri"), str):
             copy["database_uri"] = _url.mask(copy["database_uri"])
+        if isinstance(copy.get("read_replicas"), (list, tuple)):
+            copy["read_replicas"] = [_url.mask(u) if isinstance(u, str) else u for u in copy["read_replicas"]]
+        if isinstance(copy.get("connect_args"), Mapping):
+            copy["connect_args"] = _url.mask_mapping(copy["connect_args"])
         return copy
+
+    def connect_args(self, hide_secrets: bool = True) -> dict[str, Any]:
+        """A copy of the ``connect_args`` setting (driver keyword arguments).
+
+        Args:
+            hide_secrets: Replace secret values (``password`` ...) with ``***``
+                (the default). Pass ``False`` only to hand them to a tool that
+                connects; never log them.
+
+        Examples:
+            >>> cfg = DBConfig({"database_uri": "postgresql://u@h/db",
+            ...                 "connect_args": {"password": "pw", "ssl": False}})
+            >>> cfg.connect_args()
+            {'password': '***', 'ssl': False}
+        """
+        args = dict(self._config.get("connect_args") or {})
+        return _url.mask_mapping(args) if hide_secrets else args
+
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds one connection attempt to one host may take (TCP, TLS, handshake, login).
+
+        Examples:
+            >>> DBConfig({"database_uri": "sqlite://"}).connect_timeout
+            10.0
+            >>> DBConfig({"database_uri": "mysql://u@h/db", "connect_timeout": 2}).connect_timeout
+            2.0
+        """
+        return float(self._library.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
 
     @property
     def engine(self) -> AsyncEngine:
@@ -272,7 +371,7 @@ class DBConfig:
             >>> cfg.async_url(hide_password=False)
             'postgresql+asyncpg://u:pw@h/db'
         """
-        return self._url.render_as_string(hide_password=hide_password)
+        return _url.mask(self._url) if hide_password else self._url.render_as_string(hide_password=False)
 
     def sync_url(self, hide_password: bool = True, driver: str | None = None) -> str:
         """The same database with a synchronous driver, for sync tools (Alembic, scripts).
@@ -294,7 +393,8 @@ class DBConfig:
         """
         backend = self._url.get_backend_name()
         chosen = driver or _SYNC_DEFAULTS[self.dialect]
-        return self._url.set(drivername=f"{backend}+{chosen}").render_as_string(hide_password=hide_password)
+        url = self._url.set(drivername=f"{backend}+{chosen}")
+        return _url.mask(url) if hide_password else url.render_as_string(hide_password=False)
 
     @property
     def is_memory(self) -> bool:

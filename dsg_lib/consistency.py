@@ -30,6 +30,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import routing
+from ._listeners import own
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -176,8 +177,28 @@ class ReplayCache:
         return seen >= wanted
 
 
+#: connection info key: a statement that writes ran since the last commit / rollback
+_WROTE = "dsg_lib_wrote"
+#: statements that read or manage the session, never write (anything else counts as a write)
+_READ_ONLY = frozenset(
+    {"SELECT", "SHOW", "SET", "EXPLAIN", "PRAGMA", "VALUES", "DESCRIBE", "SAVEPOINT", "RELEASE", "ROLLBACK"}
+    | {"BEGIN", "START", "COMMIT"}
+)
+
+
+def _writes(statement: str) -> bool:
+    """Whether ``statement`` may write (``SELECT ... FOR UPDATE`` does not; a ``WITH`` might)."""
+    words = statement.lstrip(" (\n\t").split(None, 1)
+    return bool(words) and words[0].upper() not in _READ_ONLY
+
+
 class WriteTracker:
-    """Notes, per request (context), that a transaction committed on the primary engine.
+    """Notes, per request (context), that a transaction that wrote committed on the primary engine.
+
+    A read-only request commits too (``DBSessionMiddleware``); only one whose
+    transaction ran an ``INSERT``/``UPDATE``/``DELETE`` (or any statement that
+    is not a plain read) gets a consistency token, so read-only requests cost
+    no ``pg_current_wal_lsn()`` round trip.
 
     Examples:
         >>> tracker = WriteTracker()
@@ -197,8 +218,23 @@ class WriteTracker:
             return
         self._engines.add(sync_engine)
 
+        @event.listens_for(sync_engine, "after_cursor_execute")
+        def _on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if self._seen.get() is not None and _writes(statement):
+                conn.info[_WROTE] = True
+
         @event.listens_for(sync_engine, "commit")
+        @own
         def _on_commit(conn: Any) -> None:
+            self._note(conn)
+
+        @event.listens_for(sync_engine, "rollback")
+        def _on_rollback(conn: Any) -> None:
+            conn.info.pop(_WROTE, None)
+
+    def _note(self, conn: Any) -> None:
+        """A commit that wrote: the request gets a token."""
+        if conn.info.pop(_WROTE, False):
             seen = self._seen.get()
             if seen is not None:
                 seen.append(True)

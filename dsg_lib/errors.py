@@ -3,7 +3,7 @@
 Every failure that reaches a caller is a `DatabaseError`:
 
 ```text
-DatabaseError                      .details  .to_dict()  __cause__ = driver error
+DatabaseError                      .details  .to_dict()  .driver_error
 ├── ConfigurationError             (also ValueError)
 │   └── MissingDependencyError     driver not installed: says which extra to install
 ├── InvalidInputError              (also ValueError)
@@ -15,6 +15,7 @@ DatabaseError                      .details  .to_dict()  __cause__ = driver erro
 ├── MultipleRecordsFoundError
 ├── ConstraintViolationError       unique / foreign key / not null / check
 ├── TransactionConflictError       deadlock / serialization failure
+├── TransactionEndedError          the database ended the transaction itself
 ├── QueryError                     anything else the database rejected
 │   └── StatementTimeoutError      the statement ran past its time limit
 └── QueryBudgetExceededError       a query_budget() block issued too many statements
@@ -24,9 +25,13 @@ Driver errors (asyncpg, aiomysql / asyncmy / PyMySQL, sqlite3 through
 aiosqlite) and SQLAlchemy's own errors are converted in exactly one place,
 `translate_error` (kept in the private ``_translate`` module, re-exported
 here), by SQLSTATE (PostgreSQL), errno (MySQL / MariaDB) and
-extended result code (SQLite). The original exception is kept as
-``__cause__``. Messages never contain the connection password, and the
-values of a failed statement only when the engine was created with ``echo``.
+extended result code (SQLite). The original exception is kept on the
+``driver_error`` attribute, out of the printed chain (``__cause__`` is
+``None`` and the context suppressed): the driver's text can hold bound
+values (``DETAIL: Key (email)=(...)``), and a formatted traceback, a
+``logger.exception`` line or an error tracker must not show them. Messages
+never contain the connection password, and the values of a failed
+statement only when the engine was created with ``echo``.
 
 Examples:
     >>> from dsg_lib import RecordNotFoundError
@@ -55,6 +60,7 @@ __all__ = [
     "SessionMissingError",
     "StatementTimeoutError",
     "TransactionConflictError",
+    "TransactionEndedError",
     "map_errors",
     "redact_values",
     "translate_error",
@@ -74,6 +80,10 @@ class DatabaseError(Exception):
         ...     err.to_dict()
         {'error': 'DatabaseError', 'details': 'boom'}
     """
+
+    #: the driver's (or SQLAlchemy's) own exception this error was translated from, for
+    #: debugging; its text may hold bound values: never log or return it
+    driver_error: BaseException | None = None
 
     def __init__(self, details: str = "") -> None:
         super().__init__(details)
@@ -221,6 +231,23 @@ class TransactionConflictError(DatabaseError):
     Examples:
         >>> TransactionConflictError("deadlock detected").to_dict()["error"]
         'TransactionConflictError'
+    """
+
+
+class TransactionEndedError(DatabaseError):
+    """The database ended the transaction of a ``transaction()`` block by itself.
+
+    MySQL / MariaDB commit implicitly on DDL and roll the whole transaction
+    back on a deadlock; SQLite rolls it back on an ``ON CONFLICT ROLLBACK``
+    constraint or a trigger's ``RAISE(ROLLBACK)``. Every later statement of
+    the block (and its commit) raises this error instead of running on its
+    own, so nothing written after that point is stored. Not retried by
+    `AsyncDatabase.run_in_transaction`: what ran before an implicit commit is
+    already committed.
+
+    Examples:
+        >>> TransactionEndedError("ended").to_dict()["error"]
+        'TransactionEndedError'
     """
 
 

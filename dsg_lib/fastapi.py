@@ -396,6 +396,7 @@ def health_router(db: AsyncDatabase, path: str = "/health") -> APIRouter:
         report = await db.health_check()
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
+    _outside_transaction(path)
     return router
 
 
@@ -433,7 +434,23 @@ def metrics_router(db: Any, path: str = "/metrics", *, registry: Any = None) -> 
     async def _metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    _outside_transaction(path)
     return router
+
+
+#: paths of the routes `metrics_router` and `health_router` made: `DBSessionMiddleware` runs
+#: them without a request transaction
+_OUTSIDE_PATHS: set[str] = set()
+
+
+def _outside_transaction(path: str) -> None:
+    """Have `DBSessionMiddleware` run requests to ``path`` without a transaction.
+
+    ``/metrics`` must answer while the database is down or the pool is
+    exhausted (that is when its gauges matter), and ``/health`` reports the
+    outage itself: neither may wait for, or fail on, a request transaction.
+    """
+    _OUTSIDE_PATHS.add(path)
 
 
 class DBSessionMiddleware:
@@ -445,7 +462,9 @@ class DBSessionMiddleware:
     sent (for non-streaming responses; a failing commit becomes an error
     response), and rolls back when the app raises or answers with a 4xx/5xx
     status (e.g. an error turned into a response by an exception handler).
-    A streaming response commits after its last chunk.
+    A streaming response commits after its last chunk. The routes of
+    `metrics_router` and `health_router` run without a transaction: they
+    answer while the database is down or the pool is exhausted.
 
     Args:
         app: The ASGI app.
@@ -466,7 +485,7 @@ class DBSessionMiddleware:
         self.problem_details = problem_details
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in _OUTSIDE_PATHS:
             await self.app(scope, receive, send)
             return
         held: list[dict[str, Any]] = []
@@ -474,6 +493,9 @@ class DBSessionMiddleware:
 
         class _Rollback(Exception):
             """Roll back a request that answered with an error status without raising."""
+
+            #: a 4xx/5xx answer is not a failed transaction (metrics and spans, see observability)
+            dsg_lib_not_an_error = True
 
         async def send_after_commit(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

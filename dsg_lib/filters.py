@@ -153,11 +153,13 @@ def model_columns(model: Any) -> dict[str, Any]:
         ['id']
     """
     mapper = mapper_of(model)
-    # only real table columns: a column_property(expression) is not writable or a filterable column
+    # only real table columns: a column_property(expression) is not writable or a filterable column;
+    # joined inheritance maps a key to the subclass's column and its parent's (``id``): the first
+    # is the subclass's own
     return {
         prop.key: prop.columns[0]
         for prop in mapper.column_attrs
-        if len(prop.columns) == 1 and isinstance(prop.columns[0], Column)
+        if all(isinstance(column, Column) for column in prop.columns)
     }
 
 

@@ -16,7 +16,8 @@ run_migrations(DBConfig.from_env("DATABASE_URL"), target_metadata=Base.metadata)
 
 ``alembic revision --autogenerate``, ``alembic upgrade head``,
 ``alembic downgrade -1`` and offline ``alembic upgrade head --sql`` then work
-on SQLite, PostgreSQL and MySQL/MariaDB:
+on SQLite, PostgreSQL and MySQL/MariaDB (offline on SQLite: up to the first
+revision that rebuilds a table, which needs a live database; see below):
 
 - online runs use the config's async driver on a dedicated connection (not
   the application pool) and one transaction for the whole run;
@@ -44,6 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
+from . import _hosts
 from ._run import run_coroutine
 from .config import DBConfig
 from .database import AsyncDatabase
@@ -287,10 +289,19 @@ def _run_offline(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> Non
     )
     if sqlite:
         context.execute("PRAGMA foreign_keys=OFF")  # must precede BEGIN to take effect
-    with context.begin_transaction():
-        context.run_migrations()
-        if sqlite:
-            context.execute("PRAGMA foreign_key_check")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                context.execute("PRAGMA foreign_key_check")
+    except Exception as exc:
+        if sqlite and "batch mode" in str(exc):
+            raise ConfigurationError(
+                "an offline (--sql) SQLite script cannot rebuild a table: batch mode reads the "
+                "table's current definition from a live database. The script above stops before "
+                "the revision that needs it; run that revision online (alembic upgrade <revision>)"
+            ) from None
+        raise
 
 
 async def _run_online(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> None:
@@ -328,14 +339,19 @@ def _migration_engine(db_config: DBConfig) -> AsyncEngine:
     batch migration (copy table, drop the old one) would then cascade-delete
     every child row. Here foreign keys are switched off on connect, outside
     any transaction (inside one the pragma is a no-op), and the transaction
-    Alembic begins is a real ``BEGIN IMMEDIATE``.
+    Alembic begins is a real ``BEGIN IMMEDIATE``. On the servers each host
+    gets ``connect_timeout`` (TCP, TLS, handshake, login), as in the
+    application pool, and a multi-host URI moves on to the next host.
     """
-    connect_args = dict(db_config.config.get("connect_args") or {})
+    connect_args = db_config.connect_args(hide_secrets=False)
     if db_config.dialect == "postgresql" and db_config.option("pgbouncer"):
         connect_args.setdefault("statement_cache_size", 0)
     engine = create_async_engine(
         db_config.async_url(hide_password=False), poolclass=pool.NullPool, connect_args=connect_args
     )
+    # the application engine's bound: each host within connect_timeout, the next host tried
+    hosts = [_hosts.Node(n.host, n.port) for n in db_config.nodes.nodes] if db_config.nodes else []
+    _hosts.install(engine, db_config.dialect, hosts, db_config.connect_timeout)
     if db_config.dialect == "sqlite":
         _install_sqlite_migration_hooks(engine, int(db_config.option("busy_timeout_ms", 5000)))
     return engine

@@ -14,7 +14,7 @@ import datetime as dt
 import decimal
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -229,3 +229,40 @@ async def fresh_env(db: AsyncDatabase, models: SimpleNamespace) -> SimpleNamespa
     await db.drop_tables()
     await db.create_tables()
     return SimpleNamespace(db=db, ops=DatabaseOperations(db), m=models, dialect=db.db_config.dialect)
+
+
+# --------------------------------------------------------------------------- executor strategies
+# Every test under tests/operations/ runs on both strategies of the operations' executor:
+# "compiled" (the default: allowed shapes run as one compiled driver call) and "sqlalchemy"
+# (``compiled_statements: False``: everything through SQLAlchemy). The results must be the
+# same: the differential proof of the compiled path (docs/operations.md, "How a statement
+# runs"). A test about the compiled strategy itself (which SQL is sent, how many driver
+# calls) is marked ``compiled_only``; a config that sets ``compiled_statements`` keeps it.
+# (Here, not in tests/operations/conftest.py: test modules import this module as ``conftest``.)
+
+STRATEGIES = ("compiled", "sqlalchemy")
+_OPERATIONS_DIR = Path(__file__).parent / "operations"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "strategy" not in metafunc.fixturenames or _OPERATIONS_DIR not in metafunc.definition.path.parents:
+        return
+    chosen = STRATEGIES[:1] if metafunc.definition.get_closest_marker("compiled_only") else STRATEGIES
+    metafunc.parametrize("strategy", chosen, indirect=True, ids=list(chosen))
+
+
+@pytest.fixture(autouse=True)
+def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The executor strategy of every ``DBConfig`` built during the test ("compiled" outside
+    tests/operations)."""
+    name = str(getattr(request, "param", "compiled"))
+    if name == "sqlalchemy":
+        original = DBConfig.__init__
+
+        def sqlalchemy_only(self: DBConfig, config: Mapping[str, Any]) -> None:
+            if isinstance(config, Mapping) and "compiled_statements" not in config:
+                config = {**config, "compiled_statements": False}
+            original(self, config)
+
+        monkeypatch.setattr(DBConfig, "__init__", sqlalchemy_only)
+    return name

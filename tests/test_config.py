@@ -539,7 +539,7 @@ async def test_password_not_in_logs_on_real_server(
         with pytest.raises(DatabaseUnavailableError) as info:
             await db.connect(timeout=1)
         _assert_no_password(str(info.value))
-        _assert_no_password(str(info.value.__cause__))
+        _assert_no_password(str(info.value.driver_error))
         await db.disconnect()
     _assert_no_password("\n".join(log_messages))
     assert any("configured" in m for m in log_messages)

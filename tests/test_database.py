@@ -111,9 +111,7 @@ async def test_connect_with_timeout(db: AsyncDatabase) -> None:
     assert db.is_connected
 
 
-@pytest.mark.parametrize(
-    "uri", ["postgresql://u:secretpw@127.0.0.1:1/x", "mysql://u:secretpw@127.0.0.1:1/x"]
-)
+@pytest.mark.parametrize("uri", ["postgresql://u:secretpw@127.0.0.1:1/x", "mysql://u:secretpw@127.0.0.1:1/x"])
 async def test_connect_unreachable_fails_within_timeout(uri: str, log_messages: list[str]) -> None:
     db = AsyncDatabase(DBConfig({"database_uri": uri}))
     timeout = 1.5

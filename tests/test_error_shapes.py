@@ -200,4 +200,6 @@ async def test_non_model_arguments_are_typed_errors(db: AsyncDatabase, item: Any
         message = str(info.value)
         assert "model" in message, message
         assert isinstance(info.value, DatabaseError)
-        assert not type(info.value.__cause__).__module__.startswith("sqlalchemy"), repr(info.value.__cause__)
+        assert not type(info.value.driver_error).__module__.startswith("sqlalchemy"), repr(
+            info.value.driver_error
+        )

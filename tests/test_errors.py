@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import traceback
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from dsg_lib.async_database_functions.errors import (
     SessionMissingError,
     StatementTimeoutError,
     TransactionConflictError,
+    TransactionEndedError,
     map_errors,
     translate_error,
 )
@@ -49,6 +51,7 @@ ALL_ERRORS = [
     MultipleRecordsFoundError,
     ConstraintViolationError,
     TransactionConflictError,
+    TransactionEndedError,
     QueryError,
     StatementTimeoutError,
 ]
@@ -99,6 +102,7 @@ def test_default_details_is_empty_string() -> None:
         (MultipleRecordsFoundError, (DatabaseError,)),
         (ConstraintViolationError, (DatabaseError,)),
         (TransactionConflictError, (DatabaseError,)),
+        (TransactionEndedError, (DatabaseError,)),
         (QueryError, (DatabaseError,)),
         (StatementTimeoutError, (QueryError, DatabaseError)),
     ],
@@ -116,6 +120,7 @@ def test_hierarchy(cls: type[DatabaseError], parents: tuple[type, ...]) -> None:
         (DatabaseUnavailableError, ConfigurationError),
         (RecordNotFoundError, ValueError),
         (TransactionConflictError, QueryError),
+        (TransactionEndedError, TransactionConflictError),  # never retried: an implicit commit stays
         (MultipleRecordsFoundError, LookupError),
     ],
 )
@@ -145,7 +150,7 @@ def test_constraint_violation_attributes() -> None:
 
 def test_translate_sqlalchemy_errors() -> None:
     nf = translate_error(sa_exc.NoResultFound("No row was found"))
-    assert isinstance(nf, RecordNotFoundError) and isinstance(nf.__cause__, sa_exc.NoResultFound)
+    assert isinstance(nf, RecordNotFoundError) and isinstance(nf.driver_error, sa_exc.NoResultFound)
     many = translate_error(sa_exc.MultipleResultsFound("Multiple rows"))
     assert isinstance(many, MultipleRecordsFoundError)
     pool = translate_error(sa_exc.TimeoutError("QueuePool limit reached"))
@@ -164,14 +169,14 @@ def test_translate_os_error_is_unavailable_and_masks_secrets() -> None:
     assert isinstance(err, DatabaseUnavailableError)
     assert "hunter2" not in str(err)
     assert "***" in str(err)
-    assert err.__cause__ is original
+    assert err.driver_error is original
 
 
 def test_map_errors_translates_and_chains() -> None:
     original = sa_exc.NoResultFound("nothing")
     with pytest.raises(RecordNotFoundError) as info, map_errors():
         raise original
-    assert info.value.__cause__ is original
+    assert info.value.driver_error is original
 
 
 def test_map_errors_passes_other_exceptions_through() -> None:
@@ -229,14 +234,16 @@ async def _setup(db: AsyncDatabase, backend: str) -> tuple[Any, Any]:
 
 
 def _check_cause(err: DatabaseError, backend: str, sa_class: type) -> None:
-    """``__cause__`` is the driver's own (PEP 249) exception: one link, SQLAlchemy's wrapper skipped.
+    """``driver_error`` is the driver's own (PEP 249) exception, SQLAlchemy's wrapper skipped.
+
+    It is out of the printed chain: ``__cause__`` is None and the context suppressed.
 
     ``sa_class`` is the SQLAlchemy class that wrapped it: the driver error is the PEP 249
     class of the same name (or, for asyncpg, SQLAlchemy's adapter around the asyncpg error).
     """
-    cause = err.__cause__
+    cause = err.driver_error
     assert cause is not None and not isinstance(cause, sa_exc.SQLAlchemyError), repr(cause)
-    assert err.__suppress_context__
+    assert err.__cause__ is None and err.__suppress_context__
     modules = []
     item: BaseException | None = cause
     while item is not None:  # asyncpg's error sits behind SQLAlchemy's adapter class
@@ -286,7 +293,7 @@ async def test_mysql_duplicate_message_hides_value(db: AsyncDatabase, backend: s
     assert "first@example.com" not in message
     assert "Duplicate entry" in message and "1062" in message
     # the driver's own message did carry it: the redaction is real
-    assert "first@example.com" in str(info.value.__cause__)
+    assert "first@example.com" in str(info.value.driver_error)
 
 
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
@@ -374,11 +381,11 @@ async def test_no_row_and_multiple_rows(db: AsyncDatabase, backend: str) -> None
     with pytest.raises(RecordNotFoundError) as info:
         async with db.get_db_session() as session:
             (await session.execute(select(parent).where(parent.id == 404))).scalar_one()
-    assert isinstance(info.value.__cause__, sa_exc.NoResultFound)
+    assert isinstance(info.value.driver_error, sa_exc.NoResultFound)
     with pytest.raises(MultipleRecordsFoundError) as many:
         async with db.get_db_session() as session:
             (await session.execute(select(parent))).scalar_one()
-    assert isinstance(many.value.__cause__, sa_exc.MultipleResultsFound)
+    assert isinstance(many.value.driver_error, sa_exc.MultipleResultsFound)
 
 
 async def test_session_usable_after_mapped_error(db: AsyncDatabase, backend: str) -> None:
@@ -404,7 +411,35 @@ async def test_pool_timeout(backend: str, db_url: str) -> None:
                 async with db.get_db_session() as other:
                     await other.execute(text("SELECT 1"))
             assert isinstance(info.value, DatabaseUnavailableError)
-            assert isinstance(info.value.__cause__, sa_exc.TimeoutError)
+            assert isinstance(info.value.driver_error, sa_exc.TimeoutError)
         assert db.pool_status()["checked_out"] == 0
     finally:
         await db.disconnect()
+
+
+def test_errors_from_sync_entry_points_are_not_chained_to_the_event_loop_probe() -> None:
+    """``run_coroutine`` (the CLI, migrations) probes for a running loop; its RuntimeError must not
+    head every traceback ("no running event loop")."""
+    from dsg_lib._run import run_coroutine
+
+    async def fails() -> None:
+        raise RecordNotFoundError("gone")
+
+    with pytest.raises(RecordNotFoundError) as info:
+        run_coroutine(fails())
+    assert "no running event loop" not in "".join(traceback.format_exception(info.value))
+
+
+def test_cli_debug_traceback_starts_with_the_error() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dsg_lib", "--debug", "check", "postgresql://u@127.0.0.1:1/db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode != 0 and "Traceback" in done.stderr, done.stderr
+    assert "no running event loop" not in done.stderr, done.stderr

@@ -13,6 +13,7 @@ from sqlalchemy import String, UniqueConstraint, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from conftest import captured_sql
 from dsg_lib import (
     AsyncDatabase,
     DatabaseOperations,
@@ -252,3 +253,25 @@ async def test_commit_failure_becomes_an_error_response_not_a_lost_write(
         assert (await session.execute(select(Deferred))).first() is None
     await db.drop_tables()
     await db.disconnect()
+
+
+async def test_only_requests_that_wrote_get_a_consistency_token(db: AsyncDatabase, client_for: Any) -> None:
+    from dsg_lib.fastapi import CONSISTENCY_HEADER, ConsistencyMiddleware
+
+    app, item_model = build_app(db, middleware=True)
+    app.add_middleware(ConsistencyMiddleware, db=db)  # outermost: sees the request's commit
+
+    @app.get("/mw/count")
+    async def count() -> dict[str, int]:
+        return {"n": await DatabaseOperations(db).count(item_model)}
+
+    await db.drop_tables()
+    await db.create_tables()
+    client = await client_for(app)
+    with captured_sql(db) as statements:
+        read = await client.get("/mw/count")
+    assert read.status_code == 200 and CONSISTENCY_HEADER not in read.headers
+    assert not any("wal_lsn" in s for s in statements), statements
+    wrote = await client.post("/mw/items", json={"name": "lamp"})
+    assert wrote.status_code == 201 and wrote.headers.get(CONSISTENCY_HEADER)
+    assert db.pool_status()["checked_out"] == 0

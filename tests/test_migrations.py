@@ -360,3 +360,49 @@ async def test_alembic_command_api_from_async_code(tmp_path: Path) -> None:
     assert "inline_things" in await _tables(url)
     command.downgrade(config, "base")
     assert "inline_things" not in await _tables(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file"])
+def test_offline_sql_on_sqlite_says_where_it_stops(backend: str, tmp_path: Path) -> None:
+    """``--sql`` on SQLite: a revision that rebuilds a table (a dropped column) needs a live database.
+
+    The script holds every revision before it, then a clear error names the limit.
+    """
+    proj = Project(tmp_path / "proj", backend_url(backend, tmp_path), backend)
+    proj.path.mkdir()
+    proj.alembic("init", "migrations")
+    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.write_models(V1_EXTRA)
+    proj.revision("v1")
+    proj.alembic("upgrade", "head")
+    proj.write_models(V2_EXTRA)  # drops "legacy", adds "rank"
+    proj.revision("v2")
+    done = proj.alembic("upgrade", "base:head", "--sql", check=False)
+    assert done.returncode != 0
+    assert f"CREATE TABLE {proj.parent}" in done.stdout  # v1 is written
+    assert "ConfigurationError" in done.stderr and "run that revision online" in done.stderr, done.stderr
+    assert proj.alembic("upgrade", "head").returncode == 0  # online it works
+
+
+@pytest.mark.parametrize("backend", [b for b in ("postgresql", "mariadb") if b in BACKENDS])
+def test_alembic_on_a_multi_host_uri_with_ports(backend: str, tmp_path: Path) -> None:
+    """The documented HA form (``h1:port,h2:port``) works with the documented env.py; a dead
+    first host is skipped, as by the application."""
+    import socket
+
+    from sqlalchemy.engine import make_url
+
+    require_backend(backend)
+    parsed = make_url(backend_url(backend, tmp_path))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = int(sock.getsockname()[1])
+    port = parsed.port or (5432 if backend == "postgresql" else 3306)
+    user = parsed.username or ""
+    url = f"{parsed.drivername}://{user}@127.0.0.1:{dead},{parsed.host}:{port}/{parsed.database}"
+    proj = Project(tmp_path / "proj", url, backend)
+    proj.path.mkdir()
+    proj.alembic("init", "migrations")
+    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.write_models(V1_EXTRA)
+    assert proj.alembic("current").returncode == 0

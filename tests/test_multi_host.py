@@ -165,3 +165,57 @@ async def test_consistency_token_on_each_backend(db: AsyncDatabase) -> None:
     with pytest.raises(InvalidInputError):
         async with db.consistent_with("tampered"):
             pass
+
+
+@pytest.mark.parametrize(
+    ("uri", "hosts"),
+    [
+        ("postgresql://u@[::1]:5432,[::1]:5433/db", [("::1", 5432), ("::1", 5433)]),
+        ("mysql://u@[fe80::1],db-b:3307/db", [("fe80::1", None), ("db-b", 3307)]),
+        ("postgresql://u:pw@h1:5432,[::1]/db", [("h1", 5432), ("::1", None)]),
+    ],
+)
+def test_ipv6_hosts_in_a_host_list(uri: str, hosts: list[tuple[str, int | None]]) -> None:
+    config = DBConfig({"database_uri": uri})
+    assert config.nodes is not None
+    assert [(n.host, n.port) for n in config.nodes.nodes] == hosts
+    assert "pw" not in repr(config) + repr(config.config)
+
+
+@pytest.mark.parametrize("uri", ["postgresql://u@::1,::2/db", "mysql://u@[::1]x,h2/db"])
+def test_ipv6_without_brackets_is_a_clear_error(uri: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"\[ipv6\]"):
+        DBConfig({"database_uri": uri})
+
+
+async def test_an_ipv6_host_that_refuses_moves_on_to_the_next(server_backend_url: tuple[str, str]) -> None:
+    backend, url = server_backend_url
+    parsed = make_url(url)
+    live = f"{parsed.host}:{parsed.port or (5432 if backend == 'postgresql' else 3306)}"
+    uri = f"{parsed.drivername}://{parsed.username or ''}@[::1]:{_closed_port()},{live}/{parsed.database}"
+    db = AsyncDatabase(DBConfig({"database_uri": uri, "connect_timeout": 2}))
+    try:
+        async with db.transaction() as session:
+            assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await db.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("uri", "driver"),
+    [
+        ("postgresql://u@h/db", "asyncpg"),
+        ("mysql+aiomysql://u@h/db", "aiomysql"),
+        ("mysql+asyncmy://u@h/db", "asyncmy"),
+        ("sqlite+aiosqlite:///x.db", "aiosqlite"),
+    ],
+)
+def test_a_connect_args_key_the_driver_does_not_take_is_a_configuration_error(uri: str, driver: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"'connect_argz_typo'.*{driver}"):
+        DBConfig({"database_uri": uri, "connect_args": {"connect_argz_typo": 1}})
+
+
+def test_known_connect_args_are_accepted() -> None:
+    DBConfig({"database_uri": "postgresql://u@h/db", "connect_args": {"ssl": False, "server_settings": {}}})
+    DBConfig({"database_uri": "mysql://u@h/db", "connect_args": {"charset": "utf8mb4"}})
+    DBConfig({"database_uri": "sqlite:///x.db", "connect_args": {"check_same_thread": False}})

@@ -470,6 +470,142 @@ async def test_fastapi_request_spans_metrics_endpoint_and_budget(seeded: Any, sp
     assert tx.parent is not None and tx.parent.span_id == server_span.get_span_context().span_id
     assert find.parent is not None and find.parent.span_id == tx.context.span_id
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
-    # the /metrics request runs in DBSessionMiddleware's transaction: it holds the one connection
-    assert 'dsg_lib_pool_checked_out{database="default",engine="primary"} 1.0' in metrics.text
+    # /metrics runs outside DBSessionMiddleware's transaction: it holds no connection
+    assert 'dsg_lib_pool_checked_out{database="default",engine="primary"} 0.0' in metrics.text
     assert 'dsg_lib_operation_duration_seconds_count{database="default",operation="find"} 2.0' in metrics.text
+
+
+async def test_a_4xx_answer_is_not_a_failed_transaction(seeded: Any, spans: Any) -> None:
+    import httpx
+    from fastapi import FastAPI, HTTPException
+
+    from dsg_lib.fastapi import DBSessionMiddleware
+
+    db, Author, _ = seeded
+    provider, exporter = spans
+    instrument(db, tracer_provider=provider, otel_metrics=False)
+    ops = DatabaseOperations(db)
+    app = FastAPI()
+    app.add_middleware(DBSessionMiddleware, db=db)
+
+    @app.get("/authors/{name}")
+    async def author(name: str) -> dict[str, int]:
+        if not await ops.count(Author, name=name):
+            raise HTTPException(404, "no such author")
+        return {"found": 1}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/authors/nobody")).status_code == 404
+    tx = by_name(exporter.get_finished_spans(), "dsg_lib.transaction")[0]
+    assert tx.attributes is not None and "error.type" not in tx.attributes
+    assert tx.status.status_code is trace.StatusCode.UNSET
+    assert observability.operation_metrics(db)["transaction"]["errors"] == {}
+
+
+async def test_spans_name_the_server_in_use(server_backend_url: tuple[str, str], spans: Any) -> None:
+    import socket
+
+    from sqlalchemy.engine import make_url
+
+    backend, url = server_backend_url
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    parsed = make_url(url)
+    port = parsed.port or (5432 if backend == "postgresql" else 3306)
+    hosts = f"127.0.0.1:{closed},{parsed.host}:{port}"
+    multi = f"{parsed.drivername}://{parsed.username or ''}@{hosts}/{parsed.database}"
+    provider, exporter = spans
+    for uri in (url, multi):  # a fresh engine each: its first span too
+        db = AsyncDatabase(DBConfig({"database_uri": uri, "connect_timeout": 2}))
+        instrument(db, tracer_provider=provider, otel_metrics=False)
+        try:
+            await DatabaseOperations(db).execute_one(text("SELECT 1"))
+        finally:
+            uninstrument(db)
+            await db.disconnect()
+    finished = exporter.get_finished_spans()
+    assert len(finished) == 2
+    system = "postgresql" if backend == "postgresql" else "mariadb"
+    for span in finished:
+        assert span.attributes is not None
+        assert span.attributes["db.system.name"] == system, dict(span.attributes)
+        assert span.attributes["server.address"] == parsed.host
+        assert span.attributes["server.port"] == port
+
+
+async def test_metrics_answer_while_the_database_is_down_or_the_pool_exhausted(
+    db_url: str, backend: str
+) -> None:
+    import socket
+
+    import httpx
+    from fastapi import FastAPI
+
+    from dsg_lib.fastapi import DBSessionMiddleware, health_router, metrics_router
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    down = AsyncDatabase(
+        DBConfig({"database_uri": f"postgresql://u@127.0.0.1:{closed}/db", "connect_timeout": 1})
+    )
+    sized = {} if backend == "sqlite_memory" else {"pool_size": 1, "max_overflow": 0}
+    busy = AsyncDatabase(DBConfig({"database_uri": db_url, "pool_timeout": 5, **sized}))
+    try:
+        for db in (down, busy):
+            instrument(db, tracing=False, otel_metrics=False)
+            app = FastAPI()
+            app.add_middleware(DBSessionMiddleware, db=db)
+            app.include_router(metrics_router(db))
+            app.include_router(health_router(db))
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                if db is busy:
+                    async with db.transaction():  # the pool's one connection is taken
+                        metrics = await asyncio.wait_for(client.get("/metrics"), 2)
+                        assert 'engine="primary"} 1.0' in metrics.text
+                else:
+                    metrics = await asyncio.wait_for(client.get("/metrics"), 2)
+                    health = await asyncio.wait_for(client.get("/health"), 10)
+                    assert health.status_code == 503 and health.json()["ok"] is False
+                assert metrics.status_code == 200, metrics.text
+                assert "dsg_lib_pool_checked_out" in metrics.text
+    finally:
+        for db in (down, busy):
+            uninstrument(db)
+            await db.disconnect()
+
+
+async def test_pool_counters_are_never_negative(db_url: str) -> None:
+    db = AsyncDatabase(DBConfig({"database_uri": db_url}))
+    try:
+        for status in (db.pool_status(), (await db.health_check())["pool"]):
+            assert all(value >= 0 for value in status.values()), status
+        async with db.transaction():
+            assert all(value >= 0 for value in db.pool_status().values()), db.pool_status()
+    finally:
+        await db.disconnect()
+
+
+async def test_a_task_that_outlives_its_budget_block_records_nothing_more(seeded: Any) -> None:
+    db, Author, _ = seeded
+    ops = DatabaseOperations(db)
+    block_over, counted = asyncio.Event(), asyncio.Event()
+
+    async def long_lived() -> None:
+        await ops.count(Author)
+        counted.set()
+        await block_over.wait()
+        for _ in range(3):
+            await ops.count(Author)
+
+    async with db.query_budget(max_queries=5) as outer:
+        async with db.query_budget(max_queries=5) as inner:
+            task = asyncio.create_task(long_lived())
+            await counted.wait()
+        block_over.set()
+        await task
+    assert inner.count == 1  # the three counts after the inner block are not its statements
+    assert outer.count == 4  # the outer block was still open: they are its

@@ -141,9 +141,7 @@ async def test_naive_and_other_zone_datetimes_are_stored_as_utc(db: AsyncDatabas
     plus_two = datetime(2024, 1, 2, 5, 4, 5, 600000, tzinfo=timezone(timedelta(hours=2)))
     async with db.transaction() as session:
         session.add(model(pkid="00000000-0000-4000-8000-000000000001", name="naive", date_created=naive))
-        session.add(
-            model(pkid="00000000-0000-4000-8000-000000000002", name="plus2", date_created=plus_two)
-        )
+        session.add(model(pkid="00000000-0000-4000-8000-000000000002", name="plus2", date_created=plus_two))
     async with db.get_db_session() as session:
         rows = (await session.execute(select(model).order_by(model.pkid))).scalars().all()
     expected = datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=timezone.utc)

@@ -68,7 +68,7 @@ def handle_exceptions(ex: Exception) -> DatabaseErrorResult:
 def error_result(ex: Exception, secrets: tuple[str, ...] = ()) -> DatabaseErrorResult:
     """`handle_exceptions`, masking ``secrets`` (the database password) in the details."""
     typed = ex if isinstance(ex, DatabaseError) else None
-    raw = typed.__cause__ if typed is not None else ex
+    raw = typed.driver_error if typed is not None else ex
     if isinstance(raw, SQLAlchemyError) and typed is None:
         typed = translate_error(raw, secrets=secrets)
     if typed is None:
@@ -88,7 +88,7 @@ def error_result(ex: Exception, secrets: tuple[str, ...] = ()) -> DatabaseErrorR
 
 
 def _error_name(typed: DatabaseError) -> str:
-    cause = typed.__cause__
+    cause = typed.driver_error
     if isinstance(typed, ConstraintViolationError) or isinstance(cause, IntegrityError):
         return "IntegrityError"
     if cause is not None and not isinstance(typed, (ValueError, LookupError)):

@@ -38,6 +38,8 @@ class QueryBudget:
         self.max_queries = max_queries
         self.statements: list[str] = []
         self.parent = parent
+        #: the block ended: a task it started that runs on records nothing more here
+        self.closed = False
 
     @property
     def count(self) -> int:
@@ -60,7 +62,7 @@ class QueryBudget:
         return len(self.statements) > self.max_queries
 
     def record(self, statement: str) -> None:
-        """Count one statement here and in every enclosing budget.
+        """Count one statement here and in every enclosing budget whose block is still open.
 
         Examples:
             >>> outer = QueryBudget(5)
@@ -70,7 +72,8 @@ class QueryBudget:
         """
         budget: QueryBudget | None = self
         while budget is not None:
-            budget.statements.append(statement)
+            if not budget.closed:
+                budget.statements.append(statement)
             budget = budget.parent
 
 
@@ -131,6 +134,8 @@ class query_budget:  # lower case: used like a function, ``async with query_budg
             _current.reset(self._token)
             self._token = None
         budget = self._budget
+        if budget is not None:
+            budget.closed = True  # tasks started in the block may outlive it: stop counting
         if exc_type is None and budget is not None and budget.exceeded:
             raise QueryBudgetExceededError(max_queries=budget.max_queries, statements=budget.statements)
 

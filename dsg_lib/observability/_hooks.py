@@ -89,7 +89,7 @@ class Observer:
                     set_rows(span, name, result)
                 return result
         except BaseException as exc:
-            error = type(exc).__name__
+            error = error_name(exc)
             raise
         finally:
             _in_operation.reset(token)
@@ -104,10 +104,22 @@ class Observer:
             with self.tracer.span(name) if self.tracer else _NULL:
                 yield
         except BaseException as exc:
-            error = type(exc).__name__
+            error = error_name(exc)
             raise
         finally:
             self.record(name, time.perf_counter() - start, error)
+
+
+def error_name(exc: BaseException) -> str | None:
+    """``error.type`` of ``exc``; None for a deliberate rollback that is not a failure.
+
+    `DBSessionMiddleware` rolls back a request answered with a 4xx/5xx status
+    by raising an exception marked ``dsg_lib_not_an_error``: the transaction
+    did what it was asked, it is not a failed one.
+    """
+    if getattr(exc, "dsg_lib_not_an_error", False):
+        return None
+    return type(exc).__name__
 
 
 def target(args: tuple[Any, ...]) -> dict[str, Any] | None:

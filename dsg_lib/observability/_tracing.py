@@ -16,6 +16,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from .. import __version__
 from ..config import DBConfig
+from ._hooks import error_name
 
 
 def _system(db_config: DBConfig) -> str:
@@ -25,15 +26,28 @@ def _system(db_config: DBConfig) -> str:
     return db_config.dialect
 
 
+def _server(db_config: DBConfig) -> dict[str, Any]:
+    """``server.address`` / ``server.port``: the host in use of a multi-host URI, else the URL's."""
+    nodes = db_config.nodes
+    if nodes is not None:
+        node = nodes.current or nodes.nodes[0]
+        default = 5432 if db_config.dialect == "postgresql" else 3306
+        return {"server.address": node.host, "server.port": node.port or default}
+    url = db_config.url
+    attributes: dict[str, Any] = {}
+    if url.host:
+        attributes["server.address"] = url.host
+    if url.port:
+        attributes["server.port"] = url.port
+    return attributes
+
+
 def base_attributes(db_config: DBConfig) -> dict[str, Any]:
     url = db_config.url
     attributes: dict[str, Any] = {}
     if url.database and not db_config.is_memory:
         attributes["db.namespace"] = url.database
-    if url.host:
-        attributes["server.address"] = url.host.split(",")[0]
-    if url.port:
-        attributes["server.port"] = url.port
+    attributes.update(_server(db_config))
     return attributes
 
 
@@ -52,6 +66,8 @@ class Tracer:
         """A CLIENT span; ``current=False`` for a stream, whose caller runs between its items."""
         system = _system(self._config)
         attrs = {"db.system.name": system, "db.system": system, **self._base, "db.operation.name": operation}
+        if self._config.nodes is not None:
+            attrs.update(_server(self._config))
         if attributes:
             attrs.update(attributes)
         span = self._tracer.start_span(f"dsg_lib.{operation}", kind=SpanKind.CLIENT, attributes=attrs)
@@ -63,9 +79,17 @@ class Tracer:
             else:
                 yield span
         except BaseException as exc:
-            name = type(exc).__name__
-            span.set_attribute("error.type", name)
-            span.set_status(Status(StatusCode.ERROR, name))
+            name = error_name(exc)
+            if name is not None:
+                span.set_attribute("error.type", name)
+                span.set_status(Status(StatusCode.ERROR, name))
             raise
         finally:
+            # the first connection of an engine tells MariaDB from MySQL; a multi-host URI
+            # may have moved to another host: the span says where it actually ran
+            known = _system(self._config)
+            if known != system:
+                span.set_attributes({"db.system.name": known, "db.system": known})
+            if self._config.nodes is not None:
+                span.set_attributes(_server(self._config))
             span.end()

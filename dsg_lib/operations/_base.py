@@ -23,6 +23,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.sql.elements import ClauseElement
 
 from .. import _bulk, _fast
 from .._values import is_json
@@ -33,6 +35,7 @@ from ..errors import (
 from ..filters import build_filters, check_value, mapper_of, model_columns, order_terms
 from ..pagination import CursorCodec
 from ..schema import SoftDeleteMixin, utcnow
+from ._executor import Executor
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -51,8 +54,7 @@ class OperationsBase:
         self._dialect = async_db.db_config.dialect
         self._pk_selects: dict[tuple[Any, bool], Select[Any]] = {}
         self._row_checkers: dict[Any, _bulk.RowChecker] = {}
-        self._plans: dict[Any, _fast.Plan | None] = {}
-        self._loaders: dict[Any, _fast.Loader] = {}
+        self._executor = Executor(async_db)
         secret = async_db.db_config.option("cursor_secret")
         self._cursors = CursorCodec(secret.encode() if isinstance(secret, str) else secret)
 
@@ -73,101 +75,104 @@ class OperationsBase:
             session, write=write, single_statement=single_statement, autocommit=autocommit
         )
 
-    def _fast_ok(self, session: AsyncSession | None) -> bool:
-        """True if the work may run as a cached plan (see ``_fast``): no joined work, and not
-        PostgreSQL behind PgBouncer."""
-        if session is not None or self._dialect not in ("sqlite", "postgresql", "mysql", "mariadb"):
-            return False
-        acquire = self.async_db.acquire
-        config = self.async_db.db_config
-        return (
-            config.option("compiled_statements") is not False
-            and acquire.pinned is None
-            and not acquire.in_transaction()
-            and not config.option("pgbouncer")
-            and _fast.usable(config.engine)
-        )
-
-    def _plan(self, key: Any, build: Callable[[], Any]) -> _fast.Plan | None:
-        """The driver plan of the statement shape ``key`` (``build`` runs once per shape)."""
-        try:
-            return self._plans[key]
-        except KeyError:
-            config = self.async_db.db_config
-            plan = self._plans[key] = _fast.plan_for(build(), config.engine, config.stopper)
-            return plan
-
-    async def _fast_fetch(self, plan: _fast.Plan, params: Mapping[str, Any]) -> list[Any]:
-        """The rows of a read plan, retried once on a fresh connection if the pooled one was dead."""
-        return await self._read(None, lambda conn: _fast.fetch(conn, plan, params))
-
-    async def _fast_create(self, record: Any) -> bool:
-        """INSERT .. RETURNING ``record`` in one driver call (see ``_fast``); False: use the ORM."""
+    async def _compiled_create(self, record: Any) -> bool:
+        """INSERT .. RETURNING ``record`` as one compiled statement, if the executor allows
+        (see ``_executor``); False: nothing was sent, use the ORM."""
         model = type(record)
-        loader = self._loader(model)
-        state = inspect(record)
-        returning = self.async_db.db_config.engine.dialect.insert_returning  # SQLite >= 3.35
-        ready = returning and loader.insertable and state.transient
-        values = _fast.insert_values(loader, record) if ready else None
-        if values is None:
+        loader = self._executor.compiled(model, None)
+        if loader is None or not inspect(record).transient:
             return False
-        table: Any = self._mapper(model).local_table
-        plan = self._plan(
-            ("create", model, tuple(values)),
-            lambda: (
-                insert(table)
-                .values({k: bindparam(k, type_=table.c[k].type) for k in values})
-                .returning(*loader.columns)
-            ),
-        )
-        if plan is None:
+        dialect = self.async_db.db_config.engine.dialect
+        if not dialect.insert_returning or loader.mapper.version_id_col is not None:
+            return False  # SQLite < 3.35; a version counter is the ORM's
+        found = _fast.insert_values(loader, record)
+        if found is None:
             return False
-        async with self._connection(None, write=True) as conn:
-            rows = await _fast.fetch_written(conn, plan, values)
-        if not rows:
+        values, computed = found
+        returned = _fast.returned_columns(loader, values)
+        plan = None
+        if returned is not None:
+            table: Any = loader.mapper.local_table
+            plan = self._executor.plan(
+                ("create", model, tuple(values)),
+                lambda: (
+                    insert(table)
+                    .values({k: bindparam(k, type_=table.c[k].type) for k in values})
+                    .returning(*(returned or (literal_column("1"),)))
+                ),
+            )
+        written = None if plan is None else await self._executor.write(plan, values)
+        if written is None:
+            # not sent: the ORM inserts it, with the defaults already computed (they run once)
+            for key, value in computed.items():
+                setattr(record, key, value)
             return False
-        _fast.detach_created(loader, record, rows[0])
+        instance_dict(record).update(computed)
+        rows = written[0]
+        _fast.detach_created(loader, record, returned or (), rows[0] if rows else ())
         return True
 
-    async def _fast_point_write(
-        self, model: Any, filters: Mapping[str, Any], include_deleted: bool, values: Mapping[str, Any] | None
+    async def _compiled_point_write(
+        self,
+        model: Any,
+        filters: Mapping[str, Any],
+        include_deleted: bool,
+        values: Mapping[str, Any] | None,
+        session: AsyncSession | None,
     ) -> int | None:
         """UPDATE (``values``) or DELETE of the row whose whole primary key is in ``filters``, as one
-        driver call (see ``_fast``); the rows matched, or None: use SQLAlchemy.
+        compiled statement if the executor allows; the rows matched, or None: use SQLAlchemy.
 
         ``RETURNING`` counts the rows in the same call where the dialect has it (MySQL/MariaDB
         report rows matched); the primary key bounds them to one.
         """
-        if not isinstance(model, type) or not self._fast_ok(None):
+        loader = self._executor.compiled(model, session)
+        if loader is None:
             return None
         dialect = self.async_db.db_config.engine.dialect
         returning = dialect.update_returning if values else dialect.delete_returning
-        mapper = self._mapper(model)
         columns = model_columns(model)
-        pk_keys = {mapper.get_property_by_column(c).key for c in mapper.primary_key}
+        pk_keys = {loader.mapper.get_property_by_column(c).key for c in loader.mapper.primary_key}
         if not pk_keys <= set(filters) or any(k not in columns for k in values or ()):
             return None
-        table: Any = mapper.local_table
+        table: Any = loader.mapper.local_table
 
-        def build(where: list[Any]) -> Any:  # runs once per plan
+        def build(loader: _fast.Loader, where: list[Any]) -> Any:  # runs once per plan
             sets = {columns[k].key: bindparam(f"v_{k}", type_=columns[k].type) for k in values or ()}
             stmt = (update(table).values(sets) if values else delete(table)).where(*where)
             return stmt.returning(literal_column("1")) if returning else stmt
 
         kind = ("update", tuple(values)) if values else "delete"
-        found = self._filtered_plan(kind, model, filters, include_deleted, build)
+        found = self._compiled_read(kind, model, filters, include_deleted, session, build)
         if found is None:
             return None
-        plan, params = found
+        plan, params, _ = found
         params.update({f"v_{k}": v for k, v in (values or {}).items()})
-        async with self._connection(None, write=True) as conn:
-            return await _fast.count_written(conn, plan, params)
+        written = await self._executor.write(plan, params)
+        return None if written is None else written[1]
 
-    def _loader(self, model: Any) -> _fast.Loader:
-        loader = self._loaders.get(model)
+    def _compiled_read(
+        self,
+        kind: Any,
+        model: Any,
+        filters: Mapping[str, Any],
+        include_deleted: bool,
+        session: AsyncSession | None,
+        build: Callable[[_fast.Loader, list[Any]], Any],
+    ) -> tuple[_fast.Plan, dict[str, Any], _fast.Loader] | None:
+        """The compiled statement, bound values and loader of work on ``model`` filtered by
+        ``field=value`` only, if the executor allows it now; else None (use SQLAlchemy)."""
+        loader = self._executor.compiled(model, session)
         if loader is None:
-            loader = self._loaders[model] = _fast.Loader(self._mapper(model))
-        return loader
+            return None
+        params = self._equality(model, filters)
+        if params is None:
+            return None
+        plan = self._executor.plan(
+            (kind, model, include_deleted, tuple(filters)),
+            lambda: build(loader, self._equality_where(model, filters, include_deleted)),
+        )
+        return None if plan is None else (plan, params, loader)
 
     def _equality(self, model: Any, filters: Mapping[str, Any]) -> dict[str, Any] | None:
         """Checked values of ``field=value`` filters (no operators, no None, no JSON), else None.
@@ -184,24 +189,6 @@ class OperationsBase:
                 return None
             values[f"f_{key}"] = check_value(column, value, name=key, dialect=self._dialect)
         return values
-
-    def _filtered_plan(
-        self,
-        kind: Any,
-        model: Any,
-        filters: Mapping[str, Any],
-        include_deleted: bool,
-        build: Callable[[list[Any]], Select[Any]],
-    ) -> tuple[_fast.Plan, dict[str, Any]] | None:
-        """The driver plan and bound values of a read filtered by ``field=value`` only, else None."""
-        params = self._equality(model, filters)
-        if params is None:
-            return None
-        plan = self._plan(
-            (kind, model, include_deleted, tuple(filters)),
-            lambda: build(self._equality_where(model, filters, include_deleted)),
-        )
-        return None if plan is None else (plan, params)
 
     def _equality_where(self, model: Any, keys: Iterable[str], include_deleted: bool) -> list[Any]:
         """The WHERE of `_equality` filters, as bound parameters (the plan is cached per key set)."""
@@ -304,6 +291,8 @@ class OperationsBase:
         for key, column in columns.items():
             if key in state.dict:
                 value = state.dict[key]
+                if isinstance(value, ClauseElement):  # a SQL expression: the ORM runs it in the INSERT
+                    continue
                 checked = check_value(column, value, name=key, dialect=self._dialect)
                 if checked is not value:  # store what every other path stores (UTC, UUID, SQL NULL)
                     setattr(record, key, checked)
@@ -357,10 +346,10 @@ class OperationsBase:
     async def _count(self, counter: Select[Any], session: AsyncSession | None) -> int:
         """Run a ``SELECT count(*)`` statement: the one count behind ``count`` and ``count_query``."""
 
-        async def run(conn: AsyncConnection) -> int:
-            return int((await conn.execute(counter)).scalar_one())
+        async def run(s: AsyncSession) -> int:
+            return int((await s.execute(counter)).scalar_one())
 
-        return await self._read(session, run)
+        return await self._read(session, run, orm=True)
 
     async def _fetch_all(self, stmt: Executable, session: AsyncSession | None) -> list[Any]:
         """Every row of a read: objects / scalars for one entity or column, ``Row`` tuples otherwise.

@@ -11,11 +11,12 @@ from sqlalchemy import (
     Select,
     UpdateBase,
     func,
+    inspect,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import _bulk
+from .. import _bulk, _fast
 from ..errors import (
     InvalidInputError,
     MultipleRecordsFoundError,
@@ -162,7 +163,8 @@ class CompatOperations(WriteOperations, PagingOperations):
         if not isinstance(queries, Mapping):
             raise InvalidInputError("read_multi_query takes a dict of {name: query}")
         results: dict[str, list[Any]] = {}
-        async with self._session(session, write=False) as s:
+        # one read snapshot for all the queries (see Acquirer.session)
+        async with self.async_db.acquire.session(session, write=False, snapshot=True) as s:
             for name, query in queries.items():
                 results[name] = await self._fetch_all(as_statement(query), s)
         return results
@@ -247,9 +249,20 @@ class CompatOperations(WriteOperations, PagingOperations):
         self._check_instance(record)
         # One table and no relationships: the flush is one INSERT, atomic by itself
         # (joined-table inheritance or cascades flush several and need a transaction).
+        # A value the database makes (a server default) that could fail to read back needs a
+        # transaction too: the flush fails after the INSERT and must take the row back with it.
         mapper = self._mapper(type(record))
-        single = len(mapper.tables) == 1 and not mapper.relationships
-        if self._fast_ok(session) and await self._fast_create(record):
+        given = inspect(record).dict
+        single = (
+            len(mapper.tables) == 1
+            and not mapper.relationships
+            and not any(
+                _fast.may_refuse_stored(prop.columns[0])
+                for prop in mapper.column_attrs
+                if prop.key not in given and prop.columns[0].server_default is not None
+            )
+        )
+        if session is None and await self._compiled_create(record):
             return record
         async with self._session(session, write=True, single_statement=single) as s:
             s.add(record)

@@ -58,9 +58,9 @@ class PagingOperations(OperationsBase):
         """
         self._check_limit("page", page, 1)
         self._check_limit("page_size", page_size, 1, MAX_PAGE_SIZE)
-        if isinstance(query_or_model, type) and not options and self._fast_ok(session):
-            fast = await self._fast_page(
-                query_or_model, page, page_size, with_total, include_deleted, filters
+        if isinstance(query_or_model, type) and not options:
+            fast = await self._compiled_page(
+                query_or_model, page, page_size, with_total, include_deleted, filters, session
             )
             if fast is not None:
                 return fast
@@ -68,7 +68,8 @@ class PagingOperations(OperationsBase):
         if isinstance(query_or_model, type):  # a model: stable pages by primary key
             stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
         stmt = stmt.options(*options) if options else stmt
-        async with self._session(session, write=False) as s:
+        # the count and the rows from one read snapshot (see Acquirer.session)
+        async with self.async_db.acquire.session(session, write=False, snapshot=with_total) as s:
             total: int | None = None
             if with_total:
                 counter = select(func.count()).select_from(stmt.order_by(None).subquery())
@@ -78,7 +79,7 @@ class PagingOperations(OperationsBase):
         pages = None if total is None else (total + page_size - 1) // page_size
         return Page(items=items, total=total, page=page, page_size=page_size, pages=pages)
 
-    async def _fast_page(
+    async def _compiled_page(
         self,
         model: Any,
         page: int,
@@ -86,38 +87,39 @@ class PagingOperations(OperationsBase):
         with_total: bool,
         include_deleted: bool,
         filters: dict[str, Any],
+        session: AsyncSession | None,
     ) -> Page[Any] | None:
-        """`paginate` of a model by ``field=value`` filters as one or two driver calls (see ``_fast``)."""
-        self._mapper(model)
-        loader = self._loader(model)
-        pk = self._mapper(model).primary_key
-        rows_plan = self._filtered_plan(
+        """`paginate` of a model by ``field=value`` filters as one or two compiled statements,
+        if the executor allows (see ``_executor``); None: use SQLAlchemy."""
+        rows_plan = self._compiled_read(
             "page",
             model,
             filters,
             include_deleted,
-            lambda w: (
-                select(*loader.columns)
+            session,
+            lambda ld, w: (
+                select(*ld.columns)
                 .where(*w)
-                .order_by(*pk)
+                .order_by(*ld.mapper.primary_key)
                 .limit(bindparam("p_limit", type_=Integer))
                 .offset(bindparam("p_offset", type_=Integer))
             ),
         )
-        count_plan = self._filtered_plan(
-            "count",
+        count_plan = self._compiled_read(
+            "page_count",
             model,
             filters,
             include_deleted,
-            lambda w: select(func.count()).select_from(model).where(*w),
+            session,
+            lambda ld, w: select(func.count()).select_from(ld.mapper.local_table).where(*w),
         )
-        if rows_plan is None or count_plan is None or not loader.ok:
+        if rows_plan is None or count_plan is None:
             return None
-        plan, params = rows_plan
+        plan, params, loader = rows_plan
         total: int | None = None
-        async with self._connection(None, write=False) as conn:
+        async with self.async_db.acquire.connection(None, write=False, snapshot=with_total) as conn:
             if with_total:
-                total = int((await _fast.fetch(conn, *count_plan))[0][0])
+                total = int((await _fast.fetch(conn, count_plan[0], count_plan[1]))[0][0])
             rows = await _fast.fetch(
                 conn, plan, {**params, "p_limit": page_size, "p_offset": (page - 1) * page_size}
             )

@@ -12,13 +12,13 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import _bulk
 from ..errors import (
     MultipleRecordsFoundError,
     RecordNotFoundError,
 )
+from ..filters import model_columns
 from ._base import (
     M,
     OperationsBase,
@@ -58,14 +58,14 @@ class ReadOperations(OperationsBase):
         if joined and not (is_soft(model) and not include_deleted):
             async with self._session(session, write=False) as s:
                 return await s.get(model, ident, options=options)  # identity map first
-        if not options and not joined and self._fast_ok(session):
-            loader = self._loader(model)
-            plan = self._plan(
+        loader = None if options else self._executor.compiled(model, session)
+        if loader is not None:
+            plan = self._executor.plan(
                 ("get", model, include_deleted),
                 lambda: self._pk_select(model, include_deleted).with_only_columns(*loader.columns),
             )
-            if loader.ok and plan is not None:
-                rows = await self._fast_fetch(plan, self._pk_params(model, ident))
+            if plan is not None:
+                rows = await self._executor.fetch(plan, self._pk_params(model, ident))
                 return loader.build(rows[:1])[0] if rows else None
         stmt = self._pk_select(model, include_deleted)
         if options:
@@ -97,6 +97,7 @@ class ReadOperations(OperationsBase):
             >>> run(ops.get_one(User, email="alan@example.com")).name
             'Alan'
         """
+        self._mapper(model)  # before select(model): a typed error, not SQLAlchemy's ArgumentError
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.options(*options).limit(2)
 
@@ -146,13 +147,16 @@ class ReadOperations(OperationsBase):
         self._check_limit("offset", offset)
         self._mapper(model)  # before select(model): a typed error, not SQLAlchemy's ArgumentError
         plain = not (where or options or limit is not None or offset or order_by is not None)
-        if plain and self._fast_ok(session):
-            loader = self._loader(model)
-            found = self._filtered_plan(
-                "find", model, filters, include_deleted, lambda w: select(*loader.columns).where(*w)
+        found = (
+            self._compiled_read(
+                "find", model, filters, include_deleted, session, lambda ld, w: select(*ld.columns).where(*w)
             )
-            if found is not None and loader.ok:
-                return loader.build(await self._fast_fetch(*found))
+            if plain
+            else None
+        )
+        if found is not None:
+            plan, params, loader = found
+            return loader.build(await self._executor.fetch(plan, params))
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.order_by(*self._order(model, order_by)).options(*options)
         if limit is not None:
@@ -180,28 +184,36 @@ class ReadOperations(OperationsBase):
         """
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
-        table = _bulk.table_of(model)
+        keys = list(model_columns(model))  # the attribute keys, on every path
         plain = not (where or limit is not None or offset or order_by is not None)
-        if plain and self._fast_ok(session):
-            found = self._filtered_plan(
-                "mappings", model, filters, include_deleted, lambda w: select(*table.columns).where(*w)
+        found = (
+            self._compiled_read(
+                "mappings",
+                model,
+                filters,
+                include_deleted,
+                session,
+                lambda ld, w: select(*ld.columns).where(*w),
             )
-            if found is not None:
-                keys = [c.key for c in table.columns]
-                return list(map(dict, map(zip, repeat(keys), await self._fast_fetch(*found))))
-        stmt = select(*table.columns).where(*self._criteria(model, where, filters, include_deleted))
+            if plain
+            else None
+        )
+        if found is not None:
+            plan, params, loader = found
+            return list(map(dict, map(zip, repeat(loader.keys), await self._executor.fetch(plan, params))))
+        # ORM attributes: the entity's FROM (joined inheritance), its discriminator, session events
+        stmt = select(*[getattr(model, key) for key in keys])
+        stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.order_by(*self._order(model, order_by))
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
 
-        async def run(conn: AsyncConnection) -> list[dict[str, Any]]:
-            result = await conn.execute(stmt)
-            keys = list(result.keys())
-            return [dict(zip(keys, row, strict=True)) for row in result]
+        async def run(s: AsyncSession) -> list[dict[str, Any]]:
+            return [dict(zip(keys, row, strict=True)) for row in await s.execute(stmt)]
 
-        return await self._read(session, run)
+        return await self._read(session, run, orm=True)
 
     async def count(
         self,
@@ -219,17 +231,23 @@ class ReadOperations(OperationsBase):
             >>> run(ops.count(User, age__is_null=True))
             1
         """
-        if not where and self._fast_ok(session):
-            found = self._filtered_plan(
+        found = (
+            None
+            if where
+            else self._compiled_read(
                 "count",
                 model,
                 filters,
                 include_deleted,
-                lambda w: select(func.count()).select_from(_bulk.table_of(model)).where(*w),
+                session,
+                lambda ld, w: select(func.count()).select_from(ld.mapper.local_table).where(*w),
             )
-            if found is not None:
-                return int((await self._fast_fetch(*found))[0][0])
-        stmt = select(func.count()).select_from(_bulk.table_of(model))
+        )
+        if found is not None:
+            plan, params, _ = found
+            return int((await self._executor.fetch(plan, params))[0][0])
+        self._mapper(model)
+        stmt = select(func.count()).select_from(model)  # the entity: discriminator, joins, events
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
         return await self._count(stmt, session)
 
@@ -249,20 +267,26 @@ class ReadOperations(OperationsBase):
             >>> run(ops.exists(User, name__contains="%"))
             False
         """
-        if not where and self._fast_ok(session):
-            found = self._filtered_plan(
+        found = (
+            None
+            if where
+            else self._compiled_read(
                 "exists",
                 model,
                 filters,
                 include_deleted,
-                lambda w: select(exists(select(literal(1)).select_from(_bulk.table_of(model)).where(*w))),
+                session,
+                lambda ld, w: select(exists(select(literal(1)).select_from(ld.mapper.local_table).where(*w))),
             )
-            if found is not None:
-                return bool((await self._fast_fetch(*found))[0][0])
-        inner = select(literal(1)).select_from(_bulk.table_of(model))
+        )
+        if found is not None:
+            plan, params, _ = found
+            return bool((await self._executor.fetch(plan, params))[0][0])
+        self._mapper(model)
+        inner = select(literal(1)).select_from(model)
         inner = inner.where(*self._criteria(model, where, filters, include_deleted))
 
-        async def run(conn: AsyncConnection) -> bool:
-            return bool((await conn.execute(select(exists(inner)))).scalar())
+        async def run(s: AsyncSession) -> bool:
+            return bool((await s.execute(select(inner.exists()))).scalar())
 
-        return await self._read(session, run)
+        return await self._read(session, run, orm=True)

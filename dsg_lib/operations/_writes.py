@@ -104,12 +104,12 @@ class WriteOperations(OperationsBase):
             self._dialect == "postgresql"
             and len(groups) == 1
             and count >= _bulk.COPY_MIN_ROWS
-            and await _bulk.copy_insert(conn, table, groups[0])
+            and await _bulk.copy_insert(conn, table, checker.by_column_key(groups[0]))
         ):
             return count
         for group in groups:
             options = checker.insert_options(group, validate)
-            await conn.execute(insert(table), group, execution_options=options)
+            await conn.execute(insert(table), checker.by_column_key(group), execution_options=options)
         return count
 
     async def upsert(
@@ -221,8 +221,8 @@ class WriteOperations(OperationsBase):
         prepared.update(expressions)
         criteria = self._criteria(model, where, filters, include_deleted, validate)
         self._guard(criteria, all_rows, "update_where", model, include_deleted)
-        if not (where or expressions or session is not None) and validate and plain:
-            matched = await self._fast_point_write(model, filters, include_deleted, prepared)
+        if not (where or expressions) and validate and plain:
+            matched = await self._compiled_point_write(model, filters, include_deleted, prepared, session)
             if matched is not None:
                 return matched
         stmt = update(model).where(*criteria).values(**prepared)
@@ -250,8 +250,8 @@ class WriteOperations(OperationsBase):
         """
         criteria = self._criteria(model, where, filters, include_deleted=True)
         self._guard(criteria, all_rows, "delete_where", model, True)
-        if not (where or session is not None) and (hard or not is_soft(model)):
-            deleted = await self._fast_point_write(model, filters, True, None)
+        if not where and (hard or not is_soft(model)):
+            deleted = await self._compiled_point_write(model, filters, True, None, session)
             if deleted is not None:
                 return deleted
         return await self._delete(model, criteria, hard=hard, session=session)

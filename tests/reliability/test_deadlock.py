@@ -66,7 +66,7 @@ async def test_opposite_lock_order_deadlock_is_typed(server: str) -> None:
         assert len(errors) == 1, results
         err = errors[0]
         assert isinstance(err, TransactionConflictError), repr(err)
-        cause = repr(err.__cause__) + str(err)
+        cause = repr(err.driver_error) + str(err)
         assert (
             ("40P01" in cause or "deadlock" in cause.lower()) if server == "postgresql" else "1213" in cause
         )

@@ -144,7 +144,7 @@ async def test_serializable_conflict_maps_to_transaction_conflict(pg_admin_conn:
         errors = [r for r in results if isinstance(r, BaseException)]
         assert len(errors) == 1, results
         assert isinstance(errors[0], TransactionConflictError), repr(errors[0])
-        assert "40001" in repr(errors[0].__cause__) or "serializ" in str(errors[0]).lower()
+        assert "40001" in repr(errors[0].driver_error) or "serializ" in str(errors[0]).lower()
 
         # with retries both units finish and the invariant holds
         async def withdraw(session: Any) -> None:

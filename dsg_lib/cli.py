@@ -202,9 +202,11 @@ def _sqlite_read_only(uri: str) -> str:
     saying how the URL was read: three slashes are a path relative to the
     current directory, four an absolute path.
     """
+    if not uri.startswith("sqlite"):
+        return uri
     try:
         url = make_url(uri)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return uri  # DBConfig reports it
     database = url.database or ""
     if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):

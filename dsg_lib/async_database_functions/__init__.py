@@ -31,6 +31,7 @@ from ..errors import RecordNotFoundError as RecordNotFoundError
 from ..errors import SessionMissingError as SessionMissingError
 from ..errors import StatementTimeoutError as StatementTimeoutError
 from ..errors import TransactionConflictError as TransactionConflictError
+from ..errors import TransactionEndedError as TransactionEndedError
 from ..operations import DatabaseOperations as DatabaseOperations
 from ..pagination import CursorPage as CursorPage
 from ..pagination import Page as Page
@@ -68,6 +69,7 @@ __all__ = [
     "SoftDeleteMixin",
     "StatementTimeoutError",
     "TransactionConflictError",
+    "TransactionEndedError",
     "async_database",
     "base_schema",
     "database_config",

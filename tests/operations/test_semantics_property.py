@@ -574,24 +574,29 @@ def same(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
-def _involved(spec: ModelSpec, op: Op) -> set[str]:
-    """The column kinds (and features) ``op`` touches: its filters, values and rows."""
+def _given(spec: ModelSpec, op: Op) -> set[str]:
+    """The column kinds ``op`` is given values for: its filters, new values and rows."""
     names: set[str] = set()
     for part in ("filters", "values", "row"):
         names |= set(op.args.get(part, {}))
     for row in op.args.get("rows", []):
         names |= set(row)
     by_attr = {spec.attr(c): c for c in spec.cols}
-    kinds = {by_attr[n].kind for n in names if n in by_attr}
+    return {by_attr[n].kind for n in names if n in by_attr}
+
+
+def _involved(spec: ModelSpec, op: Op) -> set[str]:
+    """The column kinds ``op`` touches: the ones it is given, and every column it writes or reads."""
+    kinds = _given(spec, op)
     if op.name in ("create_one", "create_many", "insert_many", "get", "find", "paginate", "find_mappings"):
-        kinds |= {c.kind for c in spec.cols}  # every column is written or read
+        kinds |= {c.kind for c in spec.cols}
     return kinds
 
 
 def known_difference(spec: ModelSpec, op: Op) -> str | None:
     """The open issue-23 item (the compiled path's, being rebuilt elsewhere) a difference in
     ``op`` on ``spec`` belongs to, or None: an unknown difference, which fails the test."""
-    kinds = _involved(spec, op)
+    given = _given(spec, op)
     if spec.inheritance != "none" and op.name == "insert_many":
         return "new (not in issue 23): insert_many(subclass) does not fill the discriminator / parent row"
     if spec.inheritance == "single" and op.name in (
@@ -615,9 +620,9 @@ def known_difference(spec: ModelSpec, op: Op) -> str | None:
         return "item 5: joined inheritance (cartesian product, id of the subclass)"
     if op.name == "find_mappings" and any(c.key for c in spec.cols):
         return "item 12: find_mappings keys with Column(key=)"
-    if "cents" in kinds:
+    if "cents" in given:
         return "item 11: TypeDecorator values refused"
-    if "enum_values" in kinds:
+    if "enum_values" in given:
         return "item 10: Enum(values_callable=...)"
     if op.name in ("create_one", "create_many") and any(c.default == "python" for c in spec.cols):
         return "item 13: Python default callables run twice"
@@ -704,7 +709,7 @@ async def test_operations_equal_hand_written_sqlalchemy(prop_db: AsyncDatabase, 
 
 S = ColSpec
 #: name -> (model, steps, the xfail reason); each fails today on every backend and strategy
-#: (item 12: on the SQLAlchemy strategy only, see `ONLY_ON`)
+#: but those `FAILS_ONLY_ON` names
 KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
     "item4_single_table": (
         ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
@@ -726,6 +731,11 @@ KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
         [Op("create_many", {"rows": [{"a0": 1}]}), Op("find_mappings", {"filters": {"a0": 1}})],
         "issue 23 item 12: find_mappings keys with Column(key=) (exec's executor)",
     ),
+    "item14_sqlite_integral_float": (
+        ModelSpec((S("c0_float", "float", "a0", "none"),), "none"),
+        [Op("create_one", {"row": {"a0": 0.0}})],
+        "issue 23 item 14: create_one on SQLite returns an integral Float as int (exec's executor)",
+    ),
     "new_insert_many_subclass": (
         ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
         [Op("insert_many", {"rows": [{"c0_bigint": 1}]})],
@@ -734,17 +744,21 @@ KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
 }
 
 
-ONLY_ON = {"item12_column_key": "sqlalchemy"}
+#: where an example fails today when not everywhere, by "<dialect>+<driver>/<strategy>"
+FAILS_ONLY_ON: dict[str, Callable[[str], bool]] = {
+    "item12_column_key": lambda label: label.endswith("/sqlalchemy"),
+    "item14_sqlite_integral_float": lambda label: label == "sqlite+aiosqlite/compiled",
+}
 
 
 @pytest.mark.parametrize("example", sorted(KNOWN_EXAMPLES))
 async def test_known_difference_example(
-    prop_db: AsyncDatabase, strategy: bool, example: str, request: pytest.FixtureRequest
+    prop_db: AsyncDatabase, example: str, request: pytest.FixtureRequest
 ) -> None:
     """One concrete example per known class, found by the property test; xfail(strict) until fixed."""
     spec, steps, reason = KNOWN_EXAMPLES[example]
-    only_on = ONLY_ON.get(example)
-    if only_on is None or only_on == ("compiled" if strategy else "sqlalchemy"):
+    fails_on = FAILS_ONLY_ON.get(example)
+    if fails_on is None or fails_on(_label(prop_db)):
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     diffs = await compare(prop_db, spec, steps, strict=True)
     assert not diffs, "\n".join(diffs)

@@ -33,6 +33,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._error_codes import PG_FAILOVER, PG_NO_WRITABLE_HOST
+from ._listeners import own
 from .errors import ConfigurationError
 
 #: seconds a node that failed is skipped before it is tried again
@@ -313,6 +314,7 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
 
 def _install_pg_disconnects(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "handle_error")
+    @own
     def _on_error(context: Any) -> None:
         for item in _chain(context.original_exception):
             if getattr(item, "sqlstate", None) in PG_FAILOVER or type(item).__name__ in PG_NO_WRITABLE_HOST:
@@ -331,6 +333,7 @@ def _mysql_errno(exc: BaseException | None) -> int | None:
 
 def _install_mysql_disconnects(engine: AsyncEngine, nodeset: NodeSet) -> None:
     @event.listens_for(engine.sync_engine, "handle_error")
+    @own
     def _on_error(context: Any) -> None:
         if _mysql_errno(context.original_exception) in _MY_GONE:
             context.is_disconnect = True

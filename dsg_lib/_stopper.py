@@ -16,6 +16,8 @@ from sqlalchemy import event, pool
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ._listeners import own
+
 #: seconds a pre-ping or a KILL QUERY may take before the connection counts as dead
 SIDE_CALL_TIMEOUT = 5.0
 
@@ -58,6 +60,7 @@ class StatementStopper:
             return
 
         @event.listens_for(engine.sync_engine, "handle_error")
+        @own
         def _on_error(context: Any) -> None:
             if (
                 isinstance(context.original_exception, asyncio.CancelledError)

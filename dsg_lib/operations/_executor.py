@@ -55,7 +55,7 @@ _ENGINE_EVENTS = (
     "begin",
     "commit",
     "rollback",
-)
+)  # and the dialect's "handle_error": a compiled write's error does not pass through SQLAlchemy
 _SESSION_EVENTS = tuple(n for n in dir(SessionEvents) if not n.startswith("_") and n != "dispatch")
 _MAPPER_EVENTS = (
     "before_insert",
@@ -82,7 +82,7 @@ class Executor:
         # listener collections are resolved once; each reflects later listen()/remove() calls.
         probe = Session().dispatch
         self._session_events = tuple(getattr(probe, name) for name in _SESSION_EVENTS)
-        self._engine_seen: tuple[int, ...] | None = None
+        self._engine_seen: tuple[int, ...] | None = None  # engine id, then listener counts
         self._engine_quiet = False
 
     # ------------------------------------------------------------------ the decision
@@ -135,14 +135,15 @@ class Executor:
 
     def _engine_plain(self, sync_engine: Any) -> bool:
         """No engine listener but dsg_lib's own for the events a driver call skips."""
-        dispatch = sync_engine.dispatch
-        collections = [getattr(dispatch, name) for name in _ENGINE_EVENTS]
-        seen = tuple(len(c) for c in collections)
+        dispatch, dialect_dispatch = sync_engine.dispatch, sync_engine.dialect.dispatch
+        counts = [len(getattr(dispatch, name)) for name in _ENGINE_EVENTS]
+        seen = (id(sync_engine), len(dialect_dispatch.handle_error), *counts)
         if seen != self._engine_seen:  # listeners changed: count the foreign ones again
             own = list(OWN)
+            names = ("handle_error", *_ENGINE_EVENTS)
             foreign = sum(
                 n - sum(1 for fn in own if _contains(sync_engine, name, fn))
-                for name, n in zip(_ENGINE_EVENTS, seen, strict=True)
+                for name, n in zip(names, seen[1:], strict=True)
             )
             self._engine_seen, self._engine_quiet = seen, foreign == 0
         return self._engine_quiet

@@ -33,7 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
 
@@ -597,3 +597,30 @@ async def test_a_write_that_reached_the_server_is_never_sent_again(
     assert len(sent) == 1, sent
     monkeypatch.undo()
     assert await ops.find_mappings(Code, order_by="id") == [{"id": 1, "code": "a"}, {"id": 2, "code": "b"}]
+
+
+async def test_handle_error_listener_sees_a_refused_write_like_by_hand(db: AsyncDatabase) -> None:
+    from dsg_lib import ConstraintViolationError
+
+    Doc = doc_model(db)
+    await db.create_tables()
+    ops = DatabaseOperations(db)
+    await ops.insert_many(Doc, [{"id": 1, "tenant": 1, "title": "a"}])
+    seen: list[str] = []
+
+    def on_error(context: Any) -> None:
+        seen.append(type(context.original_exception).__name__)
+
+    event.listen(db.engine.sync_engine, "handle_error", on_error)
+    try:
+        with pytest.raises(IntegrityError):
+            async with by_hand(db) as s:
+                s.add(Doc(id=1, tenant=1, title="again"))
+                await s.commit()
+        assert len(seen) == 1
+        seen.clear()
+        with pytest.raises(ConstraintViolationError):
+            await ops.create_one(Doc(id=1, tenant=1, title="again"))
+        assert len(seen) == 1
+    finally:
+        event.remove(db.engine.sync_engine, "handle_error", on_error)

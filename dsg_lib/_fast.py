@@ -22,13 +22,13 @@ first run. On MySQL/MariaDB, values big enough for dsg_lib's size guard
 (`_sizes`) take the SQLAlchemy path, which runs the guard; where an
 ``isolation_level`` switched the driver's autocommit off, the call commits.
 
-Not used when anything would observe the difference: execute or cursor
-event listeners on the engine (``slow_query_ms``, ``statement_timeout_ms``,
-a user's hooks; the size guard excepted), ``echo``, or a statement
-SQLAlchemy would rewrite at execution time (expanding ``IN`` parameters,
-literal-rendered values, Python-side defaults it computes). A driver error
-falls back to running the work through SQLAlchemy, which raises the usual
-translated error. A cancelled call returns once its statement has stopped
+Whether a statement runs here or through SQLAlchemy is decided by the
+operations' executor (``operations/_executor.py``), from an allow-list of
+shapes; a statement SQLAlchemy would rewrite at execution time (expanding
+``IN`` parameters, literal-rendered values, Python-side defaults it
+computes) gets no plan. A read the driver refused runs again through
+SQLAlchemy, which raises the usual translated error; a write is sent once
+(`run_written`). A cancelled call returns once its statement has stopped
 (`_settle`), as through SQLAlchemy, so a cancelled write never lands later.
 """
 
@@ -127,20 +127,11 @@ def _result_processors(stmt: Any, dialect: Any, type_codes: Sequence[Any] | None
 
 
 def usable(engine: AsyncEngine) -> bool:
-    """True if a driver call is indistinguishable from SQLAlchemy's run on ``engine``."""
-    sync_engine = engine.sync_engine
-    dispatch = sync_engine.dispatch
-    # every MySQL/MariaDB engine carries one cursor hook of dsg_lib's own, the size guard
-    # (`_sizes`), whose check a plan's run makes itself (see the module doc)
-    own_hooks = 1 if engine.dialect.name in _MYSQL else 0
-    return (
-        (engine.dialect.name, engine.dialect.driver) in _DRIVERS
-        and not sync_engine.echo
-        and not dispatch.before_execute
-        and not dispatch.after_execute
-        and len(dispatch.before_cursor_execute) == own_hooks
-        and not dispatch.after_cursor_execute
-    )
+    """True if this module knows ``engine``'s driver call and nothing echoes statements.
+
+    (Event listeners are the executor's to judge: see ``operations/_executor.py``.)
+    """
+    return (engine.dialect.name, engine.dialect.driver) in _DRIVERS and not engine.sync_engine.echo
 
 
 async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
@@ -331,17 +322,6 @@ class Loader:
         """Rows can become objects without the ORM: plain mapper, no load/refresh listeners (now)."""
         events = self.mapper.class_manager.dispatch
         return self.plain and not events.load and not events.refresh
-
-    @property
-    def insertable(self) -> bool:
-        """A new object can be inserted without a flush: nothing hooks into it."""
-        mapper = self.mapper
-        return (
-            self.ok
-            and mapper.version_id_col is None
-            and not mapper.dispatch.before_insert
-            and not mapper.dispatch.after_insert
-        )
 
     def build(self, rows: Iterable[Sequence[Any]]) -> list[Any]:
         # Values written straight into the instance dict carry no history, so they

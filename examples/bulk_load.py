@@ -6,10 +6,15 @@ Install (tqdm draws the progress bar; it is in the ``examples`` extra)::
 
 Usage::
 
-    python examples/bulk_load.py                 # generates 1,000,000 rows, loads them into SQLite
-    python examples/bulk_load.py data.csv        # columns: sensor,value,taken_at (ISO 8601)
-    python examples/bulk_load.py --rows 50000    # a smaller generated file
+    python examples/bulk_load.py                 # generates 20,000 rows, loads them into SQLite
+    python examples/bulk_load.py --million       # the same with 1,000,000 rows (tens of seconds)
+    python examples/bulk_load.py --rows 200000   # any size
+    python examples/bulk_load.py data.csv        # your file; columns: sensor,value,taken_at (ISO 8601)
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python examples/bulk_load.py
+
+The generated CSV and the default SQLite database live in a temporary folder
+that is removed at the end; the table is dropped from a ``DATABASE_URL``
+database. Your own CSV file is only read.
 
 On PostgreSQL ``insert_many`` uses binary COPY; elsewhere the driver's executemany.
 Log lines (``LOG_LEVEL=DEBUG``; warnings only by default) are written above the
@@ -32,7 +37,7 @@ from pathlib import Path
 
 from loguru import logger
 from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tqdm import tqdm
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
@@ -47,13 +52,14 @@ logger.add(
 )
 logger.enable("dsg_lib")  # the library is quiet until the application turns it on
 
-db = AsyncDatabase(
-    DBConfig.from_env("DATABASE_URL", default=f"sqlite+aiosqlite:///{tempfile.gettempdir()}/bulk_load.db")
-)
-ops = DatabaseOperations(db)
+DEFAULT_ROWS = 20_000
 
 
-class Measurement(db.Base):
+class Base(DeclarativeBase):
+    pass
+
+
+class Measurement(Base):
     __tablename__ = "example_measurements"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,16 +101,30 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("csv", nargs="?", type=Path, help="CSV file (generated when omitted)")
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--rows", type=int, default=DEFAULT_ROWS, help=f"rows to generate (default {DEFAULT_ROWS:,})"
+    )
+    size.add_argument(
+        "--million", action="store_const", const=1_000_000, dest="rows", help="generate 1,000,000 rows"
+    )
     parser.add_argument("--chunk-size", type=int, default=10_000)
     args = parser.parse_args()
 
-    path = args.csv
-    if path is None:
-        path = Path(tempfile.gettempdir()) / f"bulk_load_{args.rows}.csv"
-        if not path.exists():
-            print(f"generating {args.rows:,} rows in {path}")
+    # the generated CSV and the default SQLite database: removed when the run ends, even on an error
+    with tempfile.TemporaryDirectory(prefix="dsg_lib_bulk_load_") as workdir:
+        path = args.csv
+        if path is None:
+            path = Path(workdir) / f"bulk_load_{args.rows}.csv"
+            print(f"generating {args.rows:,} rows")
             generate_csv(path, args.rows)
+        default = f"sqlite+aiosqlite:///{Path(workdir) / 'bulk_load.db'}"
+        db = AsyncDatabase(DBConfig.from_env("DATABASE_URL", default=default), base=Base)
+        await load(db, path, args.chunk_size)
+
+
+async def load(db: AsyncDatabase, path: Path, chunk_size: int) -> None:
+    ops = DatabaseOperations(db)
     with path.open() as handle:
         total = sum(1 for _ in handle) - 1
 
@@ -113,9 +133,7 @@ async def main() -> None:
         await db.create_tables(Measurement)
         started = time.perf_counter()
         with tqdm(total=total, unit="rows", disable=not os.isatty(2)) as progress:
-            inserted = await ops.insert_many(
-                Measurement, read_rows(path, progress), chunk_size=args.chunk_size
-            )
+            inserted = await ops.insert_many(Measurement, read_rows(path, progress), chunk_size=chunk_size)
         elapsed = time.perf_counter() - started
         counted = await ops.count(Measurement)
         print(f"inserted {inserted:,} rows in {elapsed:.2f} s: {inserted / elapsed:,.0f} rows/s")

@@ -39,7 +39,13 @@ from dsg_lib import (
     SchemaBaseSQLite,
     SoftDeleteMixin,
 )
-from dsg_lib.fastapi import health_router, lifespan, register_exception_handlers, session_dependency
+from dsg_lib.fastapi import (
+    ERROR_RESPONSES,
+    health_router,
+    lifespan,
+    register_exception_handlers,
+    session_dependency,
+)
 
 # dsg_lib logs through loguru and leaves the sinks to the app: a service logs its
 # lifecycle (INFO: connected, tables created) next to uvicorn's lines, not every query.
@@ -93,14 +99,16 @@ class NotePage(BaseModel):
 
 
 app = FastAPI(title="dsg_lib notes", lifespan=lifespan(db, create_tables=True))
-register_exception_handlers(app)  # not found -> 404, duplicate -> 409, bad input -> 422, down -> 503
+# not found -> 404, duplicate -> 409, bad input (a NULL title, a foreign cursor) -> 422, down -> 503;
+# responses=ERROR_RESPONSES documents those answers in the OpenAPI schema (/docs)
+register_exception_handlers(app)
 app.include_router(health_router(db))
 
 # One transaction per request: committed after the endpoint returns, rolled back if it raises.
 Transaction = Annotated[AsyncSession, Depends(session_dependency(db))]
 
 
-@app.get("/notes", response_model=NotePage)
+@app.get("/notes", responses=ERROR_RESPONSES, response_model=NotePage)
 async def list_notes(
     tx: Transaction,
     tag: str | None = None,
@@ -121,7 +129,7 @@ async def list_notes(
     return NotePage(items=page.items, next_cursor=page.next_cursor)
 
 
-@app.get("/notes/{pkid}", response_model=NoteOut)
+@app.get("/notes/{pkid}", responses=ERROR_RESPONSES, response_model=NoteOut)
 async def get_note(pkid: str, tx: Transaction) -> Any:
     note = await ops.get(Note, pkid)
     if note is None:
@@ -129,17 +137,17 @@ async def get_note(pkid: str, tx: Transaction) -> Any:
     return note
 
 
-@app.post("/notes", response_model=NoteOut, status_code=201)
+@app.post("/notes", responses=ERROR_RESPONSES, response_model=NoteOut, status_code=201)
 async def create_note(data: NoteIn, tx: Transaction) -> Any:
     return await ops.create_one(Note(**data.model_dump()))
 
 
-@app.patch("/notes/{pkid}", response_model=NoteOut)
+@app.patch("/notes/{pkid}", responses=ERROR_RESPONSES, response_model=NoteOut)
 async def update_note(pkid: str, data: NoteUpdate, tx: Transaction) -> Any:
     return await ops.update_one(Note, pkid, data.model_dump(exclude_unset=True))
 
 
 # response_model=None: no body for 204 (FastAPI 0.110 reads the string annotation "None" as a response model)
-@app.delete("/notes/{pkid}", status_code=204, response_model=None)
+@app.delete("/notes/{pkid}", responses=ERROR_RESPONSES, status_code=204, response_model=None)
 async def delete_note(pkid: str, tx: Transaction) -> None:
     await ops.delete_one(Note, pkid)

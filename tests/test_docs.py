@@ -251,3 +251,28 @@ def test_code_block_parser(tmp_path: Path) -> None:
         ("python", 15, False),
     ]
     assert blocks[1].code == "y = x + 1\n"
+
+
+def _pyproject_section(name: str) -> str:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    return text.split(f"\n[{name}]\n", 1)[1].split("\n[", 1)[0]
+
+
+def test_installation_page_lists_every_extra_and_what_all_holds() -> None:
+    section = _pyproject_section("project.optional-dependencies")
+    extras = re.findall(r"^([a-z][a-z-]*) = \[", section, re.M)
+    text = (DOCS / "installation.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in text.splitlines() if line.startswith("| `")}
+    missing = [name for name in extras if name not in rows]
+    assert not missing, f"installation.md's extras table misses: {missing}"
+    found = re.search(
+        r'^all = \["dsg-lib\[([^\]]+)\]"\]', _pyproject_section("project.optional-dependencies"), re.M
+    )
+    assert found is not None
+    for extra in found.group(1).split(","):
+        assert f"`{extra}`" in rows["all"].split("|")[2], f"the `all` row does not name {extra}"
+
+
+def test_documentation_url_is_the_repository_docs() -> None:
+    found = re.search(r'^Documentation = "([^"]+)"', _pyproject_section("project.urls"), re.M)
+    assert found is not None and (ROOT / found.group(1)).is_file(), "Documentation: a page of docs/"

@@ -30,6 +30,7 @@ from dsg_lib.async_database_functions.errors import (
     SessionMissingError,
     StatementTimeoutError,
     TransactionConflictError,
+    TransactionEndedError,
     map_errors,
     translate_error,
 )
@@ -50,6 +51,7 @@ ALL_ERRORS = [
     MultipleRecordsFoundError,
     ConstraintViolationError,
     TransactionConflictError,
+    TransactionEndedError,
     QueryError,
     StatementTimeoutError,
 ]
@@ -100,6 +102,7 @@ def test_default_details_is_empty_string() -> None:
         (MultipleRecordsFoundError, (DatabaseError,)),
         (ConstraintViolationError, (DatabaseError,)),
         (TransactionConflictError, (DatabaseError,)),
+        (TransactionEndedError, (DatabaseError,)),
         (QueryError, (DatabaseError,)),
         (StatementTimeoutError, (QueryError, DatabaseError)),
     ],
@@ -117,6 +120,7 @@ def test_hierarchy(cls: type[DatabaseError], parents: tuple[type, ...]) -> None:
         (DatabaseUnavailableError, ConfigurationError),
         (RecordNotFoundError, ValueError),
         (TransactionConflictError, QueryError),
+        (TransactionEndedError, TransactionConflictError),  # never retried: an implicit commit stays
         (MultipleRecordsFoundError, LookupError),
     ],
 )

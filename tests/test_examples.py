@@ -121,11 +121,11 @@ def test_bulk_load_example_loads_every_row(db_url: str, tmp_path: Path) -> None:
     assert lines[1] == "rows in table: 3,000"
 
 
-def test_bulk_load_example_generates_its_csv(tmp_path: Path) -> None:
+def _bulk_load(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "bulk_load.py"), "--rows", "2500"],
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "bulk_load.py"), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -133,9 +133,28 @@ def test_bulk_load_example_generates_its_csv(tmp_path: Path) -> None:
         timeout=300,
         check=False,
     )
+
+
+def test_bulk_load_example_is_small_by_default_and_cleans_up(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    result = _bulk_load(tmp_path=tmp_path)
+    elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "bulk_load_2500.csv").exists()
+    assert "generating 20,000 rows" in result.stdout
+    assert "rows in table: 20,000" in result.stdout
+    assert elapsed < 30, f"the default run should take seconds, took {elapsed:.1f} s"
+    assert list(tmp_path.iterdir()) == []  # no CSV, no database left behind
+
+
+def test_bulk_load_example_sizes(tmp_path: Path) -> None:
+    result = _bulk_load("--rows", "2500", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
     assert "rows in table: 2,500" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+    usage = _bulk_load("--help", tmp_path=tmp_path)
+    assert "--million" in usage.stdout and "1,000,000" in usage.stdout
+    both = _bulk_load("--rows", "10", "--million", tmp_path=tmp_path)
+    assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
 def _free_port() -> int:
@@ -197,6 +216,12 @@ def test_fastapi_example_serves_the_notes_api(db_url: str) -> None:
             assert missing.status_code == 404
             assert missing.json()["error"] == "RecordNotFoundError"
             assert client.get("/notes", params={"after": "forged"}).status_code == 422
+            # a cursor made for the "home" listing is refused on the "work" one
+            home = client.get("/notes", params={"tag": "home", "limit": 1}).json()
+            foreign = client.get("/notes", params={"tag": "work", "after": home["next_cursor"]})
+            assert foreign.status_code == 422 and foreign.json()["error"] == "InvalidInputError"
+            documented = client.get("/openapi.json").json()["paths"]["/notes/{pkid}"]["get"]["responses"]
+            assert {"404", "409", "422", "503"} <= set(documented)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -2,9 +2,12 @@
 
 Every method raises a `dsg_lib.DatabaseError` subclass on failure
 (``err.to_dict()`` gives devsetgo-lib's ``{"error", "details"}`` shape).
-Every method joins the caller's open ``db.transaction()`` in the same task;
-outside one it runs in a short transaction of its own. Pass ``session=`` to use
-a session you own: the operation uses it and never commits it.
+Every method joins the caller's open ``db.transaction()`` in the same task.
+Outside one, a write of several statements runs in a short transaction of its
+own, while a read or a single-statement write runs by itself (it commits by
+itself, with no BEGIN/COMMIT). Pass ``session=`` to use a session you own: the
+operation uses it and never commits it. How a statement runs (compiled or
+through SQLAlchemy, same results) is decided in one place, ``_executor``.
 
 Examples:
     >>> import asyncio

@@ -77,9 +77,11 @@ class Executor:
         self.async_db = async_db
         self._plans: dict[Any, _fast.Plan | None] = {}
         self._loaders: dict[Any, _fast.Loader] = {}
-        # an unbound Session: its dispatch sees every listener on the Session class
-        # (dsg_lib's sessions are plain AsyncSession(bind=...), so those are the ones that fire)
-        self._session_probe = Session()
+        # An unbound Session: its dispatch sees every listener on the Session class (dsg_lib's
+        # sessions are plain AsyncSession(bind=...), so those are the ones that fire). Its
+        # listener collections are resolved once; each reflects later listen()/remove() calls.
+        probe = Session().dispatch
+        self._session_events = tuple(getattr(probe, name) for name in _SESSION_EVENTS)
         self._engine_seen: tuple[int, ...] | None = None
         self._engine_quiet = False
 
@@ -116,12 +118,20 @@ class Executor:
         if not set(engine.get_execution_options()) <= _OPTIONS_OK:
             return None
         loader = self.loader(model)
-        if not loader.ok or _has_listeners(loader.mapper):
+        if not loader.plain or any(map(bool, self._events_of(loader.mapper))):
             return None
-        probe = self._session_probe.dispatch
-        if any(getattr(probe, name) for name in _SESSION_EVENTS):
+        if any(map(bool, self._session_events)):
             return None
         return loader
+
+    @staticmethod
+    def _events_of(mapper: Mapper[Any]) -> list[Any]:
+        """The listener collections of ``mapper``'s persistence events and its class's load events.
+
+        Looked up on every call: a listener on the mapper itself replaces its collection.
+        """
+        events, instance = mapper.dispatch, mapper.class_manager.dispatch
+        return [getattr(events, n) for n in _MAPPER_EVENTS] + [getattr(instance, n) for n in _INSTANCE_EVENTS]
 
     def _engine_plain(self, sync_engine: Any) -> bool:
         """No engine listener but dsg_lib's own for the events a driver call skips."""
@@ -175,11 +185,3 @@ class Executor:
 
 def _contains(target: Any, name: str, fn: Any) -> bool:
     return bool(event.contains(target, name, fn))
-
-
-def _has_listeners(mapper: Mapper[Any]) -> bool:
-    events = mapper.dispatch
-    instance = mapper.class_manager.dispatch
-    return any(getattr(events, n) for n in _MAPPER_EVENTS) or any(
-        getattr(instance, n) for n in _INSTANCE_EVENTS
-    )

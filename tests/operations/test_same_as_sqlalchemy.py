@@ -550,3 +550,50 @@ async def test_get_one_of_not_a_model_is_a_typed_error(db: AsyncDatabase) -> Non
         await ops.get_one(int, id=1)  # type: ignore[type-var]
     with pytest.raises(InvalidInputError):
         await ops.get_one(object, id=1)  # type: ignore[type-var]
+
+
+# --------------------------------------------------------------------------- 6. never sent twice
+
+
+async def test_a_write_that_reached_the_server_is_never_sent_again(
+    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from dsg_lib import ConstraintViolationError, _fast
+
+    class Code(db.Base):
+        __tablename__ = PREFIX + "code"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        code: Mapped[str] = mapped_column(String(20), unique=True)
+
+    await db.create_tables()
+    ops = DatabaseOperations(db)
+    await ops.insert_many(Code, [{"id": 1, "code": "a"}, {"id": 2, "code": "b"}])
+    sent: list[str] = []
+    compiled, execute, flush = _fast.run_written, AsyncConnection.execute, AsyncSession.flush
+
+    async def compiled_sent(*args: Any) -> Any:
+        sent.append("compiled")
+        return await compiled(*args)
+
+    async def execute_sent(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append("sqlalchemy")
+        return await execute(self, *args, **kwargs)
+
+    async def flush_sent(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append("flush")
+        return await flush(self, *args, **kwargs)
+
+    monkeypatch.setattr(_fast, "run_written", compiled_sent)
+    monkeypatch.setattr(AsyncConnection, "execute", execute_sent)
+    monkeypatch.setattr(AsyncSession, "flush", flush_sent)
+    with pytest.raises(ConstraintViolationError):
+        await ops.update_where(Code, {"code": "b"}, id=1)  # the server refuses it: once
+    assert len(sent) == 1, sent
+    sent.clear()
+    with pytest.raises(ConstraintViolationError):
+        await ops.create_one(Code(id=2, code="z"))
+    assert len(sent) == 1, sent
+    monkeypatch.undo()
+    assert await ops.find_mappings(Code, order_by="id") == [{"id": 1, "code": "a"}, {"id": 2, "code": "b"}]

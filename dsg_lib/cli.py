@@ -206,8 +206,8 @@ def _sqlite_read_only(uri: str) -> str:
         return uri
     try:
         url = make_url(uri)
-    except (ArgumentError, ValueError):
-        return uri  # DBConfig reports it
+    except (ArgumentError, ValueError):  # ValueError: a multi-host URI (h1:5432,h2:5432)
+        return uri  # DBConfig reads it (or reports it)
     database = url.database or ""
     if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
         return uri

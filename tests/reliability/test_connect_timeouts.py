@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -26,6 +27,7 @@ from .conftest import require
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(60)]
 
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 1.5
 #: a hung connect must end within connect_timeout plus this much slack
 SLACK = 1.5
@@ -146,7 +148,6 @@ async def test_cli_check_against_a_hung_server_ends_within_connect_timeout(drive
     import socket
     import subprocess
     import sys
-    from pathlib import Path
 
     await require("postgresql" if driver == "postgresql" else "mariadb")
     # the kernel completes the TCP handshake for a listening socket; nobody ever answers
@@ -161,7 +162,7 @@ async def test_cli_check_against_a_hung_server_ends_within_connect_timeout(drive
             capture_output=True,
             text=True,
             timeout=40,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=ROOT,
             stdin=subprocess.DEVNULL,
         )
         elapsed = time.monotonic() - started

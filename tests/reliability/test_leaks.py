@@ -106,7 +106,7 @@ PG_CASES = {
     "timestamp with time zone": ("SELECT CAST(CAST(:v AS text) AS timestamp with time zone)", "{m}"),
 }
 MY_CASES = {
-    "1064 syntax near a value": ("SELECT * FROM (SELECT :v) AS", "{m}"),
+    "1064 syntax near a value": ("SELECT * FROM WHERE x = :v", "{m}"),
     "1298 time zone": ("SET time_zone = :v", "{m}"),
 }
 
@@ -275,3 +275,32 @@ def test_cli_check_neither_crashes_nor_shows_the_password(uri: str) -> None:
     assert "Traceback" not in shown and "invalid literal" not in shown, shown
     assert result.returncode != 0, shown
     assert secret not in shown, shown
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+async def test_http_error_bodies_and_logs_carry_no_value(server: str, outputs: list[str]) -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from dsg_lib.fastapi import DBSessionMiddleware, register_exception_handlers
+
+    await require(server)
+    db = AsyncDatabase(DBConfig({"database_uri": POSTGRES_URL if server == "postgresql" else MYSQL_URL}))
+    statement = PG_CASES["double precision"][0] if server == "postgresql" else MY_CASES["1298 time zone"][0]
+    value = marker("v")
+    app = FastAPI()
+    register_exception_handlers(app)
+    app.add_middleware(DBSessionMiddleware, db=db)
+
+    @app.get("/q")
+    async def query() -> None:
+        await db.current_session().execute(text(statement), {"v": value})
+
+    try:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/q")
+    finally:
+        await db.disconnect()
+    assert response.status_code in (400, 422, 500), response.text
+    assert_absent(value, None, outputs, response.text, repr(dict(response.headers)))

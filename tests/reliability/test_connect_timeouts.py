@@ -169,3 +169,19 @@ async def test_cli_check_against_a_hung_server_ends_within_connect_timeout(drive
     assert done.returncode != 0, done.stdout + done.stderr
     assert "connect_timeout" in done.stderr, done.stderr
     assert elapsed < TIMEOUT + 8, elapsed  # + interpreter start-up and imports
+
+
+async def test_a_hung_replica_costs_one_connect_timeout(live_url: str, hung_port: int) -> None:
+    from sqlalchemy import literal, select
+
+    from dsg_lib import DatabaseOperations
+
+    config = {"database_uri": live_url, "read_replicas": [_hung_single(live_url, hung_port)]}
+    db = AsyncDatabase(DBConfig({**config, "connect_timeout": TIMEOUT}))
+    try:
+        started = time.monotonic()
+        rows = await asyncio.wait_for(DatabaseOperations(db).read_query(select(literal(1))), TIMEOUT + 10)
+        assert list(rows) == [1]  # served by the primary once the replica failed
+        assert time.monotonic() - started < TIMEOUT + SLACK
+    finally:
+        await db.disconnect()

@@ -78,9 +78,13 @@ _ADAPTER_CONNECT_ARGS = {
 }
 
 
+#: drivers whose ``connect()`` keywords are checked (the pass-through dialects' are not)
+_CHECKED_DRIVERS = ("asyncpg", "aiomysql", "asyncmy", "aiosqlite")
+
+
 def _check_connect_args(connect_args: Any, driver: str) -> None:
     """Refuse a ``connect_args`` key the driver does not take (it would fail every connect)."""
-    if not isinstance(connect_args, Mapping) or driver not in _url.DRIVER_PACKAGES:
+    if not isinstance(connect_args, Mapping) or driver not in _CHECKED_DRIVERS:
         return
     try:
         connect = importlib.import_module(driver).connect

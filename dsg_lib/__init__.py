@@ -10,6 +10,7 @@ Examples:
     'sqlite'
 """
 
+from ._filter_groups import Q as Q
 from ._startup import DistributionClashWarning as DistributionClashWarning
 from .config import DBConfig as DBConfig
 from .database import AsyncDatabase as AsyncDatabase
@@ -54,6 +55,7 @@ __all__ = [
     "MultipleRecordsFoundError",
     "NotConnectedError",
     "Page",
+    "Q",
     "PoolTimeoutError",
     "QueryBudgetExceededError",
     "QueryError",

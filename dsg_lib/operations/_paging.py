@@ -17,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import _fast
+from .._filter_groups import where_list
 from ..errors import (
     InvalidInputError,
 )
@@ -43,6 +44,7 @@ class PagingOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        where: Any = (),
         **filters: Any,
     ) -> Page[Any]:
         """Offset pagination: page ``page`` (1-based) of ``page_size`` rows.
@@ -50,6 +52,7 @@ class PagingOperations(OperationsBase):
         A model is ordered by its primary key; a ``select()`` keeps its own
         order (give it one for stable pages). The total is a separate
         ``COUNT(*)`` over the filtered query; ``with_total=False`` skips it.
+        ``where=`` takes a ``Q`` filter group or SQLAlchemy expression (or a list).
 
         Examples:
             >>> page = run(ops.paginate(User, page=2, page_size=2))
@@ -58,13 +61,14 @@ class PagingOperations(OperationsBase):
         """
         self._check_limit("page", page, 1)
         self._check_limit("page_size", page_size, 1, MAX_PAGE_SIZE)
-        if isinstance(query_or_model, type) and not options:
+        conditions = where_list(where)
+        if isinstance(query_or_model, type) and not options and not conditions:
             fast = await self._compiled_page(
                 query_or_model, page, page_size, with_total, include_deleted, filters, session
             )
             if fast is not None:
                 return fast
-        stmt = self._base_select(query_or_model, include_deleted, filters)
+        stmt = self._base_select(query_or_model, include_deleted, filters, conditions)
         if isinstance(query_or_model, type):  # a model: stable pages by primary key
             stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
         stmt = stmt.options(*options) if options else stmt
@@ -137,6 +141,7 @@ class PagingOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        where: Any = (),
         **filters: Any,
     ) -> CursorPage[Any]:
         """Keyset (cursor) pagination: constant cost per page, however deep.
@@ -157,6 +162,7 @@ class PagingOperations(OperationsBase):
             options: Loader options.
             include_deleted: Include soft-deleted rows.
             session: A caller-owned session.
+            where: A ``Q`` filter group or SQLAlchemy expression, or a list of them.
             **filters: ``field__op=value`` filters.
 
         Raises:
@@ -174,7 +180,7 @@ class PagingOperations(OperationsBase):
         self._check_limit("limit", limit, 1, MAX_PAGE_SIZE)
         if after is not None and before is not None:
             raise InvalidInputError("pass either after= or before=, not both")
-        stmt = self._base_select(query_or_model, include_deleted, filters)
+        stmt = self._base_select(query_or_model, include_deleted, filters, where_list(where))
         model = entity_of(stmt)
         keys = self._keyset_columns(model, order_by)
         fingerprint = query_fingerprint(stmt, [(model.__tablename__, col.key, desc) for col, desc in keys])
@@ -230,6 +236,7 @@ class PagingOperations(OperationsBase):
         include_deleted: bool = False,
         batched: bool = False,
         session: AsyncSession | None = None,
+        where: Any = (),
         **filters: Any,
     ) -> AsyncIterator[Any]:
         """Iterate a large result without loading it into memory.
@@ -248,6 +255,7 @@ class PagingOperations(OperationsBase):
             batched: Yield lists of up to ``batch_size`` rows instead of single
                 rows: much less per-row overhead for very large results.
             session: A caller-owned session.
+            where: A ``Q`` filter group or SQLAlchemy expression, or a list of them.
             **filters: ``field__op=value`` filters.
 
         Examples:
@@ -261,7 +269,7 @@ class PagingOperations(OperationsBase):
             [2, 1]
         """
         self._check_limit("batch_size", batch_size, 1, 1_000_000)
-        stmt = self._base_select(query, include_deleted, filters)
+        stmt = self._base_select(query, include_deleted, filters, where_list(where))
         stmt = stmt.options(*options) if options else stmt
         single = single_column(stmt)
         stmt = stmt.execution_options(yield_per=batch_size, stream_results=True)

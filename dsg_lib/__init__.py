@@ -27,6 +27,7 @@ from .errors import QueryBudgetExceededError as QueryBudgetExceededError
 from .errors import QueryError as QueryError
 from .errors import RecordNotFoundError as RecordNotFoundError
 from .errors import SessionMissingError as SessionMissingError
+from .errors import StaleRecordError as StaleRecordError
 from .errors import StatementTimeoutError as StatementTimeoutError
 from .errors import TransactionConflictError as TransactionConflictError
 from .errors import TransactionEndedError as TransactionEndedError
@@ -65,6 +66,7 @@ __all__ = [
     "SchemaBaseSQLite",
     "SessionMissingError",
     "SoftDeleteMixin",
+    "StaleRecordError",
     "StatementTimeoutError",
     "TransactionConflictError",
     "TransactionEndedError",

@@ -30,6 +30,7 @@ from .errors import (
     InvalidInputError,
     MissingDependencyError,
     RecordNotFoundError,
+    StaleRecordError,
     TransactionConflictError,
 )
 
@@ -69,6 +70,8 @@ __all__ = [
 STATUS_BY_ERROR: dict[type[DatabaseError], int] = {
     RecordNotFoundError: 404,
     ConstraintViolationError: 409,
+    # optimistic locking: the row moved on since the client read it (412 when it sent If-Match)
+    StaleRecordError: 409,
     InvalidInputError: 422,
     DatabaseUnavailableError: 503,
     # A deadlock / serialization failure: the same request can succeed when sent again.
@@ -209,6 +212,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = _responses(ProblemBody, "ap
 _TITLES = {
     404: "Not Found",
     409: "Conflict",
+    412: "Precondition Failed",
     422: "Unprocessable Content",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -258,7 +262,9 @@ def _constraint_details(exc: ConstraintViolationError) -> str:
     return f"{text} ({', '.join(exc.columns)})" if exc.columns else text
 
 
-def error_response(exc: DatabaseError, *, problem_details: bool = False) -> JSONResponse:
+def error_response(
+    exc: DatabaseError, *, problem_details: bool = False, if_match: bool = False
+) -> JSONResponse:
     """The JSON response for a ``DatabaseError``: ``{"error", "details"}`` and its status.
 
     Server-side failures (5xx) carry a generic message; the real one is logged.
@@ -271,6 +277,8 @@ def error_response(exc: DatabaseError, *, problem_details: bool = False) -> JSON
         exc: The error.
         problem_details: Answer with RFC 9457 problem details
             (``application/problem+json``, see `ProblemBody`).
+        if_match: The request carried ``If-Match``: a `StaleRecordError`
+            is then 412 Precondition Failed instead of 409.
 
     Examples:
         >>> from dsg_lib import RecordNotFoundError
@@ -279,7 +287,7 @@ def error_response(exc: DatabaseError, *, problem_details: bool = False) -> JSON
         >>> error_response(RecordNotFoundError("no user 7"), problem_details=True).media_type
         'application/problem+json'
     """
-    status = status_for(exc)
+    status = 412 if if_match and isinstance(exc, StaleRecordError) else status_for(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, TransactionConflictError):
@@ -342,6 +350,8 @@ def register_exception_handlers(app: FastAPI, *, problem_details: bool = False) 
       carry ``kind``, ``columns`` (the fields, when the database names them)
       and ``constraint`` (its name, when it has one), the same shape on every
       backend, never values.
+    - ``StaleRecordError`` (optimistic locking) -> 409, or 412 when the
+      request sent ``If-Match``.
     - ``InvalidInputError`` -> 422.
     - ``DatabaseUnavailableError`` -> 503 with ``Retry-After: 5``; a
       ``TransactionConflictError`` (deadlock, serialization failure) -> 503
@@ -368,7 +378,8 @@ def register_exception_handlers(app: FastAPI, *, problem_details: bool = False) 
 
     async def _handler(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DatabaseError)
-        return error_response(exc, problem_details=problem_details)
+        if_match = "if-match" in request.headers
+        return error_response(exc, problem_details=problem_details, if_match=if_match)
 
     app.add_exception_handler(DatabaseError, _handler)
     if problem_details:

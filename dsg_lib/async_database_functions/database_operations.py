@@ -307,9 +307,12 @@ class DatabaseOperations(_ModernOperations):
         record_id: Any,
         new_values: Mapping[str, Any],
         *,
+        expected_version: Any = None,
         session: AsyncSession | None = None,
     ) -> Any:
         """Update the row with primary key ``record_id`` and return it.
+
+        ``expected_version``: optimistic locking, as on ``dsg_lib.DatabaseOperations``.
 
         Returns:
             The object, or ``{"error": "Record not found", ...}`` when there is none.
@@ -324,7 +327,9 @@ class DatabaseOperations(_ModernOperations):
             return self._not_found(record_id)
         update = super().update_one
         result = await self._run(
-            lambda s: update(table, record_id, new_values, session=s), write=True, session=session
+            lambda s: update(table, record_id, new_values, expected_version=expected_version, session=s),
+            write=True,
+            session=session,
         )
         return self._not_found(record_id) if _is_not_found(result) else result
 

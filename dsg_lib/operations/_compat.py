@@ -17,6 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import _bulk, _fast
+from .._versions import check_expected, check_not_versioned, version_attribute
 from ..errors import (
     InvalidInputError,
     MultipleRecordsFoundError,
@@ -298,6 +299,7 @@ class CompatOperations(WriteOperations, PagingOperations):
         record_id: Any,
         new_values: Mapping[str, Any],
         *,
+        expected_version: Any = None,
         session: AsyncSession | None = None,
     ) -> M:
         """Update the row with primary key ``record_id`` and return the updated object.
@@ -305,8 +307,15 @@ class CompatOperations(WriteOperations, PagingOperations):
         Primary key columns and ``date_created`` in ``new_values`` are ignored (as in
         devsetgo-lib); an unknown column is an ``InvalidInputError``.
 
+        ``expected_version`` (optimistic locking, for a model with SQLAlchemy's
+        ``version_id_col``): the version the caller read; the update only happens
+        if the row is still at it. The UPDATE itself also carries ``AND version =``,
+        so a concurrent writer between the read and the write is caught too.
+
         Raises:
             RecordNotFoundError: no row has that primary key.
+            StaleRecordError: the row's version is not ``expected_version``, or it
+                changed while this update ran.
 
         Examples:
             >>> run(ops.update_one(User, 1, {"age": 37})).age
@@ -323,11 +332,21 @@ class CompatOperations(WriteOperations, PagingOperations):
             if key not in columns:
                 raise InvalidInputError(f"{str(key)[:60]!r} is not a column of {table.__name__}")
             values[key] = check_value(columns[key], value, name=key, dialect=self._dialect)
+        check_not_versioned(self._mapper(table), values, table.__name__)
         ident = self._check_pk(table, record_id)
+        version_key = None
+        if expected_version is not None:
+            version_key = version_attribute(self._mapper(table), table.__name__)
+            check_expected(expected_version, expected_version, table.__name__)  # its type, before SQL
         async with self._session(session, write=True) as s:
-            record = await s.get(table, ident)
+            # a versioned row is read fresh: a version cached in a joined session may be old
+            record = await s.get(table, ident, populate_existing=version_key is not None)
             if record is None or (is_soft(table) and getattr(record, "deleted_at", None) is not None):
                 raise RecordNotFoundError(f"no {table.__name__} with primary key {record_id!r}"[:200])
+            if version_key is not None:
+                check_expected(
+                    expected_version, getattr(record, version_key), f"{table.__name__} {record_id!r}"
+                )
             for key, value in values.items():
                 setattr(record, key, value)
             await s.flush()

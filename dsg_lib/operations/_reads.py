@@ -14,6 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .._schemas import to_schema, to_schemas
 from ..errors import (
     MultipleRecordsFoundError,
     RecordNotFoundError,
@@ -37,6 +38,7 @@ class ReadOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        as_: Any = None,
     ) -> M | None:
         """The object with primary key ``id``, or ``None``.
 
@@ -46,6 +48,8 @@ class ReadOperations(OperationsBase):
             options: Loader options, e.g. ``selectinload(User.orders)``.
             include_deleted: Also return soft-deleted rows.
             session: A caller-owned session to use (never committed).
+            as_: A Pydantic model class: return an instance of it, validated
+                from the object's attributes (loaded relationships included).
 
         Examples:
             >>> run(ops.get(User, 1)).name
@@ -53,6 +57,11 @@ class ReadOperations(OperationsBase):
             >>> run(ops.get(User, 99)) is None
             True
         """
+        if as_ is not None:
+            found = await self.get(
+                model, id, options=options, include_deleted=include_deleted, session=session
+            )
+            return to_schema(as_, found)  # type: ignore[no-any-return]
         ident = self._check_pk(model, id)
         joined = session is not None or self.async_db.acquire.in_transaction()
         if joined and not (is_soft(model) and not include_deleted):
@@ -85,9 +94,10 @@ class ReadOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        as_: Any = None,
         **filters: Any,
     ) -> M:
-        """Exactly one object matching the filters.
+        """Exactly one object matching the filters (``as_=Schema``: as a Pydantic model).
 
         Raises:
             RecordNotFoundError: nothing matched.
@@ -109,7 +119,7 @@ class ReadOperations(OperationsBase):
             raise RecordNotFoundError(f"no {model.__name__} matched the filters")
         if len(rows) > 1:
             raise MultipleRecordsFoundError(f"more than one {model.__name__} matched the filters")
-        return rows[0]
+        return rows[0] if as_ is None else to_schema(as_, rows[0])
 
     async def find(
         self,
@@ -121,6 +131,7 @@ class ReadOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        as_: Any = None,
         **filters: Any,
     ) -> list[M]:
         """Objects matching the filters.
@@ -135,6 +146,8 @@ class ReadOperations(OperationsBase):
             options: Loader options.
             include_deleted: Include soft-deleted rows.
             session: A caller-owned session.
+            as_: A Pydantic model class: return instances of it, validated from
+                the objects' attributes in one ``TypeAdapter(list[as_])`` call.
             **filters: ``field__op=value`` filters.
 
         Examples:
@@ -146,6 +159,19 @@ class ReadOperations(OperationsBase):
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
         self._mapper(model)  # before select(model): a typed error, not SQLAlchemy's ArgumentError
+        if as_ is not None:
+            found_objects = await self.find(
+                model,
+                *where,
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+                options=options,
+                include_deleted=include_deleted,
+                session=session,
+                **filters,
+            )
+            return to_schemas(as_, found_objects)
         plain = not (where or options or limit is not None or offset or order_by is not None)
         found = (
             self._compiled_read(

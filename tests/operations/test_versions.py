@@ -30,7 +30,7 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
         id: Mapped[int] = mapped_column(Integer, primary_key=True)
         title: Mapped[str] = mapped_column(String(40))
         version: Mapped[int] = mapped_column(Integer, nullable=False)
-        __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+        __mapper_args__ = {"version_id_col": version}
 
     class Plain(db.Base):
         __tablename__ = PREFIX + "plain"

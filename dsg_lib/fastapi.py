@@ -57,6 +57,7 @@ __all__ = [
     "ErrorBody",
     "ProblemBody",
     "error_response",
+    "expected_version",
     "health_router",
     "lifespan",
     "metrics_router",
@@ -64,6 +65,7 @@ __all__ = [
     "session_dependency",
     "status_for",
     "validation_problem",
+    "version_etag",
 ]
 
 #: HTTP status per error class; the first match in the class's MRO wins.
@@ -389,6 +391,61 @@ def register_exception_handlers(app: FastAPI, *, problem_details: bool = False) 
             return validation_problem(exc)
 
         app.add_exception_handler(RequestValidationError, _validation)
+
+
+def version_etag(obj: Any) -> str:
+    """The ``ETag`` of a versioned ORM object: its ``version_id_col`` value, quoted.
+
+    Send it with a read; the client sends it back as ``If-Match`` with its
+    update, and `expected_version` turns that into ``expected_version=``.
+
+    Raises:
+        InvalidInputError: the object's model has no ``version_id_col``.
+
+    Examples:
+        >>> from sqlalchemy import Integer
+        >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
+        >>> class B(DeclarativeBase):
+        ...     pass
+        >>> class Doc(B):
+        ...     __tablename__ = "doc"
+        ...     id = mapped_column(Integer, primary_key=True)
+        ...     version = mapped_column(Integer, nullable=False)
+        ...     __mapper_args__ = {"version_id_col": version}
+        >>> version_etag(Doc(id=1, version=3))
+        '"3"'
+    """
+    from sqlalchemy import inspect as sa_inspect
+
+    from ._versions import version_attribute
+
+    mapper = sa_inspect(type(obj), raiseerr=False)
+    if mapper is None:
+        raise InvalidInputError(f"version_etag takes an ORM object, got {type(obj).__name__}")
+    return f'"{getattr(obj, version_attribute(mapper, type(obj).__name__))}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version named by an ``If-Match`` header (``"3"`` or ``W/"3"``); ``None`` without one.
+
+    Raises:
+        InvalidInputError: the header is not one quoted integer version (HTTP 422).
+
+    Examples:
+        >>> expected_version('"3"'), expected_version('W/"3"'), expected_version(None)
+        (3, 3, None)
+        >>> expected_version("*")
+        Traceback (most recent call last):
+        ...
+        dsg_lib.errors.InvalidInputError: If-Match must be one version ETag such as "3"
+    """
+    if if_match is None:
+        return None
+    tag = if_match.strip().removeprefix("W/")
+    inner = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else ""
+    if not (inner.isascii() and inner.isdigit()) or len(inner) > 18:
+        raise InvalidInputError('If-Match must be one version ETag such as "3"')
+    return int(inner)
 
 
 def health_router(db: AsyncDatabase, path: str = "/health") -> APIRouter:

@@ -11,14 +11,14 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from sqlalchemy import Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from conftest import captured_sql, fresh_env
 from dsg_lib import AsyncDatabase, DatabaseOperations, InvalidInputError, Q, StaleRecordError
-from dsg_lib.fastapi import register_exception_handlers, status_for
+from dsg_lib.fastapi import expected_version, register_exception_handlers, status_for, version_etag
 
 PREFIX = f"ver_{os.getpid()}_"
 
@@ -136,18 +136,30 @@ async def test_http_409_or_412_with_if_match(env: SimpleNamespace) -> None:
     app = FastAPI()
     register_exception_handlers(app)
 
+    @app.get("/docs/{doc_id}")
+    async def read(doc_id: int, response: Response) -> dict[str, object]:
+        doc = await ops.get(Doc, doc_id)
+        response.headers["ETag"] = version_etag(doc)
+        return {"id": doc.id, "title": doc.title}
+
     @app.put("/docs/{doc_id}")
     async def put(doc_id: int, request: Request) -> dict[str, object]:
         body = await request.json()
-        expected = int(request.headers.get("if-match", "0").strip('"') or 0) or body["version"]
-        doc = await ops.update_one(Doc, doc_id, {"title": body["title"]}, expected_version=expected)
+        version = expected_version(request.headers.get("if-match")) or body["version"]
+        doc = await ops.update_one(Doc, doc_id, {"title": body["title"]}, expected_version=version)
         return {"id": doc.id, "version": doc.version}
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        ok = await client.put("/docs/1", json={"title": "n", "version": 1})
+        etag = (await client.get("/docs/1")).headers["etag"]
+        assert etag == '"1"'
+        ok = await client.put("/docs/1", json={"title": "n"}, headers={"If-Match": etag})
         assert ok.status_code == 200 and ok.json()["version"] == 2
+        assert (await client.get("/docs/1")).headers["etag"] == '"2"'
+        precondition = await client.put("/docs/1", json={"title": "n"}, headers={"If-Match": etag})
+        assert precondition.status_code == 412 and precondition.json()["error"] == "StaleRecordError"
         conflict = await client.put("/docs/1", json={"title": "n", "version": 1})
-        assert conflict.status_code == 409 and conflict.json()["error"] == "StaleRecordError"
-        precondition = await client.put("/docs/1", json={"title": "n"}, headers={"If-Match": '"1"'})
-        assert precondition.status_code == 412
+        assert conflict.status_code == 409
+        malformed = await client.put("/docs/1", json={"title": "n"}, headers={"If-Match": "*"})
+        assert malformed.status_code == 422
+    assert (await stored(env.db, Doc))[0] == (1, "n", 2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Mapper
 
 from .errors import InvalidInputError, StaleRecordError
@@ -100,10 +100,12 @@ async def versioned_update(
 ) -> int:
     """``update_where(..., expected_version=n)``: every matching row must be at version ``n``.
 
-    In one transaction: count the rows the filters match, then UPDATE them
-    with ``AND version = n`` and the next version. If any matching row is at
-    another version, nothing is written and `StaleRecordError` is raised
-    (also when a concurrent writer moved a row between the two statements).
+    In one transaction: count the rows the filters match and those of them at
+    version ``n``; if they differ, `StaleRecordError` before anything is
+    written. Then UPDATE them with ``AND version = n`` and the next version; if
+    a concurrent writer moved a row in between, fewer rows match,
+    `StaleRecordError` again and the transaction (dsg_lib's own; a caller's
+    ``session=`` is the caller's to roll back) takes the change back.
     """
     mapper: Mapper[Any] = model.__mapper__
     key = version_attribute(mapper, model.__name__)
@@ -114,20 +116,26 @@ async def versioned_update(
     generator = mapper.version_id_generator
     if callable(generator):  # every row updated is at ``expected``: they all get its successor
         new_values[key] = generator(expected)
-    counter = select(func.count()).select_from(model).where(*criteria)
+    # how many rows match, and how many of them are at the expected version: one statement
+    counter = select(func.count(), func.count(case((column == expected, 1)))).select_from(model)
+    counter = counter.where(*criteria)
     stmt = update(model).where(*criteria, column == expected).values(**new_values)
     stmt = stmt.execution_options(synchronize_session=False)
     async with ops._session(session, write=True, autocommit=True) as s:  # noqa: SLF001 (the operations' own)
-        matching = int((await s.execute(counter)).scalar_one())
+        matching, at_version = (int(n) for n in (await s.execute(counter)).one())
         if matching == 0:
             return 0
+        if at_version != matching:  # refused before anything is written
+            raise StaleRecordError(
+                f"{matching - at_version} of {matching} matching {model.__name__} rows are not at "
+                f"version {expected!r}"[:200],
+                expected=expected,
+            )
         result = await s.execute(stmt)
         updated = int(max(getattr(result, "rowcount", 0), 0))
-        if updated != matching:
+        if updated != matching:  # a concurrent writer moved a row in between: rolled back
             raise StaleRecordError(
-                f"{updated} of {matching} {model.__name__} rows were at the expected version {expected!r}"[
-                    :200
-                ],
+                f"{matching - updated} of {matching} {model.__name__} rows changed version meanwhile"[:200],
                 expected=expected,
             )
     return updated

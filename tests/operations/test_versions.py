@@ -106,8 +106,10 @@ async def test_update_where_with_expected_version(env: SimpleNamespace) -> None:
     assert await ops.update_where(Doc, {"title": "x"}, Q(id=1) | Q(id=2), expected_version=1) == 2
     assert await stored(env.db, Doc) == [(1, "x", 2), (2, "x", 2), (3, "c", 1)]
     before = await stored(env.db, Doc)
-    with pytest.raises(StaleRecordError):  # row 3 is at 1, rows 1-2 at 2: all or nothing
+    with captured_sql(env.db) as sent, pytest.raises(StaleRecordError):
+        # row 3 is at 1, rows 1-2 at 2: refused before any UPDATE is sent
         await ops.update_where(Doc, {"title": "y"}, id__in=[1, 2, 3], expected_version=2)
+    assert not [s for s in sent if s.lstrip().upper().startswith("UPDATE")]
     with pytest.raises(StaleRecordError):
         await ops.update_where(Doc, {"title": "y"}, id=1, expected_version=1)
     assert await stored(env.db, Doc) == before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import (
     exists,
@@ -26,9 +26,35 @@ from ._base import (
     is_soft,
 )
 
+S = TypeVar("S")  # an ``as_=`` schema class
+
 
 class ReadOperations(OperationsBase):
     """Model-level reads of ``DatabaseOperations``."""
+
+    @overload
+    async def get(
+        self,
+        model: type[M],
+        id: Any,
+        *,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: None = ...,
+    ) -> M | None: ...
+
+    @overload
+    async def get(
+        self,
+        model: type[M],
+        id: Any,
+        *,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: type[S],
+    ) -> S | None: ...
 
     async def get(
         self,
@@ -39,7 +65,7 @@ class ReadOperations(OperationsBase):
         include_deleted: bool = False,
         session: AsyncSession | None = None,
         as_: Any = None,
-    ) -> M | None:
+    ) -> Any:
         """The object with primary key ``id``, or ``None``.
 
         Args:
@@ -61,7 +87,7 @@ class ReadOperations(OperationsBase):
             found = await self.get(
                 model, id, options=options, include_deleted=include_deleted, session=session
             )
-            return to_schema(as_, found)  # type: ignore[no-any-return]
+            return to_schema(as_, found)
         ident = self._check_pk(model, id)
         joined = session is not None or self.async_db.acquire.in_transaction()
         if joined and not (is_soft(model) and not include_deleted):
@@ -87,6 +113,30 @@ class ReadOperations(OperationsBase):
 
         return await self._read(session, run, orm=True)
 
+    @overload
+    async def get_one(
+        self,
+        model: type[M],
+        *where: Any,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: None = ...,
+        **filters: Any,
+    ) -> M: ...
+
+    @overload
+    async def get_one(
+        self,
+        model: type[M],
+        *where: Any,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: type[S],
+        **filters: Any,
+    ) -> S: ...
+
     async def get_one(
         self,
         model: type[M],
@@ -96,7 +146,7 @@ class ReadOperations(OperationsBase):
         session: AsyncSession | None = None,
         as_: Any = None,
         **filters: Any,
-    ) -> M:
+    ) -> Any:
         """Exactly one object matching the filters (``as_=Schema``: as a Pydantic model).
 
         Raises:
@@ -121,6 +171,36 @@ class ReadOperations(OperationsBase):
             raise MultipleRecordsFoundError(f"more than one {model.__name__} matched the filters")
         return rows[0] if as_ is None else to_schema(as_, rows[0])
 
+    @overload
+    async def find(
+        self,
+        model: type[M],
+        *where: Any,
+        order_by: Any = ...,
+        limit: int | None = ...,
+        offset: int | None = ...,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: None = ...,
+        **filters: Any,
+    ) -> list[M]: ...
+
+    @overload
+    async def find(
+        self,
+        model: type[M],
+        *where: Any,
+        order_by: Any = ...,
+        limit: int | None = ...,
+        offset: int | None = ...,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: type[S],
+        **filters: Any,
+    ) -> list[S]: ...
+
     async def find(
         self,
         model: type[M],
@@ -133,7 +213,7 @@ class ReadOperations(OperationsBase):
         session: AsyncSession | None = None,
         as_: Any = None,
         **filters: Any,
-    ) -> list[M]:
+    ) -> Any:
         """Objects matching the filters.
 
         Args:

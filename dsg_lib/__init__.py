@@ -10,6 +10,7 @@ Examples:
     'sqlite'
 """
 
+from ._filter_groups import Q as Q
 from ._startup import DistributionClashWarning as DistributionClashWarning
 from .config import DBConfig as DBConfig
 from .database import AsyncDatabase as AsyncDatabase
@@ -26,6 +27,7 @@ from .errors import QueryBudgetExceededError as QueryBudgetExceededError
 from .errors import QueryError as QueryError
 from .errors import RecordNotFoundError as RecordNotFoundError
 from .errors import SessionMissingError as SessionMissingError
+from .errors import StaleRecordError as StaleRecordError
 from .errors import StatementTimeoutError as StatementTimeoutError
 from .errors import TransactionConflictError as TransactionConflictError
 from .errors import TransactionEndedError as TransactionEndedError
@@ -54,6 +56,7 @@ __all__ = [
     "MultipleRecordsFoundError",
     "NotConnectedError",
     "Page",
+    "Q",
     "PoolTimeoutError",
     "QueryBudgetExceededError",
     "QueryError",
@@ -63,6 +66,7 @@ __all__ = [
     "SchemaBaseSQLite",
     "SessionMissingError",
     "SoftDeleteMixin",
+    "StaleRecordError",
     "StatementTimeoutError",
     "TransactionConflictError",
     "TransactionEndedError",

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import exc as orm_exc
 
 from ._error_codes import (
     MY_CHECK,
@@ -50,6 +51,7 @@ from .errors import (
     PoolTimeoutError,
     QueryError,
     RecordNotFoundError,
+    StaleRecordError,
     StatementTimeoutError,
     TransactionConflictError,
 )
@@ -187,6 +189,8 @@ def _from_sqlalchemy_result(
         return MultipleRecordsFoundError(message or "more than one row found")
     if isinstance(exc, sa_exc.TimeoutError):
         return PoolTimeoutError(f"connection pool exhausted: {message}")
+    if isinstance(exc, orm_exc.StaleDataError):  # a versioned row moved on (optimistic locking)
+        return StaleRecordError(message or "the row changed since it was read (its version moved on)")
     return None
 
 

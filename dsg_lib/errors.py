@@ -14,6 +14,7 @@ DatabaseError                      .details  .to_dict()  .driver_error
 ├── RecordNotFoundError            (also LookupError)
 ├── MultipleRecordsFoundError
 ├── ConstraintViolationError       unique / foreign key / not null / check
+├── StaleRecordError               optimistic lock: the row's version moved on
 ├── TransactionConflictError       deadlock / serialization failure
 ├── TransactionEndedError          the database ended the transaction itself
 ├── QueryError                     anything else the database rejected
@@ -58,6 +59,7 @@ __all__ = [
     "QueryError",
     "RecordNotFoundError",
     "SessionMissingError",
+    "StaleRecordError",
     "StatementTimeoutError",
     "TransactionConflictError",
     "TransactionEndedError",
@@ -221,6 +223,33 @@ class ConstraintViolationError(DatabaseError):
         self.constraint = constraint
         self.kind = kind
         self.columns: tuple[str, ...] = tuple(columns)
+
+
+class StaleRecordError(DatabaseError):
+    """Optimistic locking: the row's version is not the one the caller read (it moved on).
+
+    Raised by ``update_one(..., expected_version=n)`` / ``update_where(...,
+    expected_version=n)`` on a model with SQLAlchemy's ``version_id_col``, and
+    whenever a versioned row changed between an ORM read and its flush. A
+    conflict with the current state, like a unique violation (HTTP 409, or 412
+    when the request sent ``If-Match``), and unlike `TransactionConflictError`
+    not retried: sending the same change again fails the same way; read the
+    row again first.
+
+    Attributes:
+        expected: The version the caller expected, when known.
+        current: The version the row has now, when known.
+
+    Examples:
+        >>> err = StaleRecordError("Doc 1 is at version 4, not 3", expected=3, current=4)
+        >>> (err.expected, err.current, err.to_dict()["error"])
+        (3, 4, 'StaleRecordError')
+    """
+
+    def __init__(self, details: str = "", *, expected: object = None, current: object = None) -> None:
+        super().__init__(details)
+        self.expected = expected
+        self.current = current
 
 
 class TransactionConflictError(DatabaseError):

@@ -30,6 +30,7 @@ from .errors import (
     InvalidInputError,
     MissingDependencyError,
     RecordNotFoundError,
+    StaleRecordError,
     TransactionConflictError,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "ErrorBody",
     "ProblemBody",
     "error_response",
+    "expected_version",
     "health_router",
     "lifespan",
     "metrics_router",
@@ -63,12 +65,15 @@ __all__ = [
     "session_dependency",
     "status_for",
     "validation_problem",
+    "version_etag",
 ]
 
 #: HTTP status per error class; the first match in the class's MRO wins.
 STATUS_BY_ERROR: dict[type[DatabaseError], int] = {
     RecordNotFoundError: 404,
     ConstraintViolationError: 409,
+    # optimistic locking: the row moved on since the client read it (412 when it sent If-Match)
+    StaleRecordError: 409,
     InvalidInputError: 422,
     DatabaseUnavailableError: 503,
     # A deadlock / serialization failure: the same request can succeed when sent again.
@@ -209,6 +214,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = _responses(ProblemBody, "ap
 _TITLES = {
     404: "Not Found",
     409: "Conflict",
+    412: "Precondition Failed",
     422: "Unprocessable Content",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -258,7 +264,9 @@ def _constraint_details(exc: ConstraintViolationError) -> str:
     return f"{text} ({', '.join(exc.columns)})" if exc.columns else text
 
 
-def error_response(exc: DatabaseError, *, problem_details: bool = False) -> JSONResponse:
+def error_response(
+    exc: DatabaseError, *, problem_details: bool = False, if_match: bool = False
+) -> JSONResponse:
     """The JSON response for a ``DatabaseError``: ``{"error", "details"}`` and its status.
 
     Server-side failures (5xx) carry a generic message; the real one is logged.
@@ -271,6 +279,8 @@ def error_response(exc: DatabaseError, *, problem_details: bool = False) -> JSON
         exc: The error.
         problem_details: Answer with RFC 9457 problem details
             (``application/problem+json``, see `ProblemBody`).
+        if_match: The request carried ``If-Match``: a `StaleRecordError`
+            is then 412 Precondition Failed instead of 409.
 
     Examples:
         >>> from dsg_lib import RecordNotFoundError
@@ -279,7 +289,7 @@ def error_response(exc: DatabaseError, *, problem_details: bool = False) -> JSON
         >>> error_response(RecordNotFoundError("no user 7"), problem_details=True).media_type
         'application/problem+json'
     """
-    status = status_for(exc)
+    status = 412 if if_match and isinstance(exc, StaleRecordError) else status_for(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, TransactionConflictError):
@@ -342,6 +352,8 @@ def register_exception_handlers(app: FastAPI, *, problem_details: bool = False) 
       carry ``kind``, ``columns`` (the fields, when the database names them)
       and ``constraint`` (its name, when it has one), the same shape on every
       backend, never values.
+    - ``StaleRecordError`` (optimistic locking) -> 409, or 412 when the
+      request sent ``If-Match``.
     - ``InvalidInputError`` -> 422.
     - ``DatabaseUnavailableError`` -> 503 with ``Retry-After: 5``; a
       ``TransactionConflictError`` (deadlock, serialization failure) -> 503
@@ -368,7 +380,8 @@ def register_exception_handlers(app: FastAPI, *, problem_details: bool = False) 
 
     async def _handler(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DatabaseError)
-        return error_response(exc, problem_details=problem_details)
+        if_match = "if-match" in request.headers
+        return error_response(exc, problem_details=problem_details, if_match=if_match)
 
     app.add_exception_handler(DatabaseError, _handler)
     if problem_details:
@@ -378,6 +391,61 @@ def register_exception_handlers(app: FastAPI, *, problem_details: bool = False) 
             return validation_problem(exc)
 
         app.add_exception_handler(RequestValidationError, _validation)
+
+
+def version_etag(obj: Any) -> str:
+    """The ``ETag`` of a versioned ORM object: its ``version_id_col`` value, quoted.
+
+    Send it with a read; the client sends it back as ``If-Match`` with its
+    update, and `expected_version` turns that into ``expected_version=``.
+
+    Raises:
+        InvalidInputError: the object's model has no ``version_id_col``.
+
+    Examples:
+        >>> from sqlalchemy import Integer
+        >>> from sqlalchemy.orm import DeclarativeBase, mapped_column
+        >>> class B(DeclarativeBase):
+        ...     pass
+        >>> class Doc(B):
+        ...     __tablename__ = "doc"
+        ...     id = mapped_column(Integer, primary_key=True)
+        ...     version = mapped_column(Integer, nullable=False)
+        ...     __mapper_args__ = {"version_id_col": version}
+        >>> version_etag(Doc(id=1, version=3))
+        '"3"'
+    """
+    from sqlalchemy import inspect as sa_inspect
+
+    from ._versions import version_attribute
+
+    mapper = sa_inspect(type(obj), raiseerr=False)
+    if mapper is None:
+        raise InvalidInputError(f"version_etag takes an ORM object, got {type(obj).__name__}")
+    return f'"{getattr(obj, version_attribute(mapper, type(obj).__name__))}"'
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version named by an ``If-Match`` header (``"3"`` or ``W/"3"``); ``None`` without one.
+
+    Raises:
+        InvalidInputError: the header is not one quoted integer version (HTTP 422).
+
+    Examples:
+        >>> expected_version('"3"'), expected_version('W/"3"'), expected_version(None)
+        (3, 3, None)
+        >>> expected_version("*")
+        Traceback (most recent call last):
+        ...
+        dsg_lib.errors.InvalidInputError: If-Match must be one version ETag such as "3"
+    """
+    if if_match is None:
+        return None
+    tag = if_match.strip().removeprefix("W/")
+    inner = tag[1:-1] if len(tag) >= 2 and tag[0] == tag[-1] == '"' else ""
+    if not (inner.isascii() and inner.isdigit()) or len(inner) > 18:
+        raise InvalidInputError('If-Match must be one version ETag such as "3"')
+    return int(inner)
 
 
 def health_router(db: AsyncDatabase, path: str = "/health") -> APIRouter:

@@ -280,15 +280,17 @@ class DatabaseOperations(_ModernOperations):
 
         return await self._run(work, write=True, session=session)
 
-    async def create_one(self, record: Any, *, session: AsyncSession | None = None) -> Any:
+    async def create_one(self, record: Any, data: Any = None, *, session: AsyncSession | None = None) -> Any:
         """Insert one ORM object and return it; an error dict on failure.
+
+        ``create_one(Model, data)`` (a Pydantic model or mapping) as on ``dsg_lib.DatabaseOperations``.
 
         Examples:
             >>> run(face_ops.create_one(User(name="Tim", email="t@x.org"))).id
             4
         """
         create = super().create_one
-        return await self._run(lambda s: create(record, session=s), write=True, session=session)
+        return await self._run(lambda s: create(record, data, session=s), write=True, session=session)
 
     async def create_many(self, records: Sequence[Any], *, session: AsyncSession | None = None) -> Any:
         """Insert several ORM objects in one transaction and return them; an error dict on failure.
@@ -307,9 +309,12 @@ class DatabaseOperations(_ModernOperations):
         record_id: Any,
         new_values: Mapping[str, Any],
         *,
+        expected_version: Any = None,
         session: AsyncSession | None = None,
     ) -> Any:
         """Update the row with primary key ``record_id`` and return it.
+
+        ``expected_version``: optimistic locking, as on ``dsg_lib.DatabaseOperations``.
 
         Returns:
             The object, or ``{"error": "Record not found", ...}`` when there is none.
@@ -324,7 +329,9 @@ class DatabaseOperations(_ModernOperations):
             return self._not_found(record_id)
         update = super().update_one
         result = await self._run(
-            lambda s: update(table, record_id, new_values, session=s), write=True, session=session
+            lambda s: update(table, record_id, new_values, expected_version=expected_version, session=s),
+            write=True,
+            session=session,
         )
         return self._not_found(record_id) if _is_not_found(result) else result
 

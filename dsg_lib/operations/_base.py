@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import instance_dict
 from sqlalchemy.sql.elements import ClauseElement
 
 from .. import _bulk, _fast
+from .._filter_groups import Q
 from .._values import is_json
 from ..database import AsyncDatabase
 from ..errors import (
@@ -217,6 +218,11 @@ class OperationsBase:
         self._mapper(model)
         clauses: list[ColumnElement[bool]] = []
         for expression in where:
+            if isinstance(expression, Q):  # a filter group: AND / OR / NOT of field__op filters
+                grouped = expression.resolve(model, dialect=self._dialect, validate=validate)
+                if grouped is not None:
+                    clauses.append(grouped)
+                continue
             if not isinstance(expression, ColumnElement):
                 raise InvalidInputError(
                     f"positional filters must be SQLAlchemy expressions, got {type(expression).__name__}; "
@@ -317,21 +323,24 @@ class OperationsBase:
         return stmt
 
     def _base_select(
-        self, query_or_model: Any, include_deleted: bool, filters: Mapping[str, Any] | None = None
+        self,
+        query_or_model: Any,
+        include_deleted: bool,
+        filters: Mapping[str, Any] | None = None,
+        where: Sequence[Any] = (),
     ) -> Select[Any]:
         """``select(Model)`` with soft-delete and keyword filters, or a given ``select()`` as is.
 
-        Keyword filters on a ``select()`` apply to its single entity.
+        Keyword filters and ``Q`` groups on a ``select()`` apply to its single entity.
         """
         if isinstance(query_or_model, Select):
-            if not filters:
+            if not filters and not where:
                 return query_or_model
-            return query_or_model.where(
-                *build_filters(entity_of(query_or_model), filters, dialect=self._dialect)
-            )
+            entity = entity_of(query_or_model)
+            return query_or_model.where(*self._criteria(entity, where, filters or {}, include_deleted=True))
         self._mapper(query_or_model)
         return select(query_or_model).where(
-            *self._criteria(query_or_model, (), filters or {}, include_deleted)
+            *self._criteria(query_or_model, where, filters or {}, include_deleted)
         )
 
     @staticmethod

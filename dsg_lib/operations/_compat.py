@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     Executable,
@@ -17,6 +17,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import _bulk, _fast
+from .._schemas import input_values, is_pydantic_model
+from .._versions import check_expected, check_not_versioned, version_attribute
 from ..errors import (
     InvalidInputError,
     MultipleRecordsFoundError,
@@ -238,14 +240,30 @@ class CompatOperations(WriteOperations, PagingOperations):
                     results.append(count)
         return results if return_results else total
 
-    async def create_one(self, record: M, *, session: AsyncSession | None = None) -> M:
+    @overload
+    async def create_one(self, record: M, data: None = None, *, session: AsyncSession | None = None) -> M: ...
+
+    @overload
+    async def create_one(self, record: type[M], data: Any, *, session: AsyncSession | None = None) -> M: ...
+
+    async def create_one(self, record: Any, data: Any = None, *, session: AsyncSession | None = None) -> Any:
         """Insert one ORM object and return it with generated values loaded.
+
+        ``create_one(Model, data)`` builds the object first from ``data``: a
+        Pydantic model instance (every field, ``model_dump()``) or a mapping of
+        column values (unknown names are an ``InvalidInputError``).
 
         Examples:
             >>> user = run(ops.create_one(User(name="Tim", email="tim@example.com")))
             >>> user.id
             4
+            >>> run(ops.create_one(User, {"name": "Kay", "email": "kay@example.com"})).id
+            5
         """
+        if isinstance(record, type):
+            record = self._from_data(record, data)
+        elif data is not None:
+            raise InvalidInputError("pass create_one(obj) or create_one(Model, data), not both")
         self._check_instance(record)
         # One table and no relationships: the flush is one INSERT, atomic by itself
         # (joined-table inheritance or cascades flush several and need a transaction).
@@ -269,6 +287,16 @@ class CompatOperations(WriteOperations, PagingOperations):
             await s.flush()
             await self._load_unloaded(s, [record])
         return record
+
+    def _from_data(self, model: Any, data: Any) -> Any:
+        """A new ``model`` object from a Pydantic model or mapping, its values checked."""
+        values = input_values(data, partial=False)
+        columns = model_columns(model)
+        for key, value in values.items():
+            if key not in columns:
+                raise InvalidInputError(f"{str(key)[:60]!r} is not a column of {model.__name__}")
+            values[key] = check_value(columns[key], value, name=key, dialect=self._dialect)
+        return model(**values)
 
     async def create_many(self, records: Sequence[M], *, session: AsyncSession | None = None) -> list[M]:
         """Insert several ORM objects in one transaction; all or none.
@@ -298,6 +326,7 @@ class CompatOperations(WriteOperations, PagingOperations):
         record_id: Any,
         new_values: Mapping[str, Any],
         *,
+        expected_version: Any = None,
         session: AsyncSession | None = None,
     ) -> M:
         """Update the row with primary key ``record_id`` and return the updated object.
@@ -305,15 +334,24 @@ class CompatOperations(WriteOperations, PagingOperations):
         Primary key columns and ``date_created`` in ``new_values`` are ignored (as in
         devsetgo-lib); an unknown column is an ``InvalidInputError``.
 
+        ``expected_version`` (optimistic locking, for a model with SQLAlchemy's
+        ``version_id_col``): the version the caller read; the update only happens
+        if the row is still at it. The UPDATE itself also carries ``AND version =``,
+        so a concurrent writer between the read and the write is caught too.
+
         Raises:
             RecordNotFoundError: no row has that primary key.
+            StaleRecordError: the row's version is not ``expected_version``, or it
+                changed while this update ran.
 
         Examples:
             >>> run(ops.update_one(User, 1, {"age": 37})).age
             37
         """
+        if is_pydantic_model(new_values):  # PATCH: only the fields that were set
+            new_values = input_values(new_values, partial=True)
         if not isinstance(new_values, Mapping):
-            raise InvalidInputError("new_values must be a dict of column values")
+            raise InvalidInputError("new_values must be a dict of column values (or a Pydantic model)")
         columns = model_columns(table)
         pk_keys = {c.key for c in self._mapper(table).primary_key}
         values = {}
@@ -323,11 +361,21 @@ class CompatOperations(WriteOperations, PagingOperations):
             if key not in columns:
                 raise InvalidInputError(f"{str(key)[:60]!r} is not a column of {table.__name__}")
             values[key] = check_value(columns[key], value, name=key, dialect=self._dialect)
+        check_not_versioned(self._mapper(table), values, table.__name__)
         ident = self._check_pk(table, record_id)
+        version_key = None
+        if expected_version is not None:
+            version_key = version_attribute(self._mapper(table), table.__name__)
+            check_expected(expected_version, expected_version, table.__name__)  # its type, before SQL
         async with self._session(session, write=True) as s:
-            record = await s.get(table, ident)
+            # a versioned row is read fresh: a version cached in a joined session may be old
+            record = await s.get(table, ident, populate_existing=version_key is not None)
             if record is None or (is_soft(table) and getattr(record, "deleted_at", None) is not None):
                 raise RecordNotFoundError(f"no {table.__name__} with primary key {record_id!r}"[:200])
+            if version_key is not None:
+                check_expected(
+                    expected_version, getattr(record, version_key), f"{table.__name__} {record_id!r}"
+                )
             for key, value in values.items():
                 setattr(record, key, value)
             await s.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +18,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .. import _fast
+from .._filter_groups import where_list
+from .._schemas import to_schemas
 from ..errors import (
     InvalidInputError,
 )
@@ -43,6 +46,8 @@ class PagingOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        where: Any = (),
+        as_: Any = None,
         **filters: Any,
     ) -> Page[Any]:
         """Offset pagination: page ``page`` (1-based) of ``page_size`` rows.
@@ -50,6 +55,8 @@ class PagingOperations(OperationsBase):
         A model is ordered by its primary key; a ``select()`` keeps its own
         order (give it one for stable pages). The total is a separate
         ``COUNT(*)`` over the filtered query; ``with_total=False`` skips it.
+        ``where=`` takes a ``Q`` filter group or SQLAlchemy expression (or a list).
+        ``as_=Schema`` (a Pydantic model class) returns the items as its instances.
 
         Examples:
             >>> page = run(ops.paginate(User, page=2, page_size=2))
@@ -58,13 +65,27 @@ class PagingOperations(OperationsBase):
         """
         self._check_limit("page", page, 1)
         self._check_limit("page_size", page_size, 1, MAX_PAGE_SIZE)
-        if isinstance(query_or_model, type) and not options:
+        if as_ is not None:
+            found = await self.paginate(
+                query_or_model,
+                page,
+                page_size,
+                with_total=with_total,
+                options=options,
+                include_deleted=include_deleted,
+                session=session,
+                where=where,
+                **filters,
+            )
+            return replace(found, items=to_schemas(as_, list(found.items)))
+        conditions = where_list(where)
+        if isinstance(query_or_model, type) and not options and not conditions:
             fast = await self._compiled_page(
                 query_or_model, page, page_size, with_total, include_deleted, filters, session
             )
             if fast is not None:
                 return fast
-        stmt = self._base_select(query_or_model, include_deleted, filters)
+        stmt = self._base_select(query_or_model, include_deleted, filters, conditions)
         if isinstance(query_or_model, type):  # a model: stable pages by primary key
             stmt = stmt.order_by(*self._mapper(query_or_model).primary_key)
         stmt = stmt.options(*options) if options else stmt
@@ -137,6 +158,8 @@ class PagingOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        where: Any = (),
+        as_: Any = None,
         **filters: Any,
     ) -> CursorPage[Any]:
         """Keyset (cursor) pagination: constant cost per page, however deep.
@@ -157,6 +180,8 @@ class PagingOperations(OperationsBase):
             options: Loader options.
             include_deleted: Include soft-deleted rows.
             session: A caller-owned session.
+            where: A ``Q`` filter group or SQLAlchemy expression, or a list of them.
+            as_: A Pydantic model class: the items as its instances.
             **filters: ``field__op=value`` filters.
 
         Raises:
@@ -174,7 +199,7 @@ class PagingOperations(OperationsBase):
         self._check_limit("limit", limit, 1, MAX_PAGE_SIZE)
         if after is not None and before is not None:
             raise InvalidInputError("pass either after= or before=, not both")
-        stmt = self._base_select(query_or_model, include_deleted, filters)
+        stmt = self._base_select(query_or_model, include_deleted, filters, where_list(where))
         model = entity_of(stmt)
         keys = self._keyset_columns(model, order_by)
         fingerprint = query_fingerprint(stmt, [(model.__tablename__, col.key, desc) for col, desc in keys])
@@ -205,6 +230,8 @@ class PagingOperations(OperationsBase):
             has_earlier = more if backwards else cursor is not None
             next_cursor = cursor_for(items[-1], "next") if has_later else None
             prev_cursor = cursor_for(items[0], "prev") if has_earlier else None
+        if as_ is not None:  # after the cursors: they are read from the objects
+            items = to_schemas(as_, items)
         return CursorPage(items=items, next_cursor=next_cursor, prev_cursor=prev_cursor)
 
     def _keyset_columns(self, model: Any, order_by: Any) -> list[tuple[Any, bool]]:
@@ -230,6 +257,8 @@ class PagingOperations(OperationsBase):
         include_deleted: bool = False,
         batched: bool = False,
         session: AsyncSession | None = None,
+        where: Any = (),
+        as_: Any = None,
         **filters: Any,
     ) -> AsyncIterator[Any]:
         """Iterate a large result without loading it into memory.
@@ -248,6 +277,8 @@ class PagingOperations(OperationsBase):
             batched: Yield lists of up to ``batch_size`` rows instead of single
                 rows: much less per-row overhead for very large results.
             session: A caller-owned session.
+            where: A ``Q`` filter group or SQLAlchemy expression, or a list of them.
+            as_: A Pydantic model class: rows as its instances (one validation per batch).
             **filters: ``field__op=value`` filters.
 
         Examples:
@@ -261,7 +292,7 @@ class PagingOperations(OperationsBase):
             [2, 1]
         """
         self._check_limit("batch_size", batch_size, 1, 1_000_000)
-        stmt = self._base_select(query, include_deleted, filters)
+        stmt = self._base_select(query, include_deleted, filters, where_list(where))
         stmt = stmt.options(*options) if options else stmt
         single = single_column(stmt)
         stmt = stmt.execution_options(yield_per=batch_size, stream_results=True)
@@ -274,6 +305,8 @@ class PagingOperations(OperationsBase):
             try:
                 iterator = result.scalars() if single else result
                 async for partition in iterator.partitions(batch_size):
+                    if as_ is not None:
+                        partition = to_schemas(as_, list(partition))
                     if batched:
                         yield list(partition)
                         continue

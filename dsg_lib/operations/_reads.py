@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import (
     exists,
@@ -14,6 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .._schemas import to_schema, to_schemas
 from ..errors import (
     MultipleRecordsFoundError,
     RecordNotFoundError,
@@ -25,9 +26,35 @@ from ._base import (
     is_soft,
 )
 
+S = TypeVar("S")  # an ``as_=`` schema class
+
 
 class ReadOperations(OperationsBase):
     """Model-level reads of ``DatabaseOperations``."""
+
+    @overload
+    async def get(
+        self,
+        model: type[M],
+        id: Any,
+        *,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: None = ...,
+    ) -> M | None: ...
+
+    @overload
+    async def get(
+        self,
+        model: type[M],
+        id: Any,
+        *,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: type[S],
+    ) -> S | None: ...
 
     async def get(
         self,
@@ -37,7 +64,8 @@ class ReadOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
-    ) -> M | None:
+        as_: Any = None,
+    ) -> Any:
         """The object with primary key ``id``, or ``None``.
 
         Args:
@@ -46,6 +74,8 @@ class ReadOperations(OperationsBase):
             options: Loader options, e.g. ``selectinload(User.orders)``.
             include_deleted: Also return soft-deleted rows.
             session: A caller-owned session to use (never committed).
+            as_: A Pydantic model class: return an instance of it, validated
+                from the object's attributes (loaded relationships included).
 
         Examples:
             >>> run(ops.get(User, 1)).name
@@ -53,6 +83,11 @@ class ReadOperations(OperationsBase):
             >>> run(ops.get(User, 99)) is None
             True
         """
+        if as_ is not None:
+            found = await self.get(
+                model, id, options=options, include_deleted=include_deleted, session=session
+            )
+            return to_schema(as_, found)
         ident = self._check_pk(model, id)
         joined = session is not None or self.async_db.acquire.in_transaction()
         if joined and not (is_soft(model) and not include_deleted):
@@ -78,6 +113,30 @@ class ReadOperations(OperationsBase):
 
         return await self._read(session, run, orm=True)
 
+    @overload
+    async def get_one(
+        self,
+        model: type[M],
+        *where: Any,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: None = ...,
+        **filters: Any,
+    ) -> M: ...
+
+    @overload
+    async def get_one(
+        self,
+        model: type[M],
+        *where: Any,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: type[S],
+        **filters: Any,
+    ) -> S: ...
+
     async def get_one(
         self,
         model: type[M],
@@ -85,9 +144,10 @@ class ReadOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        as_: Any = None,
         **filters: Any,
-    ) -> M:
-        """Exactly one object matching the filters.
+    ) -> Any:
+        """Exactly one object matching the filters (``as_=Schema``: as a Pydantic model).
 
         Raises:
             RecordNotFoundError: nothing matched.
@@ -109,7 +169,37 @@ class ReadOperations(OperationsBase):
             raise RecordNotFoundError(f"no {model.__name__} matched the filters")
         if len(rows) > 1:
             raise MultipleRecordsFoundError(f"more than one {model.__name__} matched the filters")
-        return rows[0]
+        return rows[0] if as_ is None else to_schema(as_, rows[0])
+
+    @overload
+    async def find(
+        self,
+        model: type[M],
+        *where: Any,
+        order_by: Any = ...,
+        limit: int | None = ...,
+        offset: int | None = ...,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: None = ...,
+        **filters: Any,
+    ) -> list[M]: ...
+
+    @overload
+    async def find(
+        self,
+        model: type[M],
+        *where: Any,
+        order_by: Any = ...,
+        limit: int | None = ...,
+        offset: int | None = ...,
+        options: Sequence[Any] = ...,
+        include_deleted: bool = ...,
+        session: AsyncSession | None = ...,
+        as_: type[S],
+        **filters: Any,
+    ) -> list[S]: ...
 
     async def find(
         self,
@@ -121,8 +211,9 @@ class ReadOperations(OperationsBase):
         options: Sequence[Any] = (),
         include_deleted: bool = False,
         session: AsyncSession | None = None,
+        as_: Any = None,
         **filters: Any,
-    ) -> list[M]:
+    ) -> Any:
         """Objects matching the filters.
 
         Args:
@@ -135,6 +226,8 @@ class ReadOperations(OperationsBase):
             options: Loader options.
             include_deleted: Include soft-deleted rows.
             session: A caller-owned session.
+            as_: A Pydantic model class: return instances of it, validated from
+                the objects' attributes in one ``TypeAdapter(list[as_])`` call.
             **filters: ``field__op=value`` filters.
 
         Examples:
@@ -146,6 +239,19 @@ class ReadOperations(OperationsBase):
         self._check_limit("limit", limit)
         self._check_limit("offset", offset)
         self._mapper(model)  # before select(model): a typed error, not SQLAlchemy's ArgumentError
+        if as_ is not None:
+            found_objects = await self.find(
+                model,
+                *where,
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+                options=options,
+                include_deleted=include_deleted,
+                session=session,
+                **filters,
+            )
+            return to_schemas(as_, found_objects)
         plain = not (where or options or limit is not None or offset or order_by is not None)
         found = (
             self._compiled_read(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ClauseElement
 
 from .. import _bulk
+from .._versions import versioned_update
 from ..errors import (
     ConstraintViolationError,
     InvalidInputError,
@@ -190,15 +191,19 @@ class WriteOperations(OperationsBase):
         all_rows: bool = False,
         validate: bool = True,
         include_deleted: bool = False,
+        expected_version: Any = None,
         session: AsyncSession | None = None,
         **filters: Any,
     ) -> int:
         """Set ``values`` on every row matching the filters; returns the rows matched.
 
         Values may be SQL expressions, e.g. ``{"balance": Account.balance - 10}``.
+        ``expected_version`` (a model with ``version_id_col``): every matching row
+        must be at that version; they all move to the next one, or nothing changes.
 
         Raises:
             InvalidInputError: no filter and ``all_rows`` is not True; bad values.
+            StaleRecordError: with ``expected_version``, a matching row is at another version.
 
         Examples:
             >>> run(ops.update_where(User, {"age": User.age + 1}, age__is_null=False))
@@ -221,6 +226,8 @@ class WriteOperations(OperationsBase):
         prepared.update(expressions)
         criteria = self._criteria(model, where, filters, include_deleted, validate)
         self._guard(criteria, all_rows, "update_where", model, include_deleted)
+        if expected_version is not None:  # optimistic locking (private module _versions)
+            return await versioned_update(self, model, criteria, prepared, expected_version, session)
         if not (where or expressions) and validate and plain:
             matched = await self._compiled_point_write(model, filters, include_deleted, prepared, session)
             if matched is not None:

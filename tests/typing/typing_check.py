@@ -5,6 +5,7 @@ mypy --strict tests/typing/typing_check.py (also run by .ci/run)
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -19,6 +20,22 @@ class User(Base):
     __tablename__ = "typing_users"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(40))
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+
+
+async def check_schemas() -> None:
+    """``as_=Schema`` and ``create_one(Model, data)`` keep their types (issue 27)."""
+    db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}), base=Base)
+    ops = DatabaseOperations(db)
+    out: UserOut | None = await ops.get(User, 1, as_=UserOut)
+    one_out: UserOut = await ops.get_one(User, name="a", as_=UserOut)
+    many_out: list[UserOut] = await ops.find(User, order_by="id", as_=UserOut)
+    made: User = await ops.create_one(User, {"name": "b"})
+    print(out, one_out.name, [u.name for u in many_out], made.name)
 
 
 async def check() -> None:
@@ -70,3 +87,6 @@ async def wrong() -> None:
     # get() may return None: assigning to a non-optional User must be an error
     u: User = await ops.get(User, 1)  # type: ignore[assignment]
     print(u)
+    # as_= gives the schema, not the model
+    s: list[User] = await ops.find(User, as_=UserOut)  # type: ignore[arg-type]
+    print(s)

@@ -16,12 +16,12 @@ Profiles (``DSG_HYPOTHESIS_PROFILE``): ``ci`` (default, 25 examples per
 backend and strategy) and ``long`` (``DSG_HYPOTHESIS_EXAMPLES``, default
 200). See docs/testing.md, "Proving the two strategies equal".
 
-A difference of a class still open in issue 23 (the executor's items, fixed
-elsewhere) is classified by `known_difference`, counted and listed at the
-end of the run instead of failing the example (``DSG_SEMANTICS_STRICT=1``
-fails on it too); any other difference fails. Each known class also has one
-concrete example, `KNOWN_EXAMPLES`, marked ``xfail(strict=True)`` with the
-item it belongs to.
+A difference of a class still open (`known_difference`) is counted and
+listed at the end of the run instead of failing the example
+(``DSG_SEMANTICS_STRICT=1`` fails on it too); any other difference fails.
+Every class the test has found has one concrete example in `EXAMPLES`
+(a regression test once fixed); those still open (`STILL_OPEN`) are marked
+``xfail(strict=True)`` with the reason.
 """
 
 from __future__ import annotations
@@ -524,15 +524,11 @@ async def run_side(db: AsyncDatabase, built: Built, steps: list[Op], step: Calla
 PROP_BACKENDS = [*BACKENDS, *(["mariadb_asyncmy"] if "mariadb" in BACKENDS else [])]
 
 
-@pytest.fixture(params=[True, False], ids=["compiled", "sqlalchemy"])
-def strategy(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param)
-
-
 @pytest.fixture(params=PROP_BACKENDS)
 async def prop_db(
-    request: pytest.FixtureRequest, strategy: bool, tmp_path: Path
+    request: pytest.FixtureRequest, strategy: str, tmp_path: Path
 ) -> AsyncIterator[AsyncDatabase]:
+    """A database of each backend on the executor strategy of the test (tests/conftest.py)."""
     name = str(request.param)
     server = "mariadb" if name.startswith("mariadb") else name
     if server in ("postgresql", "mariadb"):
@@ -542,7 +538,7 @@ async def prop_db(
     url = backend_url(server, tmp_path)
     if name == "mariadb_asyncmy":
         url = make_url(MYSQL_URL).set(drivername="mysql+asyncmy").render_as_string(hide_password=False)
-    db = AsyncDatabase(DBConfig({"database_uri": url, "compiled_statements": strategy}))
+    db = AsyncDatabase(DBConfig({"database_uri": url, "compiled_statements": strategy == "compiled"}))
     yield db
     assert db.pool_status()["checked_out"] == 0
     await db.disconnect()
@@ -593,41 +589,17 @@ def _involved(spec: ModelSpec, op: Op) -> set[str]:
     return kinds
 
 
-def known_difference(spec: ModelSpec, op: Op) -> str | None:
-    """The open issue-23 item (the compiled path's, being rebuilt elsewhere) a difference in
-    ``op`` on ``spec`` belongs to, or None: an unknown difference, which fails the test."""
-    given = _given(spec, op)
+def known_difference(spec: ModelSpec, op: Op, got: Any) -> str | None:
+    """The still open class a difference in ``op`` (dsg_lib answered ``got``) belongs to, or
+    None: an unknown difference, which fails the test.
+
+    The classes of issue 23 items 4, 5, 10-14 the first campaigns met are fixed (the
+    executor); their examples in `EXAMPLES` are regression tests now.
+    """
     if spec.inheritance != "none" and op.name == "insert_many":
-        return "new (not in issue 23): insert_many(subclass) does not fill the discriminator / parent row"
-    if spec.inheritance == "single" and op.name in (
-        "count",
-        "exists",
-        "find_mappings",
-        "update_where",
-        "delete_where",
-    ):
-        return "item 4: single-table inheritance discriminator ignored"
-    if spec.inheritance == "joined" and "id" in op.args.get("filters", {}):
-        return "item 5: joined inheritance (cartesian product, id of the subclass)"
-    if spec.inheritance == "joined" and op.name in (
-        "count",
-        "exists",
-        "find_mappings",
-        "update_where",
-        "delete_where",
-        "paginate",
-    ):
-        return "item 5: joined inheritance (cartesian product, id of the subclass)"
-    if op.name == "find_mappings" and any(c.key for c in spec.cols):
-        return "item 12: find_mappings keys with Column(key=)"
-    if "cents" in given:
-        return "item 11: TypeDecorator values refused"
-    if "enum_values" in given:
-        return "item 10: Enum(values_callable=...)"
-    if op.name in ("create_one", "create_many") and any(c.default == "python" for c in spec.cols):
-        return "item 13: Python default callables run twice"
-    if op.name == "create_one":
-        return "item 14: create_one returns database-processed vs caller values"
+        return "open (not in issue 23): insert_many(subclass) does not fill the discriminator"
+    if op.name == "create_many" and not (isinstance(got, tuple) and got[:1] == ("error",)):
+        return "open (issue 23 item 14, create_many): returns database-processed values, not the caller's"
     return None
 
 
@@ -663,7 +635,7 @@ async def compare(db: AsyncDatabase, spec: ModelSpec, steps: list[Op], *, strict
     for i, (op, got, want) in enumerate(zip(steps, mine, theirs, strict=True)):
         if same(got, want):
             continue
-        known = None if strict else known_difference(spec, op)
+        known = None if strict else known_difference(spec, op, got[1])
         if SURVEY and not strict:
             name = known or f"unknown: {op.name} {sorted(_involved(spec, op))} {spec.inheritance}"
             if name not in KNOWN_SEEN:
@@ -708,9 +680,9 @@ async def test_operations_equal_hand_written_sqlalchemy(prop_db: AsyncDatabase, 
 # --------------------------------------------------------------------------- known classes, one example each
 
 S = ColSpec
-#: name -> (model, steps, the xfail reason); each fails today on every backend and strategy
-#: but those `FAILS_ONLY_ON` names
-KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
+#: one concrete example per class of difference the property test found, with the issue-23
+#: item it belonged to: name -> (model, steps, the item). Fixed ones stay as regression tests.
+EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
     "item4_single_table": (
         ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
         [Op("create_many", {"rows": [{}, {}]}), Op("find_mappings", {"filters": {"id": 1}})],
@@ -736,6 +708,21 @@ KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
         [Op("create_one", {"row": {"a0": 0.0}})],
         "issue 23 item 14: create_one on SQLite returns an integral Float as int (exec's executor)",
     ),
+    "open_create_many_values": (
+        ModelSpec((S("c0_cents", "cents", None, "none"), S("c1_int", "int", None, "none")), "none"),
+        [
+            Op(
+                "create_many",
+                {
+                    "rows": [
+                        {"c0_cents": decimal.Decimal("-4.79"), "c1_int": 243},
+                        {"c0_cents": decimal.Decimal("0.00")},
+                    ]
+                },
+            )
+        ],
+        "issue 23 item 14 (create_many, rows of different keys): returns Decimal('0'), not the caller's 0.00",
+    ),
     "new_insert_many_subclass": (
         ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
         [Op("insert_many", {"rows": [{"c0_bigint": 1}]})],
@@ -744,21 +731,17 @@ KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
 }
 
 
-#: where an example fails today when not everywhere, by "<dialect>+<driver>/<strategy>"
-FAILS_ONLY_ON: dict[str, Callable[[str], bool]] = {
-    "item12_column_key": lambda label: label.endswith("/sqlalchemy"),
-    "item14_sqlite_integral_float": lambda label: label == "sqlite+aiosqlite/compiled",
-}
+#: the examples still failing today: xfail(strict=True), so the mark goes when they are fixed
+STILL_OPEN = {"new_insert_many_subclass", "open_create_many_values"}
 
 
-@pytest.mark.parametrize("example", sorted(KNOWN_EXAMPLES))
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
 async def test_known_difference_example(
     prop_db: AsyncDatabase, example: str, request: pytest.FixtureRequest
 ) -> None:
-    """One concrete example per known class, found by the property test; xfail(strict) until fixed."""
-    spec, steps, reason = KNOWN_EXAMPLES[example]
-    fails_on = FAILS_ONLY_ON.get(example)
-    if fails_on is None or fails_on(_label(prop_db)):
+    """One concrete example per class the property test found; xfail(strict) while still open."""
+    spec, steps, reason = EXAMPLES[example]
+    if example in STILL_OPEN:
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     diffs = await compare(prop_db, spec, steps, strict=True)
     assert not diffs, "\n".join(diffs)

@@ -16,9 +16,8 @@ Profiles (``DSG_HYPOTHESIS_PROFILE``): ``ci`` (default, 25 examples per
 backend and strategy) and ``long`` (``DSG_HYPOTHESIS_EXAMPLES``, default
 200). See docs/testing.md, "Proving the two strategies equal".
 
-A difference of a class still open in issue 23 (the executor's items, fixed
-elsewhere) is classified by `known_difference`, counted and listed at the
-end of the run instead of failing the example (``DSG_SEMANTICS_STRICT=1``
+A difference of a known class still open is classified by `known_difference`,
+counted and listed at the end of the run instead of failing the example (``DSG_SEMANTICS_STRICT=1``
 fails on it too); any other difference fails. Each known class also has one
 concrete example, `KNOWN_EXAMPLES`, marked ``xfail(strict=True)`` with the
 item it belongs to.
@@ -594,40 +593,11 @@ def _involved(spec: ModelSpec, op: Op) -> set[str]:
 
 
 def known_difference(spec: ModelSpec, op: Op) -> str | None:
-    """The open issue-23 item (the compiled path's, being rebuilt elsewhere) a difference in
-    ``op`` on ``spec`` belongs to, or None: an unknown difference, which fails the test."""
-    given = _given(spec, op)
+    """The known, still open class a difference in ``op`` on ``spec`` belongs to, or None: an
+    unknown difference, which fails the test. (Issue 23's executor items 4, 5, 10-14 are fixed;
+    a difference of theirs fails like any other.)"""
     if spec.inheritance != "none" and op.name == "insert_many":
         return "new (not in issue 23): insert_many(subclass) does not fill the discriminator / parent row"
-    if spec.inheritance == "single" and op.name in (
-        "count",
-        "exists",
-        "find_mappings",
-        "update_where",
-        "delete_where",
-    ):
-        return "item 4: single-table inheritance discriminator ignored"
-    if spec.inheritance == "joined" and "id" in op.args.get("filters", {}):
-        return "item 5: joined inheritance (cartesian product, id of the subclass)"
-    if spec.inheritance == "joined" and op.name in (
-        "count",
-        "exists",
-        "find_mappings",
-        "update_where",
-        "delete_where",
-        "paginate",
-    ):
-        return "item 5: joined inheritance (cartesian product, id of the subclass)"
-    if op.name == "find_mappings" and any(c.key for c in spec.cols):
-        return "item 12: find_mappings keys with Column(key=)"
-    if "cents" in given:
-        return "item 11: TypeDecorator values refused"
-    if "enum_values" in given:
-        return "item 10: Enum(values_callable=...)"
-    if op.name in ("create_one", "create_many") and any(c.default == "python" for c in spec.cols):
-        return "item 13: Python default callables run twice"
-    if op.name == "create_one":
-        return "item 14: create_one returns database-processed vs caller values"
     return None
 
 
@@ -711,31 +681,6 @@ S = ColSpec
 #: name -> (model, steps, the xfail reason); each fails today on every backend and strategy
 #: but those `FAILS_ONLY_ON` names
 KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
-    "item4_single_table": (
-        ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
-        [Op("create_many", {"rows": [{}, {}]}), Op("find_mappings", {"filters": {"id": 1}})],
-        "issue 23 item 4: single-table inheritance (exec's executor)",
-    ),
-    "item5_joined_id": (
-        ModelSpec((S("c0_uuid", "uuid", "a0", "none"),), "joined"),
-        [Op("create_many", {"rows": [{}, {}]}), Op("find", {"filters": {"id": 1}})],
-        "issue 23 item 5: joined inheritance, id of the subclass (exec's executor)",
-    ),
-    "item11_typedecorator": (
-        ModelSpec((S("c0_cents", "cents", None, "none"),), "none"),
-        [Op("create_many", {"rows": [{"c0_cents": decimal.Decimal("1.50")}]})],
-        "issue 23 item 11: TypeDecorator values whose Python type differs (exec's executor)",
-    ),
-    "item12_column_key": (
-        ModelSpec((S("c0_int", "int", "a0", "none"),), "none"),
-        [Op("create_many", {"rows": [{"a0": 1}]}), Op("find_mappings", {"filters": {"a0": 1}})],
-        "issue 23 item 12: find_mappings keys with Column(key=) (exec's executor)",
-    ),
-    "item14_sqlite_integral_float": (
-        ModelSpec((S("c0_float", "float", "a0", "none"),), "none"),
-        [Op("create_one", {"row": {"a0": 0.0}})],
-        "issue 23 item 14: create_one on SQLite returns an integral Float as int (exec's executor)",
-    ),
     "new_insert_many_subclass": (
         ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
         [Op("insert_many", {"rows": [{"c0_bigint": 1}]})],
@@ -745,10 +690,7 @@ KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
 
 
 #: where an example fails today when not everywhere, by "<dialect>+<driver>/<strategy>"
-FAILS_ONLY_ON: dict[str, Callable[[str], bool]] = {
-    "item12_column_key": lambda label: label.endswith("/sqlalchemy"),
-    "item14_sqlite_integral_float": lambda label: label == "sqlite+aiosqlite/compiled",
-}
+FAILS_ONLY_ON: dict[str, Callable[[str], bool]] = {}
 
 
 @pytest.mark.parametrize("example", sorted(KNOWN_EXAMPLES))

@@ -18,9 +18,8 @@ backend and strategy) and ``long`` (``DSG_HYPOTHESIS_EXAMPLES``, default
 
 A difference of a known class still open is classified by `known_difference`,
 counted and listed at the end of the run instead of failing the example (``DSG_SEMANTICS_STRICT=1``
-fails on it too); any other difference fails. Each known class also has one
-concrete example, `KNOWN_EXAMPLES`, marked ``xfail(strict=True)`` with the
-item it belongs to.
+fails on it too); any other difference fails. Each class found and fixed has one
+concrete example, `FIXED_EXAMPLES`, that must give the same answers both ways.
 """
 
 from __future__ import annotations
@@ -594,10 +593,8 @@ def _involved(spec: ModelSpec, op: Op) -> set[str]:
 
 def known_difference(spec: ModelSpec, op: Op) -> str | None:
     """The known, still open class a difference in ``op`` on ``spec`` belongs to, or None: an
-    unknown difference, which fails the test. (Issue 23's executor items 4, 5, 10-14 are fixed;
-    a difference of theirs fails like any other.)"""
-    if spec.inheritance != "none" and op.name == "insert_many":
-        return "new (not in issue 23): insert_many(subclass) does not fill the discriminator / parent row"
+    unknown difference, which fails the test. None is open today: issue 23's executor items
+    (4, 5, 10-14) and insert_many of a subclass are fixed, and a difference fails."""
     return None
 
 
@@ -675,32 +672,58 @@ async def test_operations_equal_hand_written_sqlalchemy(prop_db: AsyncDatabase, 
     assert not diffs, "\n".join(diffs)
 
 
-# --------------------------------------------------------------------------- known classes, one example each
+# --------------------------------------------------------------------------- examples of fixed classes
 
 S = ColSpec
-#: name -> (model, steps, the xfail reason); each fails today on every backend and strategy
-#: but those `FAILS_ONLY_ON` names
-KNOWN_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
-    "new_insert_many_subclass": (
+#: name -> (model, steps, what it proves): one concrete example per class the property test
+#: found and that is fixed since (issue 23); each must give the same answers both ways
+FIXED_EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
+    "item4_single_table": (
+        ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
+        [Op("create_many", {"rows": [{}, {}]}), Op("find_mappings", {"filters": {"id": 1}})],
+        "issue 23 item 4: single-table inheritance",
+    ),
+    "item5_joined_id": (
+        ModelSpec((S("c0_uuid", "uuid", "a0", "none"),), "joined"),
+        [Op("create_many", {"rows": [{}, {}]}), Op("find", {"filters": {"id": 1}})],
+        "issue 23 item 5: joined inheritance, id of the subclass",
+    ),
+    "item11_typedecorator": (
+        ModelSpec((S("c0_cents", "cents", None, "none"),), "none"),
+        [Op("create_many", {"rows": [{"c0_cents": decimal.Decimal("1.50")}]})],
+        "issue 23 item 11: TypeDecorator values whose Python type differs",
+    ),
+    "item12_column_key": (
+        ModelSpec((S("c0_int", "int", "a0", "none"),), "none"),
+        [Op("create_many", {"rows": [{"a0": 1}]}), Op("find_mappings", {"filters": {"a0": 1}})],
+        "issue 23 item 12: find_mappings keys with Column(key=)",
+    ),
+    "item14_sqlite_integral_float": (
+        ModelSpec((S("c0_float", "float", "a0", "none"),), "none"),
+        [Op("create_one", {"row": {"a0": 0.0}})],
+        "issue 23 item 14: create_one on SQLite returned an integral Float as int",
+    ),
+    "insert_many_subclass": (
         ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
         [Op("insert_many", {"rows": [{"c0_bigint": 1}]})],
-        "not in issue 23: insert_many(subclass) does not fill the discriminator (operations/_writes.py)",
+        "insert_many(subclass) fills the discriminator",
+    ),
+    "insert_many_joined_subclass": (
+        ModelSpec((S("c0_bigint", "bigint", None, "none"),), "joined"),
+        [Op("insert_many", {"rows": [{"c0_bigint": 1}, {"c0_bigint": 2}]}), Op("count", {"filters": {}})],
+        "insert_many(subclass) writes the parent rows of joined inheritance",
+    ),
+    "cents_kept_as_given": (
+        ModelSpec((S("c0_int", "int", None, "none"), S("c1_cents", "cents", None, "none")), "none"),
+        [Op("create_many", {"rows": [{"c1_cents": decimal.Decimal("0.00")}]})],
+        "a created object keeps the caller's values (only unloaded columns are refreshed)",
     ),
 }
 
 
-#: where an example fails today when not everywhere, by "<dialect>+<driver>/<strategy>"
-FAILS_ONLY_ON: dict[str, Callable[[str], bool]] = {}
-
-
-@pytest.mark.parametrize("example", sorted(KNOWN_EXAMPLES))
-async def test_known_difference_example(
-    prop_db: AsyncDatabase, example: str, request: pytest.FixtureRequest
-) -> None:
-    """One concrete example per known class, found by the property test; xfail(strict) until fixed."""
-    spec, steps, reason = KNOWN_EXAMPLES[example]
-    fails_on = FAILS_ONLY_ON.get(example)
-    if fails_on is None or fails_on(_label(prop_db)):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+@pytest.mark.parametrize("example", sorted(FIXED_EXAMPLES))
+async def test_fixed_difference_example(prop_db: AsyncDatabase, example: str) -> None:
+    """One concrete example per class the property test found, now the same both ways."""
+    spec, steps, _ = FIXED_EXAMPLES[example]
     diffs = await compare(prop_db, spec, steps, strict=True)
     assert not diffs, "\n".join(diffs)

@@ -237,7 +237,8 @@ async def fresh_env(db: AsyncDatabase, models: SimpleNamespace) -> SimpleNamespa
 # (``compiled_statements: False``: everything through SQLAlchemy). The results must be the
 # same: the differential proof of the compiled path (docs/operations.md, "How a statement
 # runs"). A test about the compiled strategy itself (which SQL is sent, how many driver
-# calls) is marked ``compiled_only``; a config that sets ``compiled_statements`` keeps it.
+# calls) is marked ``compiled_only``; a config that sets ``compiled_statements`` keeps it, and
+# a module with a ``strategy`` fixture of its own (the property test) chooses for itself.
 # (Here, not in tests/operations/conftest.py: test modules import this module as ``conftest``.)
 
 STRATEGIES = ("compiled", "sqlalchemy")
@@ -246,6 +247,8 @@ _OPERATIONS_DIR = Path(__file__).parent / "operations"
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "strategy" not in metafunc.fixturenames or _OPERATIONS_DIR not in metafunc.definition.path.parents:
+        return
+    if hasattr(metafunc.module, "strategy"):  # the module chooses the strategy itself
         return
     chosen = STRATEGIES[:1] if metafunc.definition.get_closest_marker("compiled_only") else STRATEGIES
     metafunc.parametrize("strategy", chosen, indirect=True, ids=list(chosen))

@@ -283,11 +283,14 @@ class OperationsBase:
 
     @staticmethod
     async def _load_unloaded(session: AsyncSession, records: Iterable[Any]) -> None:
-        """Refresh server-generated attributes so objects are usable after the session closes."""
+        """Load the column attributes a flush left unloaded (server-generated values), so objects
+        are usable after the session closes; the values the caller gave stay as given, as by hand."""
         for record in records:
             state = inspect(record)
-            if state.expired_attributes or state.unloaded:
-                await session.refresh(record)
+            columns = state.mapper.column_attrs
+            names = [key for key in state.expired_attributes | state.unloaded if key in columns]
+            if names:
+                await session.refresh(record, attribute_names=names)
 
     def _check_instance(self, record: Any) -> None:
         state = inspect(record, raiseerr=False)

@@ -65,13 +65,26 @@ class WriteOperations(OperationsBase):
             >>> run(ops.insert_many(User, rows, chunk_size=250))
             1000
         """
-        table = _bulk.table_of(model)
+        mapper = self._mapper(model)
         checker = self._row_checker(model)
         size = (
             _bulk.chunk_rows_for(self._dialect, 1, chunk_size)
             if chunk_size is not None
             else _bulk.DEFAULT_CHUNK_ROWS
         )
+        if mapper.inherits is not None or mapper.polymorphic_on is not None:
+            # inheritance: SQLAlchemy's ORM bulk INSERT fills the discriminator and writes the
+            # rows of every table of a joined subclass, as by hand
+            total = 0
+            async with self._session(session, write=True) as s:
+                index = 0
+                async for chunk in _bulk.iter_chunks(rows, size):
+                    prepared = [checker.prepare(row, validate, index + i) for i, row in enumerate(chunk)]
+                    index += len(chunk)
+                    await s.execute(insert(model), prepared)
+                    total += len(prepared)
+            return total
+        table = _bulk.table_of(model)
         if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)) and len(rows) <= size:
             # Small input: check it all first; one statement needs no BEGIN/COMMIT of its own.
             # (sqlite3 and PyMySQL run executemany as several statements: atomic only in a

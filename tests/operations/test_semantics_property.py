@@ -16,12 +16,10 @@ Profiles (``DSG_HYPOTHESIS_PROFILE``): ``ci`` (default, 25 examples per
 backend and strategy) and ``long`` (``DSG_HYPOTHESIS_EXAMPLES``, default
 200). See docs/testing.md, "Proving the two strategies equal".
 
-A difference of a class still open (`known_difference`) is counted and
-listed at the end of the run instead of failing the example
-(``DSG_SEMANTICS_STRICT=1`` fails on it too); any other difference fails.
-Every class the test has found has one concrete example in `EXAMPLES`
-(a regression test once fixed); those still open (`STILL_OPEN`) are marked
-``xfail(strict=True)`` with the reason.
+A difference of a known class still open is classified by `known_difference`,
+counted and listed at the end of the run instead of failing the example (``DSG_SEMANTICS_STRICT=1``
+fails on it too); any other difference fails. Each class found and fixed has one
+concrete example, `EXAMPLES`, that must give the same answers both ways.
 """
 
 from __future__ import annotations
@@ -590,16 +588,10 @@ def _involved(spec: ModelSpec, op: Op) -> set[str]:
 
 
 def known_difference(spec: ModelSpec, op: Op, got: Any) -> str | None:
-    """The still open class a difference in ``op`` (dsg_lib answered ``got``) belongs to, or
-    None: an unknown difference, which fails the test.
-
-    The classes of issue 23 items 4, 5, 10-14 the first campaigns met are fixed (the
-    executor); their examples in `EXAMPLES` are regression tests now.
-    """
-    if spec.inheritance != "none" and op.name == "insert_many":
-        return "open (not in issue 23): insert_many(subclass) does not fill the discriminator"
-    if op.name == "create_many" and not (isinstance(got, tuple) and got[:1] == ("error",)):
-        return "open (issue 23 item 14, create_many): returns database-processed values, not the caller's"
+    """The known, still open class a difference in ``op`` (dsg_lib answered ``got``) on ``spec``
+    belongs to, or None: an unknown difference, which fails the test. None is open today: issue
+    23's executor items (4, 5, 10-14) and insert_many of a subclass are fixed, and a difference
+    fails."""
     return None
 
 
@@ -677,38 +669,38 @@ async def test_operations_equal_hand_written_sqlalchemy(prop_db: AsyncDatabase, 
     assert not diffs, "\n".join(diffs)
 
 
-# --------------------------------------------------------------------------- known classes, one example each
+# --------------------------------------------------------------------------- examples of fixed classes
 
 S = ColSpec
-#: one concrete example per class of difference the property test found, with the issue-23
-#: item it belonged to: name -> (model, steps, the item). Fixed ones stay as regression tests.
+#: name -> (model, steps, what it proves): one concrete example per class the property test
+#: found and that is fixed since (issue 23); each must give the same answers both ways
 EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
     "item4_single_table": (
         ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
         [Op("create_many", {"rows": [{}, {}]}), Op("find_mappings", {"filters": {"id": 1}})],
-        "issue 23 item 4: single-table inheritance (exec's executor)",
+        "issue 23 item 4: single-table inheritance",
     ),
     "item5_joined_id": (
         ModelSpec((S("c0_uuid", "uuid", "a0", "none"),), "joined"),
         [Op("create_many", {"rows": [{}, {}]}), Op("find", {"filters": {"id": 1}})],
-        "issue 23 item 5: joined inheritance, id of the subclass (exec's executor)",
+        "issue 23 item 5: joined inheritance, id of the subclass",
     ),
     "item11_typedecorator": (
         ModelSpec((S("c0_cents", "cents", None, "none"),), "none"),
         [Op("create_many", {"rows": [{"c0_cents": decimal.Decimal("1.50")}]})],
-        "issue 23 item 11: TypeDecorator values whose Python type differs (exec's executor)",
+        "issue 23 item 11: TypeDecorator values whose Python type differs",
     ),
     "item12_column_key": (
         ModelSpec((S("c0_int", "int", "a0", "none"),), "none"),
         [Op("create_many", {"rows": [{"a0": 1}]}), Op("find_mappings", {"filters": {"a0": 1}})],
-        "issue 23 item 12: find_mappings keys with Column(key=) (exec's executor)",
+        "issue 23 item 12: find_mappings keys with Column(key=)",
     ),
     "item14_sqlite_integral_float": (
         ModelSpec((S("c0_float", "float", "a0", "none"),), "none"),
         [Op("create_one", {"row": {"a0": 0.0}})],
-        "issue 23 item 14: create_one on SQLite returns an integral Float as int (exec's executor)",
+        "issue 23 item 14: create_one on SQLite returned an integral Float as int",
     ),
-    "open_create_many_values": (
+    "create_many_values_as_given": (
         ModelSpec((S("c0_cents", "cents", None, "none"), S("c1_int", "int", None, "none")), "none"),
         [
             Op(
@@ -721,27 +713,29 @@ EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
                 },
             )
         ],
-        "issue 23 item 14 (create_many, rows of different keys): returns Decimal('0'), not the caller's 0.00",
+        "issue 23 item 14 (create_many, rows of different keys): the caller's 0.00 is kept, not Decimal('0')",
     ),
-    "new_insert_many_subclass": (
+    "insert_many_subclass": (
         ModelSpec((S("c0_bigint", "bigint", None, "none"),), "single"),
         [Op("insert_many", {"rows": [{"c0_bigint": 1}]})],
-        "not in issue 23: insert_many(subclass) does not fill the discriminator (operations/_writes.py)",
+        "insert_many(subclass) fills the discriminator",
+    ),
+    "insert_many_joined_subclass": (
+        ModelSpec((S("c0_bigint", "bigint", None, "none"),), "joined"),
+        [Op("insert_many", {"rows": [{"c0_bigint": 1}, {"c0_bigint": 2}]}), Op("count", {"filters": {}})],
+        "insert_many(subclass) writes the parent rows of joined inheritance",
+    ),
+    "cents_kept_as_given": (
+        ModelSpec((S("c0_int", "int", None, "none"), S("c1_cents", "cents", None, "none")), "none"),
+        [Op("create_many", {"rows": [{"c1_cents": decimal.Decimal("0.00")}]})],
+        "a created object keeps the caller's values (only unloaded columns are refreshed)",
     ),
 }
 
 
-#: the examples still failing today: xfail(strict=True), so the mark goes when they are fixed
-STILL_OPEN = {"new_insert_many_subclass", "open_create_many_values"}
-
-
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
-async def test_known_difference_example(
-    prop_db: AsyncDatabase, example: str, request: pytest.FixtureRequest
-) -> None:
-    """One concrete example per class the property test found; xfail(strict) while still open."""
-    spec, steps, reason = EXAMPLES[example]
-    if example in STILL_OPEN:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+async def test_fixed_difference_example(prop_db: AsyncDatabase, example: str) -> None:
+    """One concrete example per class the property test found, now the same both ways."""
+    spec, steps, _ = EXAMPLES[example]
     diffs = await compare(prop_db, spec, steps, strict=True)
     assert not diffs, "\n".join(diffs)

@@ -229,7 +229,11 @@ class Acquirer:
 
     def user_session(self) -> Any:
         """The session ``get_db_session()`` yields: primary, never committed for the caller."""
-        return self._own_session("primary", autocommit=False, commit=False)
+        # not a transaction() block: after the database ends the transaction, the next
+        # statement begins a new one, as plain SQLAlchemy on a connection without autocommit
+        return self._own_session(
+            "primary", autocommit=False, commit=False, options={_engine.GUARD: _engine.BEGIN_AGAIN}
+        )
 
     @asynccontextmanager
     async def _own_session(

@@ -29,6 +29,10 @@ LAST_USED = "dsg_lib_last_used"
 #: execution option of a connection whose transactions dsg_lib owns (``transaction()``,
 #: sessions): before each statement and the COMMIT, check the database has not ended it
 GUARD = "dsg_lib_guard"
+#: `GUARD` value of a session that is not a ``transaction()`` block (``get_db_session()``): a
+#: statement after the database ended the transaction begins a new one, as it would on a
+#: connection without driver autocommit (plain SQLAlchemy), instead of failing
+BEGIN_AGAIN = "begin_again"
 #: execution option: the statement that begins this connection's next transaction
 #: (instead of the dialect's BEGIN); see `snapshot_options`
 BEGIN_WITH = "dsg_lib_begin"
@@ -280,34 +284,36 @@ def _install_transaction_guard(engine: AsyncEngine, backend: str) -> None:
                 return False
         return not server_in_transaction(raw.driver_connection, backend)
 
-    def check(context: Any) -> None:
+    def check(cursor: Any, context: Any) -> None:
         conn = context.root_connection
         # in_transaction() is still False while the BEGIN itself runs (see _install_explicit_begin)
         if conn.in_transaction() and ended(conn):
-            raise TransactionEndedError(message)
+            if conn.get_execution_options().get(GUARD) != BEGIN_AGAIN:
+                raise TransactionEndedError(message)
+            cursor.execute("BEGIN")  # what a connection without autocommit does by itself
 
     @event.listens_for(sync_engine, "do_execute")
     @own
     def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        check(context)
+        check(cursor, context)
         return False  # not run here: the dialect runs it
 
     @event.listens_for(sync_engine, "do_executemany")
     @own
     def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        check(context)
+        check(cursor, context)
         return False
 
     @event.listens_for(sync_engine, "do_execute_no_params")
     @own
     def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
-        check(context)
+        check(cursor, context)
         return False
 
     @event.listens_for(sync_engine, "commit")
     @own  # a no-op outside a guarded transaction, where a compiled statement runs
     def _commit(conn: Connection) -> None:
-        if ended(conn):
+        if ended(conn) and conn.get_execution_options().get(GUARD) != BEGIN_AGAIN:
             raise TransactionEndedError(message)
 
     if backend == "sqlite":  # sqlite3 knows its state after an error too

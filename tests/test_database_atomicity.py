@@ -222,3 +222,20 @@ async def test_ddl_outside_transaction_blocks_still_works(my_db: AsyncDatabase) 
         await conn.exec_driver_sql(f"CREATE TABLE {TABLE}_ddl (x INT)")
         await conn.exec_driver_sql(f"DROP TABLE {TABLE}_ddl")
     assert await _names(db) == []
+
+
+async def test_mysql_get_db_session_begins_again_after_an_implicit_commit(my_db: AsyncDatabase) -> None:
+    """``get_db_session()`` is plain SQLAlchemy: DDL in the middle works, and what follows it is
+    still a transaction the caller commits (or not), as on a connection without autocommit."""
+    db = my_db
+    item = _item(db)
+    await db.create_tables()
+    async with db.get_db_session() as session:
+        await session.execute(text(f"CREATE TABLE {TABLE}_ddl (x INT)"))  # commits implicitly
+        await session.execute(text(f"INSERT INTO {TABLE} (id, name) VALUES (1, 'uncommitted')"))
+    assert await _names(db) == []  # not committed: rolled back with the session
+    async with db.get_db_session() as session:
+        await session.execute(text(f"DROP TABLE {TABLE}_ddl"))
+        session.add(item(id=2, name="committed"))
+        await session.commit()
+    assert await _names(db) == ["committed"]

@@ -75,11 +75,47 @@ async def tenant_db(server_backend: str) -> AsyncIterator[tuple[AsyncDatabase, A
         await plain.disconnect()
 
 
+@pytest.fixture
+async def sqlite_tenant_db(tmp_path: Path) -> AsyncIterator[tuple[AsyncDatabase, AsyncDatabase]]:
+    """SQLite's schemas are attached databases: ``(plain, tenant)`` on one file, each connection
+    attaching a second file as the tenant schema (a pool ``connect`` listener, as users write it)."""
+    schema = f"{PREFIX}tb"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'main.db'}"
+    attach = f"ATTACH DATABASE '{tmp_path / 'tenant.db'}' AS \"{schema}\""
+
+    def attached(config: dict[str, Any]) -> AsyncDatabase:
+        db = AsyncDatabase(DBConfig({"database_uri": url, **config}))
+
+        @event.listens_for(db.engine.sync_engine, "connect")
+        def _attach(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(attach)
+            cursor.close()
+
+        return db
+
+    plain = attached({})
+    tenant = attached({"execution_options": {"schema_translate_map": {None: schema}}})
+    try:
+        yield plain, tenant
+    finally:
+        await tenant.disconnect()
+        await plain.disconnect()
+
+
 async def test_schema_translate_map_applies_to_every_operation(
     tenant_db: tuple[AsyncDatabase, AsyncDatabase],
 ) -> None:
-    plain, tenant = tenant_db
+    await _every_operation_in_the_tenant_schema(*tenant_db)
 
+
+async def test_schema_translate_map_applies_to_every_operation_on_sqlite(
+    sqlite_tenant_db: tuple[AsyncDatabase, AsyncDatabase],
+) -> None:
+    await _every_operation_in_the_tenant_schema(*sqlite_tenant_db)
+
+
+async def _every_operation_in_the_tenant_schema(plain: AsyncDatabase, tenant: AsyncDatabase) -> None:
     def model(db: AsyncDatabase) -> Any:
         class Acct(db.Base):
             __tablename__ = PREFIX + "acct"

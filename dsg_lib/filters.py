@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import Column, ColumnElement, Table, all_, any_, bindparam, inspect
+from sqlalchemy import Column, ColumnElement, Table, all_, any_, bindparam, inspect, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
 from sqlalchemy.sql.elements import UnaryExpression
@@ -129,6 +129,10 @@ def _order_term(model: Any, item: Any) -> tuple[Any, Any, bool]:
     columns = model_columns(model)
     if isinstance(item, str):
         name = item.lstrip("-")
+        if "__" in name and name not in columns:
+            value = _related_value(model, name)
+            descending = item.startswith("-")
+            return (value.desc() if descending else value.asc()), None, descending
         if name not in columns:
             raise InvalidInputError(f"cannot order by {_shown(name)}: not a column of {_model_name(model)}")
         attribute, descending = getattr(model, name), item.startswith("-")
@@ -145,6 +149,37 @@ def _order_term(model: Any, item: Any) -> tuple[Any, Any, bool]:
     if isinstance(key, str) and isinstance(element, Column) and key in columns:
         return item, (getattr(model, key) if element.table is columns[key].table else None), descending
     return item, None, descending
+
+
+def _related_value(model: Any, name: str) -> Any:
+    """``author__name`` as a sort key: the related row's column, through to-one steps only.
+
+    Each step is a correlated scalar subquery on the relationship's join condition, so the
+    outer rows are neither repeated nor dropped (no related row sorts as NULL).
+    """
+    parts = name.split("__")
+    steps, _target = _walk(model, parts[:-1], name)
+    tables = [mapper_of(model).local_table]
+    for step in steps:
+        prop = step.property
+        if prop.uselist or prop.secondary is not None:
+            raise InvalidInputError(
+                f"cannot order by {_shown(name)}: {prop.key!r} is a to-many relationship "
+                "(each row has many values to sort by); order through to-one relationships only"
+            )
+        if prop.mapper.local_table in tables:
+            raise InvalidInputError(
+                f"cannot order by {_shown(name)}: the path comes back to a table it already passed through"
+            )
+        tables.append(prop.mapper.local_table)
+    _attribute, column = _column(_target, parts[-1])
+    value: Any = column
+    for step in reversed(steps):
+        prop = step.property
+        value = (
+            select(value).where(prop.primaryjoin).correlate_except(prop.mapper.local_table).scalar_subquery()
+        )
+    return value
 
 
 def model_columns(model: Any) -> dict[str, Any]:

@@ -109,7 +109,10 @@ def order_terms(model: Any, order_by: Any) -> list[tuple[Any, Any, bool]]:
 
     ``order_by`` is a column name (``"-name"`` for descending), a column
     attribute, ``Model.column.desc()`` / ``.asc()``, any other SQL expression
-    (its column is then ``None``), or a list of them. The one parser behind
+    (its column is then ``None``), or a list of them. A name can follow
+    to-one relationships (``"-author__name"``, at most `MAX_PATH_STEPS`
+    steps; its column is then ``None``); through a to-many one it is
+    refused. The one parser behind
     ``find(order_by=)`` and ``paginate_keyset(order_by=)``.
 
     Raises:

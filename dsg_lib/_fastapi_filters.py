@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 
 from ._filter_groups import Q
 from .errors import InvalidInputError
-from .filters import OPERATORS, build_filters, field_column, mapper_of
+from .filters import OPERATORS, build_filters, field_column, mapper_of, order_terms
 
 __all__ = ["Filter", "filter_query"]
 
@@ -92,7 +92,8 @@ def filter_query(
     Args:
         model: The mapped class to filter.
         allow: Field name -> operators allowed on it.
-        order_by: Field names the client may sort by.
+        order_by: Field names the client may sort by (columns, or to-one
+            relationship paths such as ``"author__name"``).
 
     Returns:
         A dependency for ``Depends(...)`` returning a `Filter`.
@@ -137,8 +138,8 @@ def filter_query(
     if ORDER_PARAM in params:
         raise InvalidInputError(f"filter_query: {ORDER_PARAM!r} is the sort parameter, not a field")
     sortable = list(order_by)
-    for name in sortable:
-        field_column(model, name)
+    if sortable:
+        order_terms(model, sortable)  # unknown names, and paths through to-many steps, refused here
     order_choices = sorted({*sortable, *(f"-{name}" for name in sortable)})
     known = set(params) | ({ORDER_PARAM} if sortable else set())
 

@@ -56,7 +56,7 @@ def build(db: AsyncDatabase) -> tuple[FastAPI, Any, Any]:
             "city": ["startswith"],
             "team__title": ["eq"],
         },
-        order_by=["name", "age"],
+        order_by=["name", "age", "team__title"],
     )
     app = FastAPI()
     register_exception_handlers(app)
@@ -117,13 +117,17 @@ async def test_rows_equal_the_filter_written_by_hand(env: Any, query: str, by_ha
 
 
 async def test_order_by_from_the_allowed_names(env: Any) -> None:
-    db, client, person, _ = env
+    db, client, person, team = env
     response = await client.get("/people", params={"order_by": "-name", "age__gte": 18})
     async with AsyncSession(db.engine) as session:
         expected = list(
             await session.scalars(select(person.name).where(person.age >= 18).order_by(person.name.desc()))
         )
     assert response.json() == expected
+    by_team = await client.get("/people", params={"order_by": "-team__title,name"})
+    async with AsyncSession(db.engine) as session:
+        statement = select(person.name).join(person.team).order_by(team.title.desc(), person.name)
+        assert by_team.json() == list(await session.scalars(statement))
     refused = await client.get("/people", params={"order_by": "city"})
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["query", "order_by"]

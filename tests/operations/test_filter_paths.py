@@ -306,3 +306,27 @@ async def test_order_by_through_to_many_or_bad_paths_is_refused(
 ) -> None:
     with pytest.raises(InvalidInputError, match=message):
         await call(env.ops, env.m)
+
+
+async def test_self_referential_paths(db: AsyncDatabase) -> None:
+    class Node(db.Base):
+        __tablename__ = PREFIX + "node"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        name: Mapped[str] = mapped_column(String(20))
+        parent_id: Mapped[int | None] = mapped_column(ForeignKey(PREFIX + "node.id"), nullable=True)
+        parent: Mapped[Node | None] = relationship(remote_side=[id], back_populates="children")
+        children: Mapped[list[Node]] = relationship(back_populates="parent")
+
+    e = await fresh_env(db, SimpleNamespace(Node=Node))
+    rows = [
+        {"id": 1, "name": "root"},
+        {"id": 2, "name": "a", "parent_id": 1},
+        {"id": 3, "name": "b", "parent_id": 2},
+    ]
+    await e.ops.insert_many(Node, rows)
+    assert [n.id for n in await e.ops.find(Node, parent__name="root")] == [2]
+    assert [n.id for n in await e.ops.find(Node, children__name="b")] == [2]
+    assert [n.id for n in await e.ops.find(Node, parent__parent__name="root")] == [3]
+    assert sorted(n.id for n in await e.ops.find(Node, ~Q(children__name__is_null=False))) == [3]
+    with pytest.raises(InvalidInputError, match="comes back to a table"):
+        await e.ops.find(Node, order_by="parent__name")

@@ -48,6 +48,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'dsg_lib.fastapi needs FastAPI; install it with: pip install "dsg-lib[fastapi]"'
     ) from exc
 
+from ._fastapi_filters import Filter, filter_query
+
 __all__ = [
     "CONSISTENCY_HEADER",
     "ERROR_RESPONSES",
@@ -55,9 +57,11 @@ __all__ = [
     "ConsistencyMiddleware",
     "DBSessionMiddleware",
     "ErrorBody",
+    "Filter",
     "ProblemBody",
     "error_response",
     "expected_version",
+    "filter_query",
     "health_router",
     "lifespan",
     "metrics_router",

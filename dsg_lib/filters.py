@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import Column, ColumnElement, Table, all_, any_, bindparam, inspect
+from sqlalchemy import Column, ColumnElement, Table, all_, any_, bindparam, inspect, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
 from sqlalchemy.sql.elements import UnaryExpression
@@ -36,8 +36,10 @@ from .errors import InvalidInputError
 
 __all__ = [
     "OPERATORS",
+    "MAX_PATH_STEPS",
     "build_filters",
     "check_value",
+    "field_column",
     "mapper_of",
     "model_columns",
     "order_terms",
@@ -61,6 +63,8 @@ OPERATORS = (
     "endswith",
     "is_null",
 )
+#: most relationship steps in one filter name (``a__b__c__column`` is three)
+MAX_PATH_STEPS = 3
 _MAX_NAME_SHOWN = 60
 #: from this many values, PostgreSQL ``in`` / ``not_in`` filters send one array parameter
 _PG_ARRAY_FROM = 1000
@@ -105,7 +109,10 @@ def order_terms(model: Any, order_by: Any) -> list[tuple[Any, Any, bool]]:
 
     ``order_by`` is a column name (``"-name"`` for descending), a column
     attribute, ``Model.column.desc()`` / ``.asc()``, any other SQL expression
-    (its column is then ``None``), or a list of them. The one parser behind
+    (its column is then ``None``), or a list of them. A name can follow
+    to-one relationships (``"-author__name"``, at most `MAX_PATH_STEPS`
+    steps; its column is then ``None``); through a to-many one it is
+    refused. The one parser behind
     ``find(order_by=)`` and ``paginate_keyset(order_by=)``.
 
     Raises:
@@ -125,6 +132,10 @@ def _order_term(model: Any, item: Any) -> tuple[Any, Any, bool]:
     columns = model_columns(model)
     if isinstance(item, str):
         name = item.lstrip("-")
+        if "__" in name and name not in columns:
+            value = _related_value(model, name)
+            descending = item.startswith("-")
+            return (value.desc() if descending else value.asc()), None, descending
         if name not in columns:
             raise InvalidInputError(f"cannot order by {_shown(name)}: not a column of {_model_name(model)}")
         attribute, descending = getattr(model, name), item.startswith("-")
@@ -141,6 +152,37 @@ def _order_term(model: Any, item: Any) -> tuple[Any, Any, bool]:
     if isinstance(key, str) and isinstance(element, Column) and key in columns:
         return item, (getattr(model, key) if element.table is columns[key].table else None), descending
     return item, None, descending
+
+
+def _related_value(model: Any, name: str) -> Any:
+    """``author__name`` as a sort key: the related row's column, through to-one steps only.
+
+    Each step is a correlated scalar subquery on the relationship's join condition, so the
+    outer rows are neither repeated nor dropped (no related row sorts as NULL).
+    """
+    parts = name.split("__")
+    steps, _target = _walk(model, parts[:-1], name)
+    tables = [mapper_of(model).local_table]
+    for step in steps:
+        prop = step.property
+        if prop.uselist or prop.secondary is not None:
+            raise InvalidInputError(
+                f"cannot order by {_shown(name)}: {prop.key!r} is a to-many relationship "
+                "(each row has many values to sort by); order through to-one relationships only"
+            )
+        if prop.mapper.local_table in tables:
+            raise InvalidInputError(
+                f"cannot order by {_shown(name)}: the path comes back to a table it already passed through"
+            )
+        tables.append(prop.mapper.local_table)
+    _attribute, column = _column(_target, parts[-1])
+    value: Any = column
+    for step in reversed(steps):
+        prop = step.property
+        value = (
+            select(value).where(prop.primaryjoin).correlate_except(prop.mapper.local_table).scalar_subquery()
+        )
+    return value
 
 
 def model_columns(model: Any) -> dict[str, Any]:
@@ -175,6 +217,55 @@ def _column(model: Any, name: Any) -> tuple[Any, Any]:
     if not isinstance(attribute, InstrumentedAttribute):
         raise InvalidInputError(f"{_shown(name)} is not a column of {_model_name(model)}")
     return attribute, columns[name]
+
+
+def _is_column(model: Any, parts: list[str]) -> bool:
+    """Whether ``parts`` (a relationship path, then a name) ends at a column: ``x__y`` then has an op."""
+    try:
+        _steps, target = _walk(model, parts[:-1], "")
+    except InvalidInputError:
+        return False
+    return bool(parts) and parts[-1] in model_columns(target)
+
+
+def _walk(model: Any, names: list[str], label: str) -> tuple[list[Any], Any]:
+    """Follow relationship names from ``model``: (the relationship attributes, the class reached)."""
+    if len(names) > MAX_PATH_STEPS:
+        raise InvalidInputError(
+            f"filter {_shown(label)}: at most {MAX_PATH_STEPS} relationship steps in a filter name"
+        )
+    steps: list[Any] = []
+    current = model
+    for name in names:
+        relationships = mapper_of(current).relationships
+        if name not in relationships or name.startswith("_"):
+            known = ", ".join(sorted(relationships.keys())) or "none"
+            raise InvalidInputError(
+                f"filter {_shown(label)}: {_shown(name)} is not a relationship of {_model_name(current)}; "
+                f"relationships: {known}"
+            )
+        steps.append(getattr(current, name))
+        current = relationships[name].mapper.class_
+    return steps, current
+
+
+def field_column(model: Any, field: str) -> Any:
+    """The ``Column`` a filter field names: a column of ``model`` or a relationship path to one.
+
+    Raises:
+        InvalidInputError: no such column or relationship, or more than `MAX_PATH_STEPS` steps.
+
+    Examples:
+        ``T`` is a mapped class with one integer primary key column, ``id``.
+
+        >>> field_column(T, "id").name
+        'id'
+    """
+    if not isinstance(field, str):
+        raise InvalidInputError(f"{_shown(field)} is not a column of {_model_name(model)}")
+    parts = field.split("__")
+    _steps, target = _walk(model, parts[:-1], field)
+    return _column(target, parts[-1])[1]
 
 
 def _model_name(model: Any) -> str:
@@ -222,8 +313,13 @@ def build_filters(
     for key, value in filters.items():
         if not isinstance(key, str):
             raise InvalidInputError(f"filter names must be str, got {_shown(key)}")
-        field, _, op = key.partition("__") if "__" in key else (key, "", "eq")
-        if "__" in op or not op:
+        parts = key.split("__")
+        op = (
+            parts.pop()
+            if len(parts) > 1 and (parts[-1] in OPERATORS or _is_column(model, parts[:-1]))
+            else "eq"
+        )
+        if not parts or not all(parts):
             raise InvalidInputError(
                 f"filter {_shown(key)}: expected 'field' or 'field__op' with op one of {', '.join(OPERATORS)}"
             )
@@ -231,8 +327,14 @@ def build_filters(
             raise InvalidInputError(
                 f"filter {_shown(key)}: unknown operator {_shown(op)}; accepted: {', '.join(OPERATORS)}"
             )
-        attribute, column = _column(model, field)
-        clauses.append(_clause(attribute, column, op, value, key, validate, dialect))
+        steps, target = _walk(model, parts[:-1], key)
+        attribute, column = _column(target, parts[-1])
+        clause = _clause(attribute, column, op, value, key, validate, dialect)
+        for relationship in reversed(steps):
+            # a to-one step is a correlated EXISTS (has), a to-many one "any related row" (any):
+            # neither repeats the outer row, so counts stay right; ~ makes it NOT EXISTS
+            clause = relationship.any(clause) if relationship.property.uselist else relationship.has(clause)
+        clauses.append(clause)
     return clauses
 
 

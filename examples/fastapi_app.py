@@ -10,7 +10,7 @@ Then::
 
     curl -s -X POST localhost:8000/notes -H 'content-type: application/json' \\
          -d '{"title": "buy milk", "tag": "home"}'
-    curl -s 'localhost:8000/notes?tag=home&limit=10'
+    curl -s 'localhost:8000/notes?tag=home&title__contains=milk&limit=10'
     curl -s 'localhost:8000/notes?limit=10&after=<next_cursor from the previous page>'
     curl -s -X PATCH localhost:8000/notes/<pkid> -H 'content-type: application/json' -d '{"done": true}'
     curl -s -X DELETE localhost:8000/notes/<pkid>
@@ -41,6 +41,8 @@ from dsg_lib import (
 )
 from dsg_lib.fastapi import (
     ERROR_RESPONSES,
+    Filter,
+    filter_query,
     health_router,
     lifespan,
     register_exception_handlers,
@@ -108,24 +110,23 @@ app.include_router(health_router(db))
 Transaction = Annotated[AsyncSession, Depends(session_dependency(db))]
 
 
+# ?tag=home&done=false&title__contains=milk: only these filters (anything else is a 422 naming the
+# parameter), every one typed in the OpenAPI schema; values are bound parameters, never SQL
+NoteFilter = Annotated[
+    Filter,
+    Depends(filter_query(Note, {"tag": ["eq", "in"], "done": ["eq"], "title": ["contains", "startswith"]})),
+]
+
+
 @app.get("/notes", responses=ERROR_RESPONSES, response_model=NotePage)
 async def list_notes(
     tx: Transaction,
-    tag: str | None = None,
-    done: bool | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    f: NoteFilter,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> Any:
     """Newest first, keyset-paginated: pass ``next_cursor`` back as ``after``."""
-    filters: dict[str, Any] = {}
-    if tag is not None:
-        filters["tag"] = tag
-    if done is not None:
-        filters["done"] = done
-    if q:
-        filters["title__contains"] = q  # matched literally, bound as a parameter
-    page = await ops.paginate_keyset(Note, order_by=["-date_created"], after=after, limit=limit, **filters)
+    page = await ops.paginate_keyset(Note, ["-date_created"], after, limit, where=f.where)
     return NotePage(items=page.items, next_cursor=page.next_cursor)
 
 

@@ -209,6 +209,18 @@ def test_fastapi_example_serves_the_notes_api(db_url: str) -> None:
             assert {n["tag"] for n in client.get("/notes", params={"tag": "home"}).json()["items"]} == {
                 "home"
             }
+            # filter_query: allow-listed, typed filters; anything else is a 422 naming the parameter
+            found = client.get("/notes", params={"title__contains": "note 3", "tag__in": ["home", "work"]})
+            assert [n["title"] for n in found.json()["items"]] == ["note 3"]
+            refused = client.get("/notes", params={"body__contains": "x"})
+            assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == [
+                "query",
+                "body__contains",
+            ]
+            listed = client.get("/openapi.json").json()["paths"]["/notes"]["get"]["parameters"]
+            assert {"tag", "tag__in", "done", "title__contains", "title__startswith"} <= {
+                p["name"] for p in listed
+            }
             pkid = created[0].json()["pkid"]
             assert client.patch(f"/notes/{pkid}", json={"done": True}).json()["done"] is True
             assert client.delete(f"/notes/{pkid}").status_code == 204

@@ -30,6 +30,7 @@ import enum
 import itertools
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -628,6 +629,11 @@ async def compare(db: AsyncDatabase, spec: ModelSpec, steps: list[Op], *, strict
         if same(got, want):
             continue
         known = None if strict else known_difference(spec, op, got[1])
+        if known is None and not strict and _only_ids_after_a_failed_insert(db, mine[:i], got, want):
+            known = (
+                "MySQL/MariaDB: AUTO_INCREMENT ids differ after an insert that failed on both sides "
+                "(how many ids a failed statement consumes is the server's, not part of the contract)"
+            )
         if SURVEY and not strict:
             name = known or f"unknown: {op.name} {sorted(_involved(spec, op))} {spec.inheritance}"
             if name not in KNOWN_SEEN:
@@ -644,6 +650,24 @@ async def compare(db: AsyncDatabase, spec: ModelSpec, steps: list[Op], *, strict
             f"step {i} {got[0]} ({known or 'unknown class'}): dsg_lib {got[1:]!r} != by hand {want[1:]!r}"
         ]
     return []
+
+
+def _without_ids(answer: Any, state: Any) -> tuple[Any, Any]:
+    """An answer and a table state with the primary key values left out."""
+    if isinstance(answer, tuple) and answer[:1] == ("obj",) and isinstance(answer[2], dict):
+        answer = (*answer[:2], {k: v for k, v in answer[2].items() if k != "id"})
+    return answer, [[row[1:] for row in rows] for rows in state]
+
+
+def _only_ids_after_a_failed_insert(db: AsyncDatabase, before: list[Any], got: Any, want: Any) -> bool:
+    """On MySQL/MariaDB, a failed multi-row INSERT may consume ids from the AUTO_INCREMENT
+    counter (how many depends on how the rows were sent), so later new rows get other ids
+    while everything else is the same."""
+    if db.engine.dialect.name not in ("mysql", "mariadb"):
+        return False
+    if not any(isinstance(answer, tuple) and answer[:1] == ("error",) for _, answer, _ in before):
+        return False
+    return same(_without_ids(*got[1:]), _without_ids(*want[1:]))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -729,6 +753,41 @@ EXAMPLES: dict[str, tuple[ModelSpec, list[Op], str]] = {
         ModelSpec((S("c0_int", "int", None, "none"), S("c1_cents", "cents", None, "none")), "none"),
         [Op("create_many", {"rows": [{"c1_cents": decimal.Decimal("0.00")}]})],
         "a created object keeps the caller's values (only unloaded columns are refreshed)",
+    ),
+    "ids_after_rows_of_different_keys": (
+        ModelSpec(
+            (
+                S("c0_bigint", "bigint", None, "none"),
+                S("c1_bigint", "bigint", None, "none"),
+                S("c2_uuid", "uuid", None, "none"),
+                S("c3_bigint", "bigint", None, "none"),
+            ),
+            "none",
+        ),
+        [
+            Op(
+                "create_many",
+                {
+                    "rows": [
+                        {"c2_uuid": uuid.UUID(int=1)},
+                        {"c0_bigint": 0, "c3_bigint": 0, "c2_uuid": uuid.UUID(int=2)},
+                        {"c0_bigint": 0, "c2_uuid": uuid.UUID(int=3)},
+                        {"c0_bigint": 0, "c3_bigint": 0, "c2_uuid": uuid.UUID(int=4)},
+                    ]
+                },
+            ),
+            Op(
+                "insert_many",
+                {
+                    "rows": [
+                        {"c0_bigint": 0, "c3_bigint": 0, "c1_bigint": 0, "c2_uuid": uuid.UUID(int=5)},
+                        {"c0_bigint": 0, "c2_uuid": uuid.UUID(int=6), "c3_bigint": 0, "c1_bigint": 0},
+                    ]
+                },
+            ),
+            Op("create_one", {"row": {}}),
+        ],
+        "MariaDB: the id a create_one gets after batches of rows with different keys",
     ),
 }
 

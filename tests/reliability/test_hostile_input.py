@@ -123,7 +123,8 @@ HOSTILE_NAMES = [
     "owner",  # a relationship, not a column
     "owner__eq",
     "owner__is_null",
-    "owner__id",
+    "owner__owner_id",  # a relationship path (owner__id is one) must name a column of Owner
+    "owner__label__label",
     "name__",
     "__",
     "",
@@ -174,11 +175,21 @@ async def test_hostile_filter_names_are_rejected_before_sql(env: Env) -> None:
 VALID_FIELDS = ("id", "name", "body", "n", "x", "owner_id")
 
 
+OWNER_FIELDS = ("id", "label")
+
+
 def _is_valid_filter(key: str) -> bool:
     if key in VALID_FIELDS:
         return True
     field, sep, op = key.partition("__")
+    if field == "owner" and sep:  # a relationship path: owner__<column of Owner>[__<operator>]
+        return _is_valid_filter_of(op, OWNER_FIELDS)
     return bool(sep) and field in VALID_FIELDS and op in OPERATORS
+
+
+def _is_valid_filter_of(key: str, fields: tuple[str, ...]) -> bool:
+    field, sep, op = key.partition("__")
+    return field in fields and (not sep or op in OPERATORS)
 
 
 @pytest.mark.parametrize("backend", ["sqlite_file"])

@@ -241,7 +241,11 @@ async def fresh_env(db: AsyncDatabase, models: SimpleNamespace) -> SimpleNamespa
 # a module with a ``strategy`` fixture of its own (the property test) chooses for itself.
 # (Here, not in tests/operations/conftest.py: test modules import this module as ``conftest``.)
 
-STRATEGIES = ("compiled", "sqlalchemy")
+#: DSG_TEST_STRATEGIES=compiled runs one (CI's dependency-versions jobs: the two strategies are
+#: compared in the main job; there the point is the dependencies)
+STRATEGIES = tuple(
+    s.strip() for s in os.environ.get("DSG_TEST_STRATEGIES", "compiled,sqlalchemy").split(",") if s.strip()
+)
 _OPERATIONS_DIR = Path(__file__).parent / "operations"
 
 
@@ -250,7 +254,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if hasattr(metafunc.module, "strategy"):  # the module chooses the strategy itself
         return
-    chosen = STRATEGIES[:1] if metafunc.definition.get_closest_marker("compiled_only") else STRATEGIES
+    compiled_only = metafunc.definition.get_closest_marker("compiled_only") is not None
+    chosen = tuple(s for s in STRATEGIES if s == "compiled" or not compiled_only)
     metafunc.parametrize("strategy", chosen, indirect=True, ids=list(chosen))
 
 

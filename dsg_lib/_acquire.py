@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from . import _engine, _scope, consistency, routing
+from ._error_codes import PG_FAILOVER
 from .errors import DatabaseUnavailableError, InvalidInputError, NotConnectedError
 from .observability import _hooks as _observe
 
@@ -335,10 +336,12 @@ class Acquirer:
         transaction and give the connection back, shielded from a second cancel.
         """
         pinned = conn is self.pinned
-        if not pinned and self.backend == "postgresql" and _refused_by_asyncpg(exc):
+        if not pinned and self.backend == "postgresql" and (_refused_by_asyncpg(exc) or _server_moved(exc)):
             # asyncpg refused a value after it had sent Parse/Describe: the backend sits
             # mid-statement ("active", holding the statement's locks) until the next
-            # message. A connection in that state never goes back to the pool.
+            # message. A connection in that state never goes back to the pool; nor does
+            # one to a server that is read-only or shutting down now (a failover: a
+            # compiled driver call's error never passed SQLAlchemy's handle_error).
             await _shielded(conn.invalidate())
         await _shielded(_rollback_and_release(conn, session, pinned=pinned))
         if isinstance(exc, asyncio.CancelledError):
@@ -404,7 +407,13 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        todo.extend((current.__cause__, current.__context__, getattr(current, "orig", None)))
+        links = (current.__cause__, current.__context__, getattr(current, "orig", None))
+        todo.extend((*links, getattr(current, "driver_error", None)))  # dsg_lib's errors keep it there
+
+
+def _server_moved(exc: BaseException) -> bool:
+    """True if the server said it is read-only or shutting down (a failover) within ``exc``."""
+    return any(getattr(e, "sqlstate", None) in PG_FAILOVER for e in _chain(exc))
 
 
 def _refused_by_asyncpg(exc: BaseException) -> bool:
@@ -433,5 +442,5 @@ def _lost_connection(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
-        todo.extend((current.__cause__, current.__context__))
+        todo.extend((current.__cause__, current.__context__, getattr(current, "driver_error", None)))
     return False

@@ -216,8 +216,8 @@ def _order(
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        # pydantic's own messages name the expected type; its "input" (the value) is left out
-        return "; ".join(str(e.get("msg", "invalid value")) for e in exc.errors(include_input=False))[:200]
+        # pydantic's own messages name the expected type; the "input" entry (the value) is not read
+        return "; ".join(str(e.get("msg", "invalid value")) for e in exc.errors())[:200]
     return str(exc)[:200]
 
 

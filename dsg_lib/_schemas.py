@@ -101,7 +101,7 @@ def to_schemas(schema: Any, objects: list[Any]) -> list[Any]:
     try:
         result: list[Any] = _list_adapter(schema).validate_python(objects, from_attributes=True)
     except pydantic.ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
+        errors = exc.errors()  # only loc and type are read (pydantic 2.0 has no include_input)
         problems = [
             f"{'.'.join(str(p) for p in err['loc'])}: {err['type']}" for err in errors[:_MAX_ERRORS_SHOWN]
         ]

@@ -21,6 +21,9 @@ def _fake_devsetgo_lib(site: Path, *, owns_dsg_lib: bool = True) -> None:
     record = [f"{package}/__init__.py,,", f"{package}/async_database_functions/__init__.py,,"]
     record.append(f"{info.name}/METADATA,,")
     (info / "RECORD").write_text("\n".join(record) + "\n", encoding="utf-8")
+    for path in record[:-1]:  # the files themselves, as pip leaves them (Python 3.12+ skips missing ones)
+        (site / path.split(",")[0]).parent.mkdir(parents=True, exist_ok=True)
+        (site / path.split(",")[0]).write_text("", encoding="utf-8")
 
 
 def _import(site: Path | None, code: str = "import dsg_lib, dsg_lib.fastapi; import dsg_lib") -> str:

@@ -55,7 +55,8 @@ async def dbs(cluster: None) -> AsyncIterator[list[AsyncDatabase]]:
     orders = [NODES[i:] + NODES[:i] for i in range(len(NODES))]
     found = [AsyncDatabase(DBConfig({"database_uri": _url(o), "connect_timeout": 2})) for o in orders]
     setup = found[0]
-    async with setup.transaction() as session:
+    # DDL commits implicitly on MySQL: a plain engine.begin() block, not an atomic transaction()
+    async with setup.engine.begin() as session:
         await session.execute(text("DROP TABLE IF EXISTS ha_accounts"))
         await session.execute(text("DROP TABLE IF EXISTS ha_transfers"))
         await session.execute(text("CREATE TABLE ha_accounts (id int PRIMARY KEY, balance bigint NOT NULL)"))

@@ -262,11 +262,8 @@ async def _terminate_later(admin: Admin, pid: int, delay: float) -> float:
 #: sometimes fails with asyncpg's "cannot switch to state 11; another operation (2) is in
 #: progress" instead of a closed connection, translated to QueryError, so it is not re-run.
 #: Seen on this round's code, not on the previous one; not yet root-caused (closing note).
-_TERMINATED_ON_310 = pytest.mark.xfail(
-    sys.version_info < (3, 11),
-    reason="open: a terminated connection can surface as asyncpg 'another operation in progress' on 3.10",
-    strict=False,
-)
+_OPEN_ON_310 = "open: a terminated connection can surface as asyncpg 'another operation in progress' on 3.10"
+_TERMINATED_ON_310 = pytest.mark.xfail(sys.version_info < (3, 11), reason=_OPEN_ON_310, strict=False)
 
 
 @pytest.mark.parametrize(
@@ -373,4 +370,5 @@ async def test_multi_host_rides_over_the_promotion_of_a_standby(writable: Admin)
         await promoted
         await db.disconnect()
     assert rows == ["mh"]
-    assert 1.0 <= elapsed < 8.0, f"took {elapsed:.2f}s (the database was writable after 1 s)"
+    assert elapsed >= 1.0, f"succeeded after {elapsed:.2f}s, before the database was writable (1 s)"
+    assert elapsed < 8.0, f"took {elapsed:.2f}s (the database was writable after 1 s)"

@@ -15,19 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ClauseElement
 
-from .. import _bulk
-from .._versions import versioned_update
-from ..errors import (
-    ConstraintViolationError,
-    InvalidInputError,
-    MultipleRecordsFoundError,
-)
+from ..errors import ConstraintViolationError, InvalidInputError, MultipleRecordsFoundError
 from ..filters import model_columns
-from ._base import (
-    M,
-    OperationsBase,
-    is_soft,
-)
+from . import _bulk
+from ._base import M, OperationsBase, is_soft
+from ._versions import versioned_update
 
 
 class WriteOperations(OperationsBase):

@@ -9,7 +9,6 @@ that form one.
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dsg_lib"

@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
 from ._sync_bridge import run_coroutine
+from .backends import Backend
 from .config import DBConfig
 from .database import AsyncDatabase
 from .engine import Node, install_hosts
@@ -117,17 +118,17 @@ def migration_options(
         >>> opts["render_as_batch"], opts["compare_type"]
         (False, True)
     """
-    sqlite = db_config.dialect == "sqlite"
+    batch = db_config.backend.batch_migrations
     mine = options.pop("render_item", None)
     directives = options.pop("process_revision_directives", None)
     result: dict[str, Any] = {
         "target_metadata": target_metadata,
         "compare_type": True,
-        "render_as_batch": sqlite,
+        "render_as_batch": batch,
         "render_item": render_item if mine is None else _chain(mine),
         "process_revision_directives": _then_drop_redundant_indexes(directives),
     }
-    if sqlite:
+    if batch:
         # The migration engine issues a real BEGIN (see _migration_engine): DDL is transactional.
         result["transactional_ddl"] = True
     result.update(options)
@@ -252,7 +253,7 @@ def run_migrations(
         return
     connection = context.config.attributes.get("connection")
     if connection is not None:  # the caller runs Alembic's command API on its own connection
-        _migrate(connection, context, opts, db_config.dialect)
+        _migrate(connection, context, opts, db_config.backend)
         return
     if db_config.is_memory:
         raise ConfigurationError(
@@ -283,19 +284,19 @@ def _alembic_context() -> Any:
 
 def _run_offline(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> None:
     """Write the SQL script (``alembic upgrade head --sql``); the URL only picks the dialect."""
-    sqlite = db_config.dialect == "sqlite"
+    batch = db_config.backend.batch_migrations
     context.configure(
         url=db_config.async_url(), literal_binds=True, dialect_opts={"paramstyle": "named"}, **opts
     )
-    if sqlite:
+    if batch:
         context.execute("PRAGMA foreign_keys=OFF")  # must precede BEGIN to take effect
     try:
         with context.begin_transaction():
             context.run_migrations()
-            if sqlite:
+            if batch:
                 context.execute("PRAGMA foreign_key_check")
     except Exception as exc:
-        if sqlite and "batch mode" in str(exc):
+        if batch and "batch mode" in str(exc):
             raise ConfigurationError(
                 "an offline (--sql) SQLite script cannot rebuild a table: batch mode reads the "
                 "table's current definition from a live database. The script above stops before "
@@ -308,16 +309,16 @@ async def _run_online(context: Any, db_config: DBConfig, opts: dict[str, Any]) -
     engine = _migration_engine(db_config)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_migrate, context, opts, db_config.dialect)
+            await connection.run_sync(_migrate, context, opts, db_config.backend)
     finally:
         await engine.dispose()
 
 
-def _migrate(connection: Connection, context: Any, opts: dict[str, Any], dialect: str) -> None:
+def _migrate(connection: Connection, context: Any, opts: dict[str, Any], backend: Backend) -> None:
     context.configure(connection=connection, **opts)
     with context.begin_transaction():
         context.run_migrations()
-        if dialect == "sqlite":
+        if backend.batch_migrations:  # foreign keys were off for the batch copies: check them now
             _check_foreign_keys(connection)
 
 
@@ -344,15 +345,15 @@ def _migration_engine(db_config: DBConfig) -> AsyncEngine:
     application pool, and a multi-host URI moves on to the next host.
     """
     connect_args = db_config.connect_args(hide_secrets=False)
-    if db_config.dialect == "postgresql" and db_config.option("pgbouncer"):
+    if db_config.option("pgbouncer"):  # a PostgreSQL-only key
         connect_args.setdefault("statement_cache_size", 0)
     engine = create_async_engine(
         db_config.async_url(hide_password=False), poolclass=pool.NullPool, connect_args=connect_args
     )
     # the application engine's bound: each host within connect_timeout, the next host tried
     hosts = [Node(n.host, n.port) for n in db_config.nodes.nodes] if db_config.nodes else []
-    install_hosts(engine, db_config.dialect, hosts, db_config.connect_timeout)
-    if db_config.dialect == "sqlite":
+    install_hosts(engine, db_config.backend, hosts, db_config.connect_timeout)
+    if db_config.backend.batch_migrations:
         _install_sqlite_migration_hooks(engine, int(db_config.option("busy_timeout_ms", 5000)))
     return engine
 

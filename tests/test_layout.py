@@ -94,6 +94,8 @@ def test_no_import_cycle_type_checking_and_function_level_imports_included() -> 
 def test_the_top_of_the_package_holds_at_most_15_modules() -> None:
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= 15, top
+
+
 #: a comparison with a dialect name: ``backend == "postgresql"``, ``dialect in ("mysql", ...)``
 _DIALECT_TEST = re.compile(
     r"""(==|!=|\bin\b|\bnot in\b)\s*\(?\s*["'](sqlite|postgresql|mysql|mariadb)["']"""

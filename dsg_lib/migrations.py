@@ -16,8 +16,9 @@ run_migrations(DBConfig.from_env("DATABASE_URL"), target_metadata=Base.metadata)
 
 ``alembic revision --autogenerate``, ``alembic upgrade head``,
 ``alembic downgrade -1`` and offline ``alembic upgrade head --sql`` then work
-on SQLite, PostgreSQL and MySQL/MariaDB (offline on SQLite: up to the first
-revision that rebuilds a table, which needs a live database; see below):
+on SQLite, PostgreSQL and MySQL/MariaDB (offline on SQLite: every revision
+but a batch block that rebuilds a table without ``copy_from=``, which needs a
+live database; `ConfigurationError` names it and the fixes):
 
 - online runs use the config's async driver on a dedicated connection (not
   the application pool) and one transaction for the whole run;
@@ -37,6 +38,7 @@ Examples:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -297,12 +299,40 @@ def _run_offline(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> Non
                 context.execute("PRAGMA foreign_key_check")
     except Exception as exc:
         if batch and "batch mode" in str(exc):
-            raise ConfigurationError(
-                "an offline (--sql) SQLite script cannot rebuild a table: batch mode reads the "
-                "table's current definition from a live database. The script above stops before "
-                "the revision that needs it; run that revision online (alembic upgrade <revision>)"
-            ) from None
+            raise ConfigurationError(_offline_rebuild_message(exc)) from None
         raise
+
+
+def _offline_rebuild_message(exc: BaseException) -> str:
+    """Why an offline SQLite script stopped at a table rebuild, naming the revision and table, and the fixes.
+
+    Alembic's message names the table; the revision is the Alembic revision
+    module whose ``upgrade()``/``downgrade()`` was running (a frame of the traceback).
+    """
+    found = re.search(r'reflect the table "([^"]+)"', str(exc))
+    table = found.group(1) if found else "<table>"
+    revision, down = "<revision>", "<previous revision>"
+    tb = exc.__traceback__
+    while tb is not None:
+        names = tb.tb_frame.f_globals
+        if isinstance(names.get("revision"), str) and "down_revision" in names:
+            revision, before = names["revision"], names["down_revision"]
+            down = ",".join(before) if isinstance(before, (tuple, list)) else str(before)
+        tb = tb.tb_next
+    complete = (
+        f"; the revisions up to {down} can be written with 'alembic upgrade <start>:{down} --sql'"
+        if down != "None"
+        else ""
+    )
+    return (
+        f'revision {revision} rebuilds table "{table}" (SQLite batch mode: a change other than '
+        "add_column, create_index or drop_index), and an offline (--sql) script cannot: Alembic "
+        "copies the table from its current definition, which only a live database gives. The "
+        f"script written so far is incomplete (it stops inside revision {revision}, without "
+        f"COMMIT){complete}. Either run that revision online (alembic upgrade {revision}), "
+        "or make it work offline: pass the table as it is before the revision, "
+        f'batch_alter_table("{table}", copy_from=Table(...)); see docs/migrations.md'
+    )
 
 
 async def _run_online(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> None:

@@ -232,6 +232,9 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
     def current_session(self) -> AsyncSession:
         """The session of the enclosing ``transaction()`` or request scope.
 
+        Synchronous and free: under ``DBSessionMiddleware`` the request's
+        session checks out its connection on its first statement.
+
         Raises:
             SessionMissingError: outside a ``transaction()`` / request scope.
 

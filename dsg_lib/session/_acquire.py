@@ -188,9 +188,9 @@ class Acquirer:
                 if write and conn.in_transaction():  # none after a driver call (see _fast)
                     await conn.commit()
         except BaseException as exc:
-            await self._discard(conn, None, exc)
+            await self.discard(conn, None, exc)
             raise
-        await _release(conn, None)
+        await release(conn, None)
 
     @asynccontextmanager
     async def _snapshot_connection(
@@ -206,9 +206,9 @@ class Acquirer:
                 yield conn
                 await conn.commit()
         except BaseException as exc:
-            await self._discard(conn, None, exc)
+            await self.discard(conn, None, exc)
             raise
-        await _release(conn, None)
+        await release(conn, None)
 
     @asynccontextmanager
     async def session(
@@ -291,9 +291,9 @@ class Acquirer:
                 if commit:
                     await own.commit()
         except BaseException as exc:
-            await self._discard(conn, own, exc)
+            await self.discard(conn, own, exc)
             raise
-        await _release(conn if conn is not self.pinned else None, own)
+        await release(conn if conn is not self.pinned else None, own)
 
     async def read(
         self,
@@ -331,9 +331,9 @@ class Acquirer:
             with self.config.errors():
                 await conn.exec_driver_sql("SELECT 1")
         except BaseException as exc:
-            await self._discard(conn, None, exc)
+            await self.discard(conn, None, exc)
             raise
-        await _release(conn if conn is not self.pinned else None, None)
+        await release(conn if conn is not self.pinned else None, None)
 
     @asynccontextmanager
     async def ddl_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -349,12 +349,12 @@ class Acquirer:
                 async with conn.begin():
                     yield conn
         except BaseException as exc:
-            await self._discard(conn, None, exc)
+            await self.discard(conn, None, exc)
             raise
-        await _release(conn, None)
+        await release(conn, None)
 
     # ------------------------------------------------------------------ cleanup
-    async def _discard(self, conn: AsyncConnection, session: AsyncSession | None, exc: BaseException) -> None:
+    async def discard(self, conn: AsyncConnection, session: AsyncSession | None, exc: BaseException) -> None:
         """Roll back and release after a failure (``exc``), even while being cancelled.
 
         A statement cancelled mid-flight has already been stopped and its
@@ -367,10 +367,10 @@ class Acquirer:
             # e.g. asyncpg refused a value mid-statement, or the server is read-only or
             # shutting down now (a failover: a compiled driver call's error never passed
             # SQLAlchemy's handle_error); see PostgreSQLBackend.discard_after
-            await _shielded(conn.invalidate())
-        await _shielded(_rollback_and_release(conn, session, pinned=pinned))
+            await shielded(conn.invalidate())
+        await shielded(_rollback_and_release(conn, session, pinned=pinned))
         if isinstance(exc, asyncio.CancelledError):
-            await _shielded(self.config.stopper.settle())
+            await shielded(self.config.stopper.settle())
 
 
 async def _rollback_and_release(conn: AsyncConnection, session: AsyncSession | None, *, pinned: bool) -> None:
@@ -387,7 +387,7 @@ async def _rollback_and_release(conn: AsyncConnection, session: AsyncSession | N
             await conn.close()
 
 
-async def _release(conn: AsyncConnection | None, session: AsyncSession | None) -> None:
+async def release(conn: AsyncConnection | None, session: AsyncSession | None) -> None:
     """Return the connection to the pool after success, whatever happens meanwhile."""
     try:
         try:
@@ -398,11 +398,11 @@ async def _release(conn: AsyncConnection | None, session: AsyncSession | None) -
                 await conn.close()
     except asyncio.CancelledError:
         if conn is not None:
-            await _shielded(conn.invalidate())
+            await shielded(conn.invalidate())
         raise
 
 
-async def _shielded(cleanup: Coroutine[Any, Any, None]) -> None:
+async def shielded(cleanup: Coroutine[Any, Any, None]) -> None:
     """Run a cleanup to the end even if the caller is cancelled meanwhile."""
     task = asyncio.ensure_future(cleanup)
     try:

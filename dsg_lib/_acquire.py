@@ -27,7 +27,7 @@ from loguru import logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from . import _engine, _scope, consistency, routing
+from . import _engine, _scope, _tenancy, consistency, routing
 from ._error_codes import PG_FAILOVER
 from .errors import DatabaseUnavailableError, InvalidInputError, NotConnectedError
 from .observability import _hooks as _observe
@@ -204,6 +204,7 @@ class Acquirer:
         (`_engine.snapshot_options`: MySQL/MariaDB).
         """
         if session is not None:
+            _tenancy.adopt(session, self)  # a caller's session gets the db.scoped(...) hooks too
             with self.config.errors():
                 yield session
             return
@@ -252,10 +253,14 @@ class Acquirer:
             conn.sync_connection.execution_options(**{_engine.GUARD: True, **(options or {})})
         # A pinned connection already runs the test's outer transaction: join it
         # through savepoints so a commit or rollback here stays inside it.
+        # TenantSession: the hooks of db.scoped(...) (see _tenancy), on dsg_lib's sessions only
+        tenancy = {"sync_session_class": _tenancy.TenantSession, "info": {_tenancy.OWNER_KEY: self}}
         if conn is self.pinned:
-            own = AsyncSession(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+            own = AsyncSession(
+                bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint", **tenancy
+            )
         else:
-            own = AsyncSession(bind=conn, expire_on_commit=False)
+            own = AsyncSession(bind=conn, expire_on_commit=False, **tenancy)
         try:
             with self.config.errors():
                 if begin:

@@ -26,7 +26,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from . import _health, _retry, _scope
+from . import _health, _retry, _scope, _tenancy
 from ._acquire import Acquirer
 from ._read_routing import ReadRoutingMixin
 from ._tables import TablesMixin
@@ -200,6 +200,49 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
             1
         """
         return _scope.transaction(self.acquire)
+
+    def scoped(self, **values: Any) -> _tenancy.TenantScope:
+        """Scope every operation and ORM statement of this database to ``attribute=value`` (tenants).
+
+        Inside ``async with db.scoped(tenant_id=42):`` every ``DatabaseOperations``
+        call and every ORM statement on a session of this database, for each
+        mapped class with a ``tenant_id`` attribute, reads, counts, updates and
+        deletes only rows with ``tenant_id == 42`` and inserts them with it; a row
+        naming another value is an ``InvalidInputError``. Classes without the
+        attribute are untouched. Scopes are per task and nest (an inner scope adds
+        names and replaces values). Your own Core statements and SQL text are not
+        rewritten. See the "Tenant scoping" page of the docs.
+
+        Args:
+            **values: Attribute names and their values, e.g. ``tenant_id=42``.
+
+        Raises:
+            InvalidInputError: no names, or a value of None.
+
+        Examples:
+            >>> import asyncio
+            >>> from sqlalchemy import Integer, String
+            >>> from sqlalchemy.orm import mapped_column
+            >>> from dsg_lib import DatabaseOperations
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> class Memo(db.Base):
+            ...     __tablename__ = "scoped_memos"
+            ...     id = mapped_column(Integer, primary_key=True)
+            ...     tenant_id = mapped_column(Integer, nullable=False)
+            ...     text = mapped_column(String(40))
+            >>> async def main():
+            ...     ops = DatabaseOperations(db)
+            ...     await db.create_tables()
+            ...     async with db.scoped(tenant_id=1):
+            ...         await ops.create_one(Memo(text="one's"))
+            ...     async with db.scoped(tenant_id=2):
+            ...         await ops.create_one(Memo(text="two's"))
+            ...         return [(m.tenant_id, m.text) for m in await ops.find(Memo)]
+            >>> asyncio.run(main())
+            [(2, "two's")]
+        """
+        _tenancy.remember(self.Base.registry)
+        return _tenancy.TenantScope(self.acquire, values)
 
     def query_budget(self, max_queries: int) -> _query_budget:
         """Fail the block if it issues more than ``max_queries`` statements (N+1 detection).

@@ -9,6 +9,7 @@ DatabaseError                      .details  .to_dict()  .driver_error
 ├── InvalidInputError              (also ValueError)
 ├── NotConnectedError
 ├── SessionMissingError
+│   └── ScopeRequiredError         require_scope: an operation outside db.scoped(...)
 ├── DatabaseUnavailableError       refused / lost / timed out
 │   └── PoolTimeoutError
 ├── RecordNotFoundError            (also LookupError)
@@ -58,6 +59,7 @@ __all__ = [
     "QueryBudgetExceededError",
     "QueryError",
     "RecordNotFoundError",
+    "ScopeRequiredError",
     "SessionMissingError",
     "StaleRecordError",
     "StatementTimeoutError",
@@ -153,6 +155,19 @@ class SessionMissingError(DatabaseError):
     Examples:
         >>> SessionMissingError("no session").details
         'no session'
+    """
+
+
+class ScopeRequiredError(SessionMissingError):
+    """An operation on a model that ``require_scope`` guards ran outside ``db.scoped(...)``.
+
+    Fail closed: nothing was sent. Over HTTP it is a server error (500): the
+    route is missing its ``scope_dependency``, the client did nothing wrong.
+
+    Examples:
+        >>> err = ScopeRequiredError("Item needs tenant_id set by 'async with db.scoped(...)'")
+        >>> isinstance(err, SessionMissingError)
+        True
     """
 
 

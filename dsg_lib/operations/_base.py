@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import instance_dict
 from sqlalchemy.sql.elements import ClauseElement
 
-from .. import _bulk, _fast
+from .. import _bulk, _fast, _tenancy
 from .._filter_groups import Q
 from .._values import is_json
 from ..database import AsyncDatabase
@@ -232,7 +232,14 @@ class OperationsBase:
         clauses.extend(build_filters(model, filters, validate=validate, dialect=self._dialect))
         if not include_deleted and is_soft(model):
             clauses.append(model.deleted_at.is_(None))
+        clauses.extend(_tenancy.criteria(model, self._scope(model)))  # last: see _guard
         return clauses
+
+    def _scope(self, model: Any) -> dict[str, Any]:
+        """The ``db.scoped(...)`` values that apply to ``model`` now (`ScopeRequiredError` if
+        ``require_scope`` wants one and there is none)."""
+        db = self.async_db
+        return _tenancy.scope_for(model, db.acquire, db.db_config)
 
     def _order(self, model: Any, order_by: Any) -> list[Any]:
         return [] if order_by is None else [clause for clause, _, _ in order_terms(model, order_by)]
@@ -346,9 +353,10 @@ class OperationsBase:
             *self._criteria(query_or_model, where, filters or {}, include_deleted)
         )
 
-    @staticmethod
-    def _guard(criteria: list[Any], all_rows: bool, name: str, model: Any, include_deleted: bool) -> None:
-        user_criteria = criteria if include_deleted or not is_soft(model) else criteria[:-1]
+    def _guard(self, criteria: list[Any], all_rows: bool, name: str, model: Any, include_deleted: bool) -> None:
+        # the soft-delete and scope clauses `_criteria` appends are not the caller's filters
+        added = len(self._scope(model)) + (0 if include_deleted or not is_soft(model) else 1)
+        user_criteria = criteria[: len(criteria) - added]
         if not user_criteria and all_rows is not True:
             raise InvalidInputError(
                 f"{name} without a filter would change every row of {model.__name__}; "

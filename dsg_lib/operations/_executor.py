@@ -41,7 +41,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapper, Session, SessionEvents
 
-from .. import _fast
+from .. import _fast, _tenancy
 from .._listeners import OWN
 from ..database import AsyncDatabase
 from ..filters import mapper_of
@@ -103,6 +103,10 @@ class Executor:
         if session is not None or not isinstance(model, type):
             return None
         db = self.async_db
+        # tenant scoping (_tenancy): never compiled while a scope is active; outside one, a
+        # model that require_scope guards is refused here, before anything is sent
+        if _tenancy.active_values(db.acquire) or _tenancy.scope_for(model, db.acquire, db.db_config):
+            return None
         config = db.db_config
         acquire = db.acquire
         if (

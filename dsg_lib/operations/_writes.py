@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ClauseElement
 
-from .. import _bulk
+from .. import _bulk, _tenancy
 from .._versions import versioned_update
 from ..errors import (
     ConstraintViolationError,
@@ -67,6 +67,14 @@ class WriteOperations(OperationsBase):
         """
         mapper = self._mapper(model)
         checker = self._row_checker(model)
+        scope = self._scope(model)  # db.scoped(...): every row gets the scope's values
+        if scope:
+            if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes, Mapping)):
+                rows = _tenancy.scoped_list(rows, scope, model)
+            elif isinstance(rows, AsyncIterable) or (
+                isinstance(rows, Iterable) and not isinstance(rows, (str, bytes, Mapping))
+            ):
+                rows = _tenancy.scoped_rows(rows, scope, model)
         size = (
             _bulk.chunk_rows_for(self._dialect, 1, chunk_size)
             if chunk_size is not None
@@ -171,10 +179,16 @@ class WriteOperations(OperationsBase):
         """
         table = _bulk.table_of(model)
         checker = self._row_checker(model)
-        prepared = [checker.prepare(row, validate, i) for i, row in enumerate(_iter_rows(rows))]
+        scope = self._scope(model)  # db.scoped(...): rows get its values; other scopes' rows stay
+        rows = _iter_rows(rows)
+        if scope:
+            rows = _tenancy.scoped_list(rows, scope, model)
+        prepared = [checker.prepare(row, validate, i) for i, row in enumerate(rows)]
         if not prepared:
             return 0
         conflict_cols, update_cols = _bulk.check_upsert_args(model, conflict, update, list(prepared[0]))
+        if scope:
+            update_cols = tuple(c for c in update_cols if c not in scope)  # never moved across scopes
         _bulk.check_no_duplicate_keys(prepared, conflict_cols)
         total = 0
         async with self._connection(session, write=True, single_statement=False) as conn:
@@ -182,6 +196,10 @@ class WriteOperations(OperationsBase):
             for group in _bulk.group_by_keys(prepared):
 
                 def build(rows: list[dict[str, Any]]) -> Any:
+                    if scope:  # a conflicting row of another scope is left as it is
+                        return _tenancy.guarded_upsert(
+                            self._dialect, table, rows, conflict_cols, update_cols, checker.columns, scope
+                        )
                     return _bulk.upsert_statement(self._dialect, table, rows, conflict_cols, update_cols)
 
                 # size by the parameters the statement really binds (Python-side defaults add
@@ -237,6 +255,7 @@ class WriteOperations(OperationsBase):
         if unknown:
             raise InvalidInputError(f"{str(unknown[0])[:60]!r} is not a column of {model.__name__}")
         prepared.update(expressions)
+        _tenancy.check_new_values(model, prepared, self._scope(model))  # db.scoped(...)
         criteria = self._criteria(model, where, filters, include_deleted, validate)
         self._guard(criteria, all_rows, "update_where", model, include_deleted)
         if expected_version is not None:  # optimistic locking (private module _versions)
@@ -336,7 +355,8 @@ class WriteOperations(OperationsBase):
         for key in filters:
             if "__" in key:
                 raise InvalidInputError("get_or_create takes equality filters only (field=value)")
-        values = self._row_checker(model).prepare({**(defaults or {}), **filters}, True, 0)
+        raw = _tenancy.apply_to_row({**(defaults or {}), **filters}, self._scope(model), 0, model)
+        values = self._row_checker(model).prepare(raw, True, 0)
         criteria = self._criteria(model, (), filters, include_deleted=False)
         stmt = select(model).where(*criteria).limit(2)
 

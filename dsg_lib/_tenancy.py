@@ -108,7 +108,11 @@ class TenantScope:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _CURRENT.reset(self._tokens.pop())
+        token = self._tokens.pop()
+        try:
+            _CURRENT.reset(token)
+        except ValueError:  # closed from a copy of the context it was opened in (a framework's
+            _CURRENT.set(token.old_value if token.old_value is not Token.MISSING else None)  # task)
 
     async def __aenter__(self) -> TenantScope:
         return self.__enter__()

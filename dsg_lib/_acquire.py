@@ -254,13 +254,19 @@ class Acquirer:
         # A pinned connection already runs the test's outer transaction: join it
         # through savepoints so a commit or rollback here stays inside it.
         # TenantSession: the hooks of db.scoped(...) (see _tenancy), on dsg_lib's sessions only
-        tenancy = {"sync_session_class": _tenancy.TenantSession, "info": {_tenancy.OWNER_KEY: self}}
+        info = {_tenancy.OWNER_KEY: self}
         if conn is self.pinned:
             own = AsyncSession(
-                bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint", **tenancy
+                bind=conn,
+                expire_on_commit=False,
+                join_transaction_mode="create_savepoint",
+                sync_session_class=_tenancy.TenantSession,
+                info=info,
             )
         else:
-            own = AsyncSession(bind=conn, expire_on_commit=False, **tenancy)
+            own = AsyncSession(
+                bind=conn, expire_on_commit=False, sync_session_class=_tenancy.TenantSession, info=info
+            )
         try:
             with self.config.errors():
                 if begin:

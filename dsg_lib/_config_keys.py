@@ -130,13 +130,15 @@ KEYS: dict[str, KeySpec] = {
     ),
     "require_scope": KeySpec(
         "library",
-        lambda v: v is True
-        or v is False
-        or (isinstance(v, str) and v.isidentifier())
-        or (
-            isinstance(v, (list, tuple, frozenset, set))
-            and len(v) > 0
-            and all(isinstance(n, str) and n.isidentifier() for n in v)
+        lambda v: (
+            v is True
+            or v is False
+            or (isinstance(v, str) and v.isidentifier())
+            or (
+                isinstance(v, (list, tuple, frozenset, set))
+                and len(v) > 0
+                and all(isinstance(n, str) and n.isidentifier() for n in v)
+            )
         ),
         "True, False, or an attribute name or list of names (operations on models with that "
         "attribute outside 'async with db.scoped(...)' raise ScopeRequiredError)",

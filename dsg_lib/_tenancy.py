@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import and_, event, inspect
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, UOWTransaction, with_loader_criteria
@@ -145,7 +145,7 @@ def column_keys(mapper: Mapper[Any]) -> frozenset[str]:
     return keys
 
 
-def required_names(config: Any) -> bool | frozenset[str] | None:
+def required_names(config: Any) -> Literal[True] | frozenset[str] | None:
     """``require_scope`` of ``config``: True, the names, or None (not required)."""
     required = config.option("require_scope")
     if not required:
@@ -168,13 +168,11 @@ def scope_for(model: Any, owner: Any, config: Any) -> dict[str, Any]:
     values = active_values(owner)
     required = required_names(config)
     if required is not None:
-        missing = (
-            ("a scope",)
-            if required is True and not values
-            else ()
-            if required is True
-            else tuple(sorted(n for n in required & keys if n not in values))
-        )
+        missing: tuple[str, ...]
+        if required is True:
+            missing = () if values else ("a scope",)
+        else:
+            missing = tuple(sorted(n for n in required & keys if n not in values))
         if missing:
             raise ScopeRequiredError(
                 f"{mapper.class_.__name__} needs {', '.join(missing)} set by "
@@ -204,9 +202,7 @@ def apply_to_object(obj: Any, scope: Mapping[str, Any]) -> None:
         if given is None:
             setattr(obj, key, value)
         elif given != value:
-            raise InvalidInputError(
-                f"{type(obj).__name__}.{key} names another scope than the one in force"
-            )
+            raise InvalidInputError(f"{type(obj).__name__}.{key} names another scope than the one in force")
 
 
 def apply_to_row(row: Any, scope: Mapping[str, Any], index: int, model: Any) -> Any:
@@ -219,7 +215,9 @@ def apply_to_row(row: Any, scope: Mapping[str, Any], index: int, model: Any) -> 
         if given is None:
             out[key] = value
         elif given != value:
-            raise InvalidInputError(f"row {index}: {model.__name__}.{key} names another scope than the one in force")
+            raise InvalidInputError(
+                f"row {index}: {model.__name__}.{key} names another scope than the one in force"
+            )
     return out
 
 
@@ -305,8 +303,8 @@ def _before_flush(session: Session, flush_context: UOWTransaction, instances: An
         state = inspect(obj)
         for key, value in scope.items():
             history = state.attrs[key].history
-            now = state.dict.get(key, None) if key in state.dict else None
-            if history.deleted and history.deleted[0] != value or now != value:
+            now = state.dict.get(key)  # unloaded: None, refused (it cannot be checked)
+            if (history.deleted and history.deleted[0] != value) or now != value:
                 raise InvalidInputError(
                     f"{type(obj).__name__}: a row of another scope cannot be changed or deleted here"
                 )

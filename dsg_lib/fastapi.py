@@ -180,7 +180,9 @@ def scope_dependency(
         if inspect.isawaitable(found):
             found = await found
         if not isinstance(found, Mapping):
-            raise InvalidInputError("scope_dependency: fn(request) must return a mapping such as {'tenant_id': 42}")
+            raise InvalidInputError(
+                "scope_dependency: fn(request) must return a mapping such as {'tenant_id': 42}"
+            )
         values = dict(found)
         scope = db.scoped(**values) if db is not None else _tenancy.TenantScope(None, values)
         with scope:

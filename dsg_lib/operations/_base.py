@@ -353,7 +353,9 @@ class OperationsBase:
             *self._criteria(query_or_model, where, filters or {}, include_deleted)
         )
 
-    def _guard(self, criteria: list[Any], all_rows: bool, name: str, model: Any, include_deleted: bool) -> None:
+    def _guard(
+        self, criteria: list[Any], all_rows: bool, name: str, model: Any, include_deleted: bool
+    ) -> None:
         # the soft-delete and scope clauses `_criteria` appends are not the caller's filters
         added = len(self._scope(model)) + (0 if include_deleted or not is_soft(model) else 1)
         user_criteria = criteria[: len(criteria) - added]

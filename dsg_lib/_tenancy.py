@@ -161,6 +161,8 @@ def scope_for(model: Any, owner: Any, config: Any) -> dict[str, Any]:
     Raises:
         ScopeRequiredError: ``require_scope`` asks for a scope this call is not in.
     """
+    if _CURRENT.get() is None and not config.option("require_scope"):
+        return {}  # the common case, cheap: no scope open and none required
     mapper = model if isinstance(model, Mapper) else inspect(model, raiseerr=False)
     if not isinstance(mapper, Mapper):
         return {}  # not a mapped class: the caller's own check gives the error
@@ -181,6 +183,20 @@ def scope_for(model: Any, owner: Any, config: Any) -> dict[str, Any]:
     if not values:
         return {}
     return {k: v for k, v in values.items() if k in keys}
+
+
+def blocks_compiled(model: Any, owner: Any, config: Any) -> bool:
+    """True while a scope of ``owner`` is active: the executor then runs everything through
+    SQLAlchemy. Outside one, a model ``require_scope`` guards raises `ScopeRequiredError` here.
+
+    Unscoped calls without ``require_scope`` pay one ``ContextVar`` read and one dict lookup.
+    """
+    if _CURRENT.get() is None and not config.option("require_scope"):
+        return False
+    if active_values(owner):
+        return True
+    scope_for(model, owner, config)  # raises outside a required scope
+    return False
 
 
 def criteria(model: Any, scope: Mapping[str, Any]) -> list[ColumnElement[bool]]:

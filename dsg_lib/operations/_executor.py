@@ -78,7 +78,8 @@ class Executor:
         self._plans: dict[Any, _fast.Plan | None] = {}
         self._loaders: dict[Any, _fast.Loader] = {}
         # An unbound Session: its dispatch sees every listener on the Session class (dsg_lib's
-        # sessions are plain AsyncSession(bind=...), so those are the ones that fire). Its
+        # sessions are AsyncSession(bind=...) of _tenancy.TenantSession, a Session whose own
+        # listeners do nothing outside db.scoped(...), inside which nothing runs compiled). Its
         # listener collections are resolved once; each reflects later listen()/remove() calls.
         probe = Session().dispatch
         self._session_events = tuple(getattr(probe, name) for name in _SESSION_EVENTS)
@@ -105,7 +106,7 @@ class Executor:
         db = self.async_db
         # tenant scoping (_tenancy): never compiled while a scope is active; outside one, a
         # model that require_scope guards is refused here, before anything is sent
-        if _tenancy.active_values(db.acquire) or _tenancy.scope_for(model, db.acquire, db.db_config):
+        if _tenancy.blocks_compiled(model, db.acquire, db.db_config):
             return None
         config = db.db_config
         acquire = db.acquire

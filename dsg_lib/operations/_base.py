@@ -401,6 +401,12 @@ class OperationsBase:
             stmt = stmt.execution_options(synchronize_session="fetch")
             async with self._session(session, write=True) as s:
                 result = await s.execute(stmt)
+        elif _tenancy.active_values(self.async_db.acquire):
+            # inside db.scoped(...): on a session, so the scope's criteria also reach the related
+            # classes of relationship filters (EXISTS subqueries), not only the model's own WHERE
+            stmt = stmt.execution_options(synchronize_session=False)
+            async with self._session(None, write=True, single_statement=True) as s:
+                result = await s.execute(stmt)
         else:
             async with self._connection(None, write=True) as conn:
                 result = await conn.execute(stmt)

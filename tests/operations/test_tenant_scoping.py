@@ -249,6 +249,11 @@ async def test_writes_cannot_touch_other_tenants(env: SimpleNamespace) -> None:
         assert await ops.delete_many(Item, "id", [3, 4, 5]) == 1
         with pytest.raises(InvalidInputError):  # the unfiltered guard still holds inside a scope
             await ops.delete_where(Item)
+        # a relationship filter does not see the other tenant's related rows either (EXISTS)
+        assert await ops.update_where(Item, {"name": "y"}, notes__body="two's on one's item") == 0
+        assert await ops.delete_where(Item, notes__body="two's on one's item") == 0
+        assert await ops.count(Item, notes__body="two's on one's item") == 0
+        assert await ops.update_where(Item, {"name": "y"}, notes__body="one's") == 1
         assert (await ops.update_one(Item, 1, {"name": "own"})).name == "own"
         assert await ops.delete_where(Item, id__in=[2, 4, 5]) == 1
     rows = await stored(db, Item)

@@ -296,6 +296,9 @@ def _on_execute(state: ORMExecuteState) -> None:
         scope_for(mapper, owner, config)  # raises outside a required scope
     if not values or not (state.is_select or state.is_update or state.is_delete):
         return
+    if (state.is_update or state.is_delete) and state.is_executemany:
+        _scope_bulk_by_primary_key(state, values)
+        return
     options = []
     for cls in _classes_with(frozenset(values)):
         keys = column_keys(inspect(cls))
@@ -303,6 +306,23 @@ def _on_execute(state: ORMExecuteState) -> None:
         options.append(with_loader_criteria(cls, clause, include_aliases=True))
     if options:
         state.statement = state.statement.options(*options)
+
+
+def _scope_bulk_by_primary_key(state: ORMExecuteState, values: Mapping[str, Any]) -> None:
+    """ORM bulk UPDATE / DELETE by primary key (a list of parameter dicts) ignores loader criteria:
+    add the scope to its WHERE. SQLAlchemy cannot synchronize loaded objects with extra WHERE
+    criteria, so unless the caller chose otherwise the statement runs with
+    ``synchronize_session=None`` (as SQLAlchemy's own error message advises)."""
+    mapper = state.bind_mapper
+    if mapper is None:
+        return
+    scope = {k: v for k, v in values.items() if k in column_keys(mapper)}
+    if not scope:
+        return
+    stmt = state.statement.where(*criteria(mapper.class_, scope))  # type: ignore[attr-defined]
+    if "synchronize_session" not in state.execution_options:
+        stmt = stmt.execution_options(synchronize_session=None)
+    state.statement = stmt
 
 
 def _before_flush(session: Session, flush_context: UOWTransaction, instances: Any) -> None:

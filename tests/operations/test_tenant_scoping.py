@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import ForeignKey, Integer, String, select, text
+from sqlalchemy import ForeignKey, Integer, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
@@ -221,6 +221,36 @@ async def test_orm_statements_on_db_sessions_are_scoped(env: SimpleNamespace) ->
                 await session.flush()
             await session.rollback()
     assert (await stored(db, Item))[0][3] == "A1"
+
+
+async def test_orm_bulk_update_by_primary_key_is_scoped(env: SimpleNamespace) -> None:
+    Item, db = env.m.Item, env.db
+    async with db.scoped(tenant_id=1), db.transaction() as session:
+        await session.execute(update(Item), [{"id": 4, "name": "stolen"}, {"id": 1, "name": "own"}])
+    names = {r[0]: r[3] for r in await stored(db, Item)}
+    assert (names[1], names[4]) == ("own", "A2")
+
+
+async def test_the_same_lazy_load_in_two_scopes(env: SimpleNamespace) -> None:
+    """A relationship load's statement is cached by SQLAlchemy: each scope must get its own values."""
+    Item, db = env.m.Item, env.db
+    for tenant, expected in ((1, [1]), (2, [2]), (1, [1]), (2, [2])):
+        async with db.get_db_session() as session:
+            item = (await session.execute(select(Item).where(Item.id == 1))).scalar_one()  # unscoped
+            async with db.scoped(tenant_id=tenant):
+                assert [n.id for n in await item.awaitable_attrs.notes] == expected
+                loaded = (
+                    (
+                        await session.execute(
+                            select(Item)
+                            .options(selectinload(Item.notes))
+                            .execution_options(populate_existing=True)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                assert {n.id for i in loaded for n in i.notes} <= ({1} if tenant == 1 else {2, 3})
 
 
 async def test_a_caller_session_passed_to_operations_is_scoped(env: SimpleNamespace) -> None:

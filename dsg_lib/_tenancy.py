@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import and_, event, inspect
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, UOWTransaction, with_loader_criteria
 from sqlalchemy.orm import registry as Registry
+from sqlalchemy.sql.elements import ClauseElement
 
 from .errors import InvalidInputError, ScopeRequiredError
 
@@ -210,6 +211,16 @@ def visible(obj: Any, scope: Mapping[str, Any]) -> bool:
     return all(key in state and state[key] == value for key, value in scope.items())
 
 
+def _differs(given: Any, value: Any) -> bool:
+    """Whether a given value is not the scope's (a SQL expression always is: it cannot be checked)."""
+    if isinstance(given, ClauseElement):
+        return True
+    try:
+        return bool(given != value)
+    except Exception:  # a value that cannot be compared cannot be the scope's
+        return True
+
+
 def apply_to_object(obj: Any, scope: Mapping[str, Any]) -> None:
     """Set the scope values on a new object; a different value given is `InvalidInputError`."""
     state = inspect(obj).dict
@@ -217,7 +228,7 @@ def apply_to_object(obj: Any, scope: Mapping[str, Any]) -> None:
         given = state.get(key)
         if given is None:
             setattr(obj, key, value)
-        elif given != value:
+        elif _differs(given, value):
             raise InvalidInputError(f"{type(obj).__name__}.{key} names another scope than the one in force")
 
 
@@ -230,7 +241,7 @@ def apply_to_row(row: Any, scope: Mapping[str, Any], index: int, model: Any) -> 
         given = out.get(key)
         if given is None:
             out[key] = value
-        elif given != value:
+        elif _differs(given, value):
             raise InvalidInputError(
                 f"row {index}: {model.__name__}.{key} names another scope than the one in force"
             )
@@ -240,7 +251,7 @@ def apply_to_row(row: Any, scope: Mapping[str, Any], index: int, model: Any) -> 
 def check_new_values(model: Any, values: Mapping[str, Any], scope: Mapping[str, Any]) -> None:
     """Refuse an update that would move rows to another scope value."""
     for key, value in scope.items():
-        if key in values and values[key] != value:
+        if key in values and _differs(values[key], value):
             raise InvalidInputError(f"{model.__name__}.{key} cannot be changed to another scope")
 
 

@@ -330,6 +330,8 @@ async def test_a_row_naming_another_tenant_is_refused_and_nothing_changes(env: S
             ops.insert_many(Item, iter([{"code": "x1"}, {"code": "x2", "tenant_id": 2}]), chunk_size=1),
             ops.upsert(Item, [{"code": "x1"}, {"code": "a2", "tenant_id": 2}], conflict="code"),
             ops.update_where(Item, {"tenant_id": 2}, id=1),
+            ops.update_where(Item, {"tenant_id": Item.tenant_id + 1}, id=1),
+            ops.create_one(Item(code="x1", tenant_id=Item.tenant_id)),
             ops.update_one(Item, 1, {"tenant_id": 2}),
             ops.get_or_create(Item, code="x3", tenant_id=2),
         ]

@@ -223,6 +223,8 @@ def _differs(given: Any, value: Any) -> bool:
 
 def apply_to_object(obj: Any, scope: Mapping[str, Any]) -> None:
     """Set the scope values on a new object; a different value given is `InvalidInputError`."""
+    if not scope:
+        return
     state = inspect(obj).dict
     for key, value in scope.items():
         given = state.get(key)

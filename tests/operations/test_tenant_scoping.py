@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import ForeignKey, Integer, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
@@ -554,3 +556,78 @@ async def test_scope_dependency_per_request(env: SimpleNamespace, middleware: bo
         assert (await client.get("/items/4", headers={"x-tenant": "1"})).status_code == 404
         assert (await client.get("/items/4", headers={"x-tenant": "2"})).json() == "a2"
     assert await ops.count(Item) == 6  # no scope left behind in this task
+
+
+# --------------------------------------------------------------------------- property
+
+
+def make_sample(db: AsyncDatabase) -> Any:
+    class Sample(db.Base):
+        __tablename__ = PREFIX + "sample"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+        tenant_id: Mapped[int] = mapped_column(Integer, nullable=False)
+        n: Mapped[int | None] = mapped_column(Integer, nullable=True)
+        mark: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    return Sample
+
+
+SAMPLE = [
+    {"id": i, "tenant_id": 1 + (i * 7) % 3, "n": None if i % 11 == 0 else (i * 5) % 13, "mark": None}
+    for i in range(1, 61)
+]
+
+
+@pytest.fixture
+async def sample_env(db: AsyncDatabase) -> SimpleNamespace:
+    e = await fresh_env(db, SimpleNamespace(Sample=make_sample(db)))
+    await e.ops.insert_many(e.m.Sample, SAMPLE)
+    e.marks = iter(range(1, 10_000))
+    return e
+
+
+FILTERS = st.one_of(
+    st.builds(lambda x: {"n__lt": x}, st.integers(-1, 14)),
+    st.builds(lambda x: {"n__gte": x}, st.integers(-1, 14)),
+    st.builds(lambda xs: {"n__in": xs}, st.lists(st.integers(0, 12), max_size=4)),
+    st.builds(lambda b: {"n__is_null": b}, st.booleans()),
+    st.builds(lambda i: {"id": i}, st.integers(1, 60)),
+    st.builds(lambda t: {"tenant_id": t}, st.integers(1, 3)),  # naming another tenant matches nothing
+)
+
+
+def matches(row: dict[str, Any], filters: dict[str, Any]) -> bool:
+    ((key, x),) = filters.items()
+    v = row[key.split("__")[0]]
+    if key == "n__lt":
+        return v is not None and v < x
+    if key == "n__gte":
+        return v is not None and v >= x
+    if key == "n__in":
+        return v is not None and v in x
+    if key == "n__is_null":
+        return (v is None) == x
+    return bool(v == x)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], database=None
+)
+@given(tenant=st.integers(1, 3), filters=FILTERS)
+async def test_property_every_read_and_write_stays_in_the_scope(
+    sample_env: SimpleNamespace, tenant: int, filters: dict[str, Any]
+) -> None:
+    e, Sample = sample_env, sample_env.m.Sample
+    expected = {r["id"] for r in SAMPLE if r["tenant_id"] == tenant and matches(r, filters)}
+    mark = next(e.marks)
+    async with e.db.scoped(tenant_id=tenant):
+        assert {o.id for o in await e.ops.find(Sample, **filters)} == expected
+        assert {r["id"] for r in await e.ops.find_mappings(Sample, **filters)} == expected
+        assert await e.ops.count(Sample, **filters) == len(expected)
+        assert await e.ops.exists(Sample, **filters) is bool(expected)
+        page = await e.ops.paginate(Sample, 1, 100, **filters)
+        assert (page.total, {o.id for o in page.items}) == (len(expected), expected)
+        assert await e.ops.update_where(Sample, {"mark": mark}, **filters) == len(expected)
+    async with AsyncSession(e.db.engine) as s:
+        marked = set((await s.execute(select(Sample.id).where(Sample.mark == mark))).scalars())
+    assert marked == expected

@@ -80,6 +80,18 @@ def active_values(owner: object) -> Mapping[str, Any]:
     return merged
 
 
+def _remember_legacy() -> None:
+    global _legacy_seen
+    if not _legacy_seen:
+        from .config import LegacyBase
+
+        _registries.add(LegacyBase.registry)
+        _legacy_seen = True
+
+
+_legacy_seen = False
+
+
 class TenantScope:
     """The context manager `AsyncDatabase.scoped` returns (``async with`` or ``with``).
 
@@ -105,6 +117,7 @@ class TenantScope:
         self._tokens: list[Token[Level | None]] = []
 
     def __enter__(self) -> TenantScope:
+        _remember_legacy()
         self._tokens.append(_CURRENT.set(Level(self.owner, self.values, _CURRENT.get())))
         return self
 
@@ -133,7 +146,12 @@ _registries: weakref.WeakSet[Registry] = weakref.WeakSet()
 
 
 def remember(registry: Registry) -> None:
-    """Make the classes of ``registry`` known to the session hooks."""
+    """Make the classes of ``registry`` known to the session hooks.
+
+    Every ``AsyncDatabase`` remembers its ``Base``'s; the registry of any model an
+    operation or a statement names is remembered when first seen, and so is the
+    legacy ``database_config.BASE``'s, the first time a scope is used.
+    """
     _registries.add(registry)
 
 
@@ -353,7 +371,7 @@ def _before_flush(session: Session, flush_context: UOWTransaction, instances: An
         for key, value in scope.items():
             history = state.attrs[key].history
             now = state.dict.get(key)  # unloaded: None, refused (it cannot be checked)
-            if (history.deleted and history.deleted[0] != value) or now != value:
+            if (history.deleted and _differs(history.deleted[0], value)) or _differs(now, value):
                 raise InvalidInputError(
                     f"{type(obj).__name__}: a row of another scope cannot be changed or deleted here"
                 )

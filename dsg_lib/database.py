@@ -79,6 +79,7 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
             base = type("Base", (DeclarativeBase,), {"metadata": db_config.metadata})
         self.Base = base
         self.acquire = Acquirer(db_config)
+        _tenancy.remember(base.registry)  # db.scoped(...) reaches its classes in any statement
         self._created: set[str] = set()
         self._extra_metadata: list[MetaData] = []
         db_config.retain()
@@ -241,7 +242,6 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
             >>> asyncio.run(main())
             [(2, "two's")]
         """
-        _tenancy.remember(self.Base.registry)
         return _tenancy.TenantScope(self.acquire, values)
 
     def query_budget(self, max_queries: int) -> _query_budget:

@@ -34,7 +34,13 @@ from dsg_lib import (
     ScopeRequiredError,
     SessionMissingError,
 )
-from dsg_lib.fastapi import DBSessionMiddleware, register_exception_handlers, scope_dependency, status_for
+from dsg_lib.fastapi import (
+    DBSessionMiddleware,
+    register_exception_handlers,
+    scope_dependency,
+    session_dependency,
+    status_for,
+)
 
 PREFIX = f"tn_{os.getpid()}_"
 ONE = [(1, 1, "a1"), (2, 1, "b1"), (3, 1, "c1")]  # (id, tenant_id, code)
@@ -540,6 +546,12 @@ async def test_scope_dependency_per_request(env: SimpleNamespace, middleware: bo
         item = await ops.create_one(Item(code=code))
         return {"tenant": item.tenant_id, "scope": scope}
 
+    get_session = session_dependency(db)
+
+    @app.get("/codes", dependencies=[Depends(scope_dependency(tenant_of))])
+    async def codes(session: AsyncSession = Depends(get_session)) -> list[str]:
+        return sorted((await session.execute(select(Item.code))).scalars())
+
     @app.get("/items/{item_id}", dependencies=[Depends(scope_dependency(tenant_of))])
     async def one(item_id: int) -> str:
         return (await ops.get_one(Item, id=item_id)).code
@@ -555,6 +567,7 @@ async def test_scope_dependency_per_request(env: SimpleNamespace, middleware: bo
         assert made.json() == {"tenant": 2, "scope": {"tenant_id": 2}}
         assert (await client.get("/items/4", headers={"x-tenant": "1"})).status_code == 404
         assert (await client.get("/items/4", headers={"x-tenant": "2"})).json() == "a2"
+        assert (await client.get("/codes", headers={"x-tenant": "2"})).json() == ["a2", "b2", "new"]
     assert await ops.count(Item) == 6  # no scope left behind in this task
 
 
@@ -631,3 +644,23 @@ async def test_property_every_read_and_write_stays_in_the_scope(
     async with AsyncSession(e.db.engine) as s:
         marked = set((await s.execute(select(Sample.id).where(Sample.mark == mark))).scalars())
     assert marked == expected
+
+
+async def test_a_route_without_its_scope_fails_closed_with_500(strict: SimpleNamespace) -> None:
+    Item, ops = strict.m.Item, strict.ops
+    app = FastAPI()
+    register_exception_handlers(app)
+
+    @app.get("/scoped", dependencies=[Depends(scope_dependency(tenant_of))])
+    async def scoped() -> int:
+        return await ops.count(Item)
+
+    @app.get("/forgotten")
+    async def forgotten() -> int:
+        return await ops.count(Item)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/scoped", headers={"x-tenant": "1"})).json() == 3
+        answer = await client.get("/forgotten")
+        assert answer.status_code == 500
+        assert answer.json()["error"] == "ScopeRequiredError"

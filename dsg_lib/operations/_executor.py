@@ -6,9 +6,9 @@ shapes on the allow-list below, proven to give what SQLAlchemy gives, and
 nothing would notice the difference; anything else runs through SQLAlchemy
 (``AsyncSession`` / ``AsyncConnection``), exactly as written by hand.
 
-Allow-list (all outside ``transaction()``, a caller's session or a pinned
-connection, on a known driver, ``compiled_statements`` not False, not
-PostgreSQL behind PgBouncer):
+Allow-list (all outside ``transaction()``, a caller's session, a pinned
+connection or an open ``db.scoped(...)``, on a known driver,
+``compiled_statements`` not False, not PostgreSQL behind PgBouncer):
 
 * ``get``, ``find``, ``paginate``: ``select(Model)`` filtered by ``field=value``;
 * ``count``, ``exists``, ``find_mappings``: the same filters;

@@ -664,3 +664,17 @@ async def test_a_route_without_its_scope_fails_closed_with_500(strict: SimpleNam
         answer = await client.get("/forgotten")
         assert answer.status_code == 500
         assert answer.json()["error"] == "ScopeRequiredError"
+
+
+async def test_the_devsetgo_face_is_scoped_too(env: SimpleNamespace) -> None:
+    from dsg_lib.async_database_functions.database_operations import DatabaseOperations as FaceOperations
+
+    Item, db = env.m.Item, env.db
+    face = FaceOperations(db)
+    async with db.scoped(tenant_id=2):
+        assert ids(await face.read_query(select(Item))) == [4, 5]
+        assert await face.count_query(select(Item)) == 2
+        assert (await face.create_one(Item(code="face"))).tenant_id == 2
+        assert (await face.update_one(Item, 1, {"name": "x"}))["error"] == "Record not found"
+        assert "error" in await face.delete_one(Item, 1)
+    assert (await stored(db, Item))[0] == (1, 1, "a1", "A1")

@@ -50,7 +50,7 @@ OWNER_KEY = "dsg_lib_tenancy_owner"
 _EMPTY: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)  # no repr: the values may identify a customer
 class Level:
     """One open scope: ``values`` for database ``owner`` (None: every database)."""
 

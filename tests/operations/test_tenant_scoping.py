@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import ForeignKey, Integer, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, selectinload
 
 from conftest import fresh_env
 from dsg_lib import (
@@ -200,6 +200,8 @@ async def test_relationship_loads_stay_in_the_scope(env: SimpleNamespace) -> Non
         assert ids(await ops.find(Item, notes__body__startswith="two")) == []
     async with db.scoped(tenant_id=2):
         assert ids(await ops.find(Note)) == [2, 3]
+        joined = await ops.find(Note, options=[joinedload(Note.item)], order_by="id")
+        assert [(n.id, n.item.id if n.item else None) for n in joined] == [(2, None), (3, 4)]
         # tenant 2's note hangs on tenant 1's item: the item is not tenant 2's to see
         async with db.get_db_session() as session:
             note = (await session.execute(select(Note).where(Note.id == 2))).scalar_one()

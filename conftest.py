@@ -87,7 +87,7 @@ def _operations_doctest_namespace(
 def _filters_doctest_namespace(request: pytest.FixtureRequest, doctest_namespace: dict[str, Any]) -> None:
     """``T``, the one-column model the examples of the ``dsg_lib.filters`` helpers take."""
     module = getattr(getattr(request.node, "dtest", None), "name", "")
-    if not module.startswith(("dsg_lib.filters.", "dsg_lib._filter_groups")):
+    if not module.startswith("dsg_lib.filters."):
         return
     from sqlalchemy import Integer
     from sqlalchemy.orm import DeclarativeBase, mapped_column

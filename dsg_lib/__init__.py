@@ -10,8 +10,8 @@ Examples:
     'sqlite'
 """
 
-from ._filter_groups import Q as Q
-from ._startup import DistributionClashWarning as DistributionClashWarning
+from ._install_clash import DistributionClashWarning as DistributionClashWarning
+from ._version import __version__ as __version__
 from .config import DBConfig as DBConfig
 from .database import AsyncDatabase as AsyncDatabase
 from .errors import ConfigurationError as ConfigurationError
@@ -32,6 +32,7 @@ from .errors import StaleRecordError as StaleRecordError
 from .errors import StatementTimeoutError as StatementTimeoutError
 from .errors import TransactionConflictError as TransactionConflictError
 from .errors import TransactionEndedError as TransactionEndedError
+from .filters import Q as Q
 from .operations import DatabaseOperations as DatabaseOperations
 from .pagination import CursorPage as CursorPage
 from .pagination import Page as Page
@@ -39,8 +40,6 @@ from .schema import SchemaBaseMySQL as SchemaBaseMySQL
 from .schema import SchemaBasePostgres as SchemaBasePostgres
 from .schema import SchemaBaseSQLite as SchemaBaseSQLite
 from .schema import SoftDeleteMixin as SoftDeleteMixin
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AsyncDatabase",

@@ -45,10 +45,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
-from . import _hosts
-from ._run import run_coroutine
+from ._sync_bridge import run_coroutine
 from .config import DBConfig
 from .database import AsyncDatabase
+from .engine import Node, install_hosts
 from .errors import ConfigurationError, ConstraintViolationError, MissingDependencyError
 
 __all__ = ["drop_redundant_index_drops", "migration_options", "render_item", "run_migrations"]
@@ -350,8 +350,8 @@ def _migration_engine(db_config: DBConfig) -> AsyncEngine:
         db_config.async_url(hide_password=False), poolclass=pool.NullPool, connect_args=connect_args
     )
     # the application engine's bound: each host within connect_timeout, the next host tried
-    hosts = [_hosts.Node(n.host, n.port) for n in db_config.nodes.nodes] if db_config.nodes else []
-    _hosts.install(engine, db_config.dialect, hosts, db_config.connect_timeout)
+    hosts = [Node(n.host, n.port) for n in db_config.nodes.nodes] if db_config.nodes else []
+    install_hosts(engine, db_config.dialect, hosts, db_config.connect_timeout)
     if db_config.dialect == "sqlite":
         _install_sqlite_migration_hooks(engine, int(db_config.option("busy_timeout_ms", 5000)))
     return engine

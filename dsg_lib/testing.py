@@ -54,7 +54,7 @@ from sqlalchemy.orm import DeclarativeBase
 from .config import DBConfig
 from .database import AsyncDatabase
 from .errors import InvalidInputError
-from .observability import query_budget
+from .session import query_budget
 
 __all__ = ["database_fixtures", "isolated"]  # the pytest hooks below are found by name, not API
 

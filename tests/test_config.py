@@ -20,11 +20,7 @@ from dsg_lib import (
     DBConfig,
     MissingDependencyError,
 )
-from dsg_lib.async_database_functions import (
-    async_database,
-    base_schema,
-    database_config,
-)
+from dsg_lib.async_database_functions import async_database, base_schema, database_config
 
 # Suffix for table names: concurrent test runs on the same servers do not collide.
 RUN = os.getpid()
@@ -39,11 +35,7 @@ SPECIAL_PASSWORD_ENCODED = "p%40ss%3Aw%2Frd%25"
 
 def test_devsetgo_lib_import_style_verbatim() -> None:
     # the documented import line, verbatim
-    from dsg_lib.async_database_functions import (
-        async_database,
-        base_schema,
-        database_config,
-    )
+    from dsg_lib.async_database_functions import async_database, base_schema, database_config
 
     db_config = database_config.DBConfig(
         {
@@ -551,7 +543,7 @@ async def test_password_not_in_logs_on_real_server(
 @pytest.fixture
 def hide_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Make ``importlib.util.find_spec`` (as used by ``_url``) report chosen modules missing."""
-    from dsg_lib import _url
+    from dsg_lib.config import _url
 
     hidden: set[str] = set()
     real = importlib.util.find_spec
@@ -760,7 +752,7 @@ def test_pass_through_dialect_without_its_package_names_it(
 def test_pass_through_dialects_refuse_dsg_lib_keys(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
     """dsg_lib's own keys need its per-dialect hooks, which pass-through dialects do not get:
     refused by name, before an engine is built."""
-    from dsg_lib import _url
+    from dsg_lib.config import _url
 
     real = importlib.util.find_spec
     monkeypatch.setattr(  # the driver counts as installed whether or not this venv has it

@@ -36,7 +36,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from conftest import BACKENDS, backend_problem, backend_url, unreachable
-from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, _config_keys, errors
+from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, errors
+from dsg_lib.config import _keys as _config_keys
 from dsg_lib.filters import OPERATORS
 
 ROOT = Path(__file__).resolve().parent.parent

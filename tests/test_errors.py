@@ -422,7 +422,7 @@ async def test_pool_timeout(backend: str, db_url: str) -> None:
 def test_errors_from_sync_entry_points_are_not_chained_to_the_event_loop_probe() -> None:
     """``run_coroutine`` (the CLI, migrations) probes for a running loop; its RuntimeError must not
     head every traceback ("no running event loop")."""
-    from dsg_lib._run import run_coroutine
+    from dsg_lib._sync_bridge import run_coroutine
 
     async def fails() -> None:
         raise RecordNotFoundError("gone")

@@ -14,12 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from conftest import captured_sql
-from dsg_lib import (
-    AsyncDatabase,
-    DatabaseOperations,
-    DBConfig,
-    SessionMissingError,
-)
+from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, SessionMissingError
 from dsg_lib.fastapi import (
     DBSessionMiddleware,
     health_router,

@@ -374,7 +374,7 @@ def test_column_checker_passes_only_values_kept_unchanged(
 ) -> None:
     """insert_many skips the row-by-row checks of a column whose column check passes: that is
     right only for values the value checker accepts and returns unchanged."""
-    from dsg_lib._values import column_checker
+    from dsg_lib.filters._value_checks import column_checker
 
     column = Column("c", col_type, nullable=True)
     check = column_checker(column, dialect)
@@ -387,7 +387,7 @@ def test_column_checker_passes_only_values_kept_unchanged(
 
 
 def test_column_checker_passes_plain_columns_and_stops_at_one_odd_value() -> None:
-    from dsg_lib._values import column_checker
+    from dsg_lib.filters._value_checks import column_checker
 
     utc = dt.timezone.utc
     cases: list[tuple[Any, list[Any], list[Any]]] = [  # type, plain values, odd values

@@ -15,13 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dsg_lib import (
-    AsyncDatabase,
-    ConfigurationError,
-    DatabaseUnavailableError,
-    DBConfig,
-    InvalidInputError,
-)
+from dsg_lib import AsyncDatabase, ConfigurationError, DatabaseUnavailableError, DBConfig, InvalidInputError
 from dsg_lib.consistency import PRIMARY_TOKEN, parse_token
 from dsg_lib.errors import translate_error
 

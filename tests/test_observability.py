@@ -607,5 +607,6 @@ async def test_a_task_that_outlives_its_budget_block_records_nothing_more(seeded
             await counted.wait()
         block_over.set()
         await task
-    assert inner.count == 1  # the three counts after the inner block are not its statements
-    assert outer.count == 4  # the outer block was still open: they are its
+    seen = f"inner={inner.statements} outer={outer.statements}"
+    assert inner.count == 1, seen  # the three counts after the inner block are not its statements
+    assert outer.count == 4, seen  # the outer block was still open: they are its

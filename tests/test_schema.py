@@ -14,13 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DBConfig
 from dsg_lib.async_database_functions import base_schema
-from dsg_lib.schema import (
-    SchemaBaseMySQL,
-    SchemaBasePostgres,
-    SchemaBaseSQLite,
-    UTCDateTime,
-    utcnow,
-)
+from dsg_lib.schema import SchemaBaseMySQL, SchemaBasePostgres, SchemaBaseSQLite, UTCDateTime, utcnow
 
 # Suffix for table names: concurrent test runs on the same servers do not collide.
 RUN = os.getpid()

@@ -157,8 +157,8 @@ LARGE_VALUES: list[Any] = ["x" * 16_384, "€" * 20_000, b"\x01" * 256, {"k": "x
 def test_the_size_check_is_skipped_only_where_a_checked_value_cannot_be_large(type_: Any) -> None:
     """insert_many skips the MySQL/MariaDB size check for checked rows of such columns:
     a value its column check accepts must then never be one the size check looks at."""
-    from dsg_lib._sizes import has_large_value, holds_small_values
-    from dsg_lib._values import value_checker
+    from dsg_lib.backends._size_guard import has_large_value, holds_small_values
+    from dsg_lib.filters._value_checks import value_checker
 
     small = any(type_ is p.values[0] for p in SMALL_TYPES)
     assert holds_small_values(type_) is small

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import Insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .._translate import translate_error
 from ..errors import ConstraintViolationError, DatabaseError
+from ..errors._translate import translate_error
 
 __all__ = [
     "DatabaseErrorResult",

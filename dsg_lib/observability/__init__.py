@@ -39,8 +39,8 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
-from . import _hooks
-from ._budget import QueryBudget, query_budget
+from ..session import QueryBudget, query_budget, refresh_watchers, unwatch
+from . import _observer
 
 if TYPE_CHECKING:
     from ..database import AsyncDatabase
@@ -102,7 +102,7 @@ def instrument(
         raise MissingDependencyError(
             'tracing and OpenTelemetry metrics need opentelemetry-api; install: pip install "dsg-lib[otel]"'
         )
-    observer = _hooks.observer(db)
+    observer = _observer.observer(db)
     observer.tracer = None
     observer.otel = None
     if tracing:
@@ -116,7 +116,7 @@ def instrument(
             from ._otel_metrics import OtelMetrics
 
             observer.otel = OtelMetrics(observer, meter_provider)
-    _hooks.refresh_active()
+    refresh_watchers()
 
 
 def uninstrument(db: AsyncDatabase) -> None:
@@ -126,10 +126,10 @@ def uninstrument(db: AsyncDatabase) -> None:
         >>> from dsg_lib import AsyncDatabase, DBConfig
         >>> uninstrument(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
     """
-    observer = _hooks.OBSERVERS.pop(db.db_config, None)
-    if observer is not None:
+    observer = unwatch(db.db_config)
+    if isinstance(observer, _observer.Observer):
         observer.close()
-    _hooks.refresh_active()
+    refresh_watchers()
 
 
 def pool_metrics(db: AsyncDatabase) -> dict[str, dict[str, Any]]:
@@ -149,7 +149,7 @@ def pool_metrics(db: AsyncDatabase) -> dict[str, dict[str, Any]]:
         >>> stats["primary"]["pool_class"], stats["primary"]["checked_out"]
         ('AsyncAdaptedQueuePool', 0)
     """
-    return {stats.label: stats.snapshot() for stats in _hooks.observer(db).engines}
+    return {stats.label: stats.snapshot() for stats in _observer.observer(db).engines}
 
 
 def operation_metrics(db: AsyncDatabase) -> dict[str, dict[str, Any]]:
@@ -162,7 +162,7 @@ def operation_metrics(db: AsyncDatabase) -> dict[str, dict[str, Any]]:
         >>> operation_metrics(AsyncDatabase(DBConfig({"database_uri": "sqlite://"})))
         {}
     """
-    return _hooks.observer(db).operations.snapshot()
+    return _observer.observer(db).operations.snapshot()
 
 
 def __getattr__(name: str) -> Any:

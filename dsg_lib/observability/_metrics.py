@@ -19,6 +19,18 @@ BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+def error_name(exc: BaseException) -> str | None:
+    """``error.type`` of ``exc``; None for a deliberate rollback that is not a failure.
+
+    `DBSessionMiddleware` rolls back a request answered with a 4xx/5xx status
+    by raising an exception marked ``dsg_lib_not_an_error``: the transaction
+    did what it was asked, it is not a failed one.
+    """
+    if getattr(exc, "dsg_lib_not_an_error", False):
+        return None
+    return type(exc).__name__
+
+
 @dataclass
 class EngineStats:
     """Counters of one engine's pool, fed by SQLAlchemy pool events and dsg_lib's acquire path."""

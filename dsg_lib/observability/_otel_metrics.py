@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from .. import __version__
+from .._version import __version__
 
 if TYPE_CHECKING:
-    from ._hooks import Observer
+    from ._observer import Observer
 
 POOL = "db.client.connection.pool.name"
 

@@ -19,7 +19,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without promethe
         'PrometheusCollector needs prometheus-client; install it with: pip install "dsg-lib[prometheus]"'
     ) from exc
 
-from . import _hooks
+from . import _observer
 
 _GAUGES = (
     ("pool_size", "size", "Connections the pool keeps (0 for a pool without a size, e.g. NullPool)"),
@@ -78,7 +78,7 @@ class PrometheusCollector:
             True
         """
         p = self._prefix
-        observers = {name: _hooks.observer(db) for name, db in self._databases.items()}
+        observers = {name: _observer.observer(db) for name, db in self._databases.items()}
         pools = {name: [(s.label, s.snapshot()) for s in o.engines] for name, o in observers.items()}
         for metric, key, doc in _GAUGES:
             gauge = GaugeMetricFamily(p + metric, doc, labels=["database", "engine"])
@@ -103,7 +103,7 @@ class PrometheusCollector:
         yield wait
         yield from self._operations(observers)
 
-    def _operations(self, observers: Mapping[str, _hooks.Observer]) -> Iterator[Metric]:
+    def _operations(self, observers: Mapping[str, _observer.Observer]) -> Iterator[Metric]:
         p = self._prefix
         duration = HistogramMetricFamily(
             p + "operation_duration_seconds",

@@ -14,9 +14,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from .. import __version__
+from .._version import __version__
 from ..config import DBConfig
-from ._hooks import error_name
+from ._metrics import error_name
 
 
 def _system(db_config: DBConfig) -> str:

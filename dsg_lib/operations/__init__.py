@@ -32,7 +32,7 @@ Examples:
 
 from __future__ import annotations
 
-from ..observability._hooks import observe_class
+from ..session import observe_class
 from ._compat import CompatOperations
 from ._paging import PagingOperations
 from ._reads import ReadOperations

@@ -26,16 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import instance_dict
 from sqlalchemy.sql.elements import ClauseElement
 
-from .. import _bulk, _fast, _tenancy
-from .._filter_groups import Q
-from .._values import is_json
+from ..backends import compiled
 from ..database import AsyncDatabase
-from ..errors import (
-    InvalidInputError,
-)
-from ..filters import build_filters, check_value, mapper_of, model_columns, order_terms
+from ..errors import InvalidInputError
+from ..filters import Q, build_filters, check_value, is_json, mapper_of, model_columns, order_terms
 from ..pagination import CursorCodec
 from ..schema import SoftDeleteMixin, utcnow
+from ..session import tenancy as _tenancy
+from . import _bulk
 from ._executor import Executor
 
 M = TypeVar("M")
@@ -80,17 +78,17 @@ class OperationsBase:
         """INSERT .. RETURNING ``record`` as one compiled statement, if the executor allows
         (see ``_executor``); False: nothing was sent, use the ORM."""
         model = type(record)
-        loader = self._executor.compiled(model, None)
+        loader = self._executor.compiled_loader(model, None)
         if loader is None or not inspect(record).transient:
             return False
         dialect = self.async_db.db_config.engine.dialect
         if not dialect.insert_returning or loader.mapper.version_id_col is not None:
             return False  # SQLite < 3.35; a version counter is the ORM's
-        found = _fast.insert_values(loader, record)
+        found = compiled.insert_values(loader, record)
         if found is None:
             return False
         values, computed = found
-        returned = _fast.returned_columns(loader, values)
+        returned = compiled.returned_columns(loader, values)
         plan = None
         if returned is not None:
             table: Any = loader.mapper.local_table
@@ -110,7 +108,7 @@ class OperationsBase:
             return False
         instance_dict(record).update(computed)
         rows = written[0]
-        _fast.detach_created(loader, record, returned or (), rows[0] if rows else ())
+        compiled.detach_created(loader, record, returned or (), rows[0] if rows else ())
         return True
 
     async def _compiled_point_write(
@@ -127,7 +125,7 @@ class OperationsBase:
         ``RETURNING`` counts the rows in the same call where the dialect has it (MySQL/MariaDB
         report rows matched); the primary key bounds them to one.
         """
-        loader = self._executor.compiled(model, session)
+        loader = self._executor.compiled_loader(model, session)
         if loader is None:
             return None
         dialect = self.async_db.db_config.engine.dialect
@@ -138,7 +136,7 @@ class OperationsBase:
             return None
         table: Any = loader.mapper.local_table
 
-        def build(loader: _fast.Loader, where: list[Any]) -> Any:  # runs once per plan
+        def build(loader: compiled.Loader, where: list[Any]) -> Any:  # runs once per plan
             sets = {columns[k].key: bindparam(f"v_{k}", type_=columns[k].type) for k in values or ()}
             stmt = (update(table).values(sets) if values else delete(table)).where(*where)
             return stmt.returning(literal_column("1")) if returning else stmt
@@ -159,11 +157,11 @@ class OperationsBase:
         filters: Mapping[str, Any],
         include_deleted: bool,
         session: AsyncSession | None,
-        build: Callable[[_fast.Loader, list[Any]], Any],
-    ) -> tuple[_fast.Plan, dict[str, Any], _fast.Loader] | None:
+        build: Callable[[compiled.Loader, list[Any]], Any],
+    ) -> tuple[compiled.Plan, dict[str, Any], compiled.Loader] | None:
         """The compiled statement, bound values and loader of work on ``model`` filtered by
         ``field=value`` only, if the executor allows it now; else None (use SQLAlchemy)."""
-        loader = self._executor.compiled(model, session)
+        loader = self._executor.compiled_loader(model, session)
         if loader is None:
             return None
         params = self._equality(model, filters)
@@ -401,7 +399,7 @@ class OperationsBase:
             stmt = stmt.execution_options(synchronize_session="fetch")
             async with self._session(session, write=True) as s:
                 result = await s.execute(stmt)
-        elif _tenancy.active_values(self.async_db.acquire):
+        elif _tenancy.tenant_values(self.async_db.acquire):
             # inside db.scoped(...): on a session, so the scope's criteria also reach the related
             # classes of relationship filters (EXISTS subqueries), not only the model's own WHERE
             stmt = stmt.execution_options(synchronize_session=False)

@@ -16,23 +16,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import _bulk, _fast, _tenancy
-from .._schemas import input_values, is_pydantic_model
-from .._versions import check_expected, check_not_versioned, version_attribute
-from ..errors import (
-    InvalidInputError,
-    MultipleRecordsFoundError,
-    RecordNotFoundError,
-)
+from ..backends import compiled
+from ..errors import InvalidInputError, MultipleRecordsFoundError, RecordNotFoundError
 from ..filters import check_value, model_columns
-from ._base import (
-    M,
-    as_statement,
-    is_soft,
-    require_select,
-    single_column,
-)
+from ..session import tenancy as _tenancy
+from . import _bulk
+from ._base import M, as_statement, is_soft, require_select, single_column
 from ._paging import PagingOperations
+from ._schemas import input_values, is_pydantic_model
+from ._versions import check_expected, check_not_versioned, version_attribute
 from ._writes import WriteOperations
 
 
@@ -276,7 +268,7 @@ class CompatOperations(WriteOperations, PagingOperations):
             len(mapper.tables) == 1
             and not mapper.relationships
             and not any(
-                _fast.may_refuse_stored(prop.columns[0])
+                compiled.may_refuse_stored(prop.columns[0])
                 for prop in mapper.column_attrs
                 if prop.key not in given and prop.columns[0].server_default is not None
             )

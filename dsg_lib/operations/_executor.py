@@ -41,10 +41,11 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapper, Session, SessionEvents
 
-from .. import _fast, _tenancy
-from .._listeners import OWN
+from .._own_listeners import OWN
+from ..backends import compiled
 from ..database import AsyncDatabase
 from ..filters import mapper_of
+from ..session import tenancy as _tenancy
 
 #: engine events a compiled driver call does not fire (SQLAlchemy's run of a lone statement does)
 _ENGINE_EVENTS = (
@@ -75,8 +76,8 @@ class Executor:
 
     def __init__(self, async_db: AsyncDatabase) -> None:
         self.async_db = async_db
-        self._plans: dict[Any, _fast.Plan | None] = {}
-        self._loaders: dict[Any, _fast.Loader] = {}
+        self._plans: dict[Any, compiled.Plan | None] = {}
+        self._loaders: dict[Any, compiled.Loader] = {}
         # An unbound Session: its dispatch sees every listener on the Session class (dsg_lib's
         # sessions are AsyncSession(bind=...) of _tenancy.TenantSession, a Session whose own
         # listeners do nothing outside db.scoped(...), inside which nothing runs compiled). Its
@@ -88,14 +89,14 @@ class Executor:
 
     # ------------------------------------------------------------------ the decision
 
-    def loader(self, model: Any) -> _fast.Loader:
+    def loader(self, model: Any) -> compiled.Loader:
         """The row -> object loader of ``model`` (built once per model)."""
         loader = self._loaders.get(model)
         if loader is None:
-            loader = self._loaders[model] = _fast.Loader(mapper_of(model))
+            loader = self._loaders[model] = compiled.Loader(mapper_of(model))
         return loader
 
-    def compiled(self, model: Any, session: Any) -> _fast.Loader | None:
+    def compiled_loader(self, model: Any, session: Any) -> compiled.Loader | None:
         """The loader of ``model`` if its work may run compiled now, else None (SQLAlchemy).
 
         Cheap enough to ask on every call, so listeners added or removed at
@@ -118,7 +119,7 @@ class Executor:
         ):
             return None
         engine = config.engine
-        if not _fast.usable(engine) or not self._engine_plain(engine.sync_engine):
+        if not compiled.usable(engine) or not self._engine_plain(engine.sync_engine):
             return None
         if not set(engine.get_execution_options()) <= _OPTIONS_OK:
             return None
@@ -155,7 +156,7 @@ class Executor:
 
     # ------------------------------------------------------------------ compiled statements
 
-    def plan(self, key: Any, build: Callable[[], Any]) -> _fast.Plan | None:
+    def plan(self, key: Any, build: Callable[[], Any]) -> compiled.Plan | None:
         """The compiled statement of shape ``key`` (``build`` runs once per shape, dialect and
         ``schema_translate_map``), or None if only SQLAlchemy can run it."""
         config = self.async_db.db_config
@@ -165,16 +166,16 @@ class Executor:
         try:
             return self._plans[full_key]
         except KeyError:
-            plan = _fast.plan_for(build(), engine, config.stopper, schema_map)
+            plan = compiled.plan_for(build(), engine, config.stopper, schema_map)
             self._plans[full_key] = plan
             return plan
 
-    async def fetch(self, plan: _fast.Plan, params: Mapping[str, Any]) -> list[Any]:
+    async def fetch(self, plan: compiled.Plan, params: Mapping[str, Any]) -> list[Any]:
         """The rows of a compiled read (retried once on a fresh connection if the pooled one was dead)."""
-        return await self.async_db.acquire.read(lambda conn: _fast.fetch(conn, plan, params))
+        return await self.async_db.acquire.read(lambda conn: compiled.fetch(conn, plan, params))
 
     async def write(
-        self, plan: _fast.Plan, params: Mapping[str, Any]
+        self, plan: compiled.Plan, params: Mapping[str, Any]
     ) -> tuple[list[Sequence[Any]], int] | None:
         """Rows and rows-matched of a compiled write; None if it could not be sent (use SQLAlchemy).
 
@@ -186,7 +187,7 @@ class Executor:
             return None  # nothing was sent: SQLAlchemy runs the work and gives its error
         conn: AsyncConnection
         async with self.async_db.acquire.connection(None, write=True) as conn:
-            return await _fast.run_written(conn, plan, params, arguments)
+            return await compiled.run_written(conn, plan, params, arguments)
 
 
 def _contains(target: Any, name: str, fn: Any) -> bool:

@@ -17,20 +17,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import _fast
-from .._filter_groups import where_list
-from .._schemas import to_schemas
-from ..errors import (
-    InvalidInputError,
-)
-from ..filters import check_value, order_terms
+from ..backends import compiled
+from ..errors import InvalidInputError
+from ..filters import check_value, order_terms, where_list
 from ..pagination import CursorPage, Page, query_fingerprint
-from ._base import (
-    MAX_PAGE_SIZE,
-    OperationsBase,
-    entity_of,
-    single_column,
-)
+from ._base import MAX_PAGE_SIZE, OperationsBase, entity_of, single_column
+from ._schemas import to_schemas
 
 
 class PagingOperations(OperationsBase):
@@ -140,8 +132,8 @@ class PagingOperations(OperationsBase):
         total: int | None = None
         async with self.async_db.acquire.connection(None, write=False, snapshot=with_total) as conn:
             if with_total:
-                total = int((await _fast.fetch(conn, count_plan[0], count_plan[1]))[0][0])
-            rows = await _fast.fetch(
+                total = int((await compiled.fetch(conn, count_plan[0], count_plan[1]))[0][0])
+            rows = await compiled.fetch(
                 conn, plan, {**params, "p_limit": page_size, "p_offset": (page - 1) * page_size}
             )
         pages = None if total is None else (total + page_size - 1) // page_size

@@ -14,18 +14,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .. import _tenancy
-from .._schemas import to_schema, to_schemas
-from ..errors import (
-    MultipleRecordsFoundError,
-    RecordNotFoundError,
-)
+from ..errors import MultipleRecordsFoundError, RecordNotFoundError
 from ..filters import model_columns
-from ._base import (
-    M,
-    OperationsBase,
-    is_soft,
-)
+from ..session import tenancy as _tenancy
+from ._base import M, OperationsBase, is_soft
+from ._schemas import to_schema, to_schemas
 
 S = TypeVar("S")  # an ``as_=`` schema class
 
@@ -98,7 +91,7 @@ class ReadOperations(OperationsBase):
         if joined and not (is_soft(model) and not include_deleted):
             async with self._session(session, write=False) as s:
                 return await s.get(model, ident, options=options)  # identity map first
-        loader = None if options else self._executor.compiled(model, session)
+        loader = None if options else self._executor.compiled_loader(model, session)
         if loader is not None:
             plan = self._executor.plan(
                 ("get", model, include_deleted),

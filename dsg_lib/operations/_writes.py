@@ -15,19 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ClauseElement
 
-from .. import _bulk, _tenancy
-from .._versions import versioned_update
-from ..errors import (
-    ConstraintViolationError,
-    InvalidInputError,
-    MultipleRecordsFoundError,
-)
+from ..errors import ConstraintViolationError, InvalidInputError, MultipleRecordsFoundError
 from ..filters import model_columns
-from ._base import (
-    M,
-    OperationsBase,
-    is_soft,
-)
+from ..session import tenancy as _tenancy
+from . import _bulk
+from ._base import M, OperationsBase, is_soft
+from ._scoped_upsert import guarded_upsert
+from ._versions import versioned_update
 
 
 class WriteOperations(OperationsBase):
@@ -197,7 +191,7 @@ class WriteOperations(OperationsBase):
 
                 def build(rows: list[dict[str, Any]]) -> Any:
                     if scope:  # a conflicting row of another scope is left as it is
-                        return _tenancy.guarded_upsert(
+                        return guarded_upsert(
                             self._dialect, table, rows, conflict_cols, update_cols, checker.columns, scope
                         )
                     return _bulk.upsert_statement(self._dialect, table, rows, conflict_cols, update_cols)

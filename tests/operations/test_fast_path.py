@@ -126,7 +126,7 @@ async def test_results_match_the_sqlalchemy_path(db: AsyncDatabase) -> None:
 async def test_reads_outside_transactions_take_one_driver_call(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dsg_lib import _fast
+    from dsg_lib.backends import _compiled as _fast
 
     ops, Thing, _, _ = await seeded(db)
     calls: list[str] = []
@@ -259,7 +259,8 @@ async def test_slow_query_log_still_sees_fast_reads(tmp_path: Any, log_messages:
 async def test_create_one_gives_a_detached_object_with_generated_values(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dsg_lib import ConstraintViolationError, _fast
+    from dsg_lib import ConstraintViolationError
+    from dsg_lib.backends import _compiled as _fast
 
     class Stamped(SchemaBaseSQLite, db.Base):
         __tablename__ = PREFIX + "stamped"
@@ -307,7 +308,7 @@ async def test_create_one_with_related_objects_uses_the_orm(db: AsyncDatabase) -
 async def test_point_update_and_delete_count_rows_like_sqlalchemy(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dsg_lib import _fast
+    from dsg_lib.backends import _compiled as _fast
 
     ops, Thing, _, Soft = await seeded(db)
     written: list[str] = []

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from conftest import captured_sql, fresh_env
 from dsg_lib import AsyncDatabase, InvalidInputError, Q
-from dsg_lib._filter_groups import MAX_DEPTH, MAX_TERMS
+from dsg_lib.filters._groups import MAX_DEPTH, MAX_TERMS
 
 PREFIX = f"fg_{os.getpid()}_"
 

@@ -596,7 +596,8 @@ async def test_a_write_that_reached_the_server_is_never_sent_again(
 ) -> None:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from dsg_lib import ConstraintViolationError, _fast
+    from dsg_lib import ConstraintViolationError
+    from dsg_lib.backends import _compiled as _fast
 
     class Code(db.Base):
         __tablename__ = PREFIX + "code"

@@ -19,12 +19,7 @@ from sqlalchemy import JSON, Float, Integer, String, UniqueConstraint, func, sel
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from conftest import captured_sql, fresh_env
-from dsg_lib import (
-    AsyncDatabase,
-    ConstraintViolationError,
-    DatabaseError,
-    InvalidInputError,
-)
+from dsg_lib import AsyncDatabase, ConstraintViolationError, DatabaseError, InvalidInputError
 
 # pid suffix: concurrent test runs on the same servers do not collide
 PREFIX = f"opw_{os.getpid()}_"

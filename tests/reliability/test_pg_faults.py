@@ -11,11 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from dsg_lib import (
-    DatabaseOperations,
-    DatabaseUnavailableError,
-    TransactionConflictError,
-)
+from dsg_lib import DatabaseOperations, DatabaseUnavailableError, TransactionConflictError
 
 from .conftest import (
     PG_CLUSTER,

@@ -33,6 +33,7 @@ from dsg_lib import (
     RecordNotFoundError,
     ScopeRequiredError,
     SessionMissingError,
+    SoftDeleteMixin,
 )
 from dsg_lib.fastapi import (
     DBSessionMiddleware,
@@ -64,12 +65,18 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
         body: Mapped[str] = mapped_column(String(40))
         item: Mapped[Item] = relationship(back_populates="notes")
 
+    class Memo(SoftDeleteMixin, db.Base):  # soft delete and restore inside a scope
+        __tablename__ = PREFIX + "memo"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+        tenant_id: Mapped[int] = mapped_column(Integer, nullable=False)
+        body: Mapped[str] = mapped_column(String(40))
+
     class Tag(db.Base):  # no tenant_id: never scoped
         __tablename__ = PREFIX + "tag"
         id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
         name: Mapped[str] = mapped_column(String(20))
 
-    return SimpleNamespace(Item=Item, Note=Note, Tag=Tag)
+    return SimpleNamespace(Item=Item, Note=Note, Memo=Memo, Tag=Tag)
 
 
 async def seed_scoped(e: SimpleNamespace) -> None:
@@ -299,6 +306,21 @@ async def test_writes_cannot_touch_other_tenants(env: SimpleNamespace) -> None:
     rows = await stored(db, Item)
     assert [r for r in rows if r[1] == 2] == two_before
     assert [r for r in rows if r[1] == 1] == [(1, 1, "a1", "own")]
+
+
+async def test_soft_delete_and_restore_stay_in_the_scope(env: SimpleNamespace) -> None:
+    Memo, ops, db = env.m.Memo, env.ops, env.db
+    await ops.insert_many(Memo, [{"tenant_id": t, "body": f"m{t}"} for t in (1, 1, 2)])
+    async with db.scoped(tenant_id=1):
+        assert await ops.delete_where(Memo, all_rows=True) == 2  # soft
+        assert await ops.count(Memo) == 0
+        assert await ops.count(Memo, include_deleted=True) == 2
+        assert await ops.get(Memo, 3, include_deleted=True) is None
+        assert await ops.restore(Memo, all_rows=True) == 2
+    async with db.scoped(tenant_id=2):
+        assert await ops.delete_where(Memo, id__in=[1, 2, 3]) == 1
+        assert await ops.restore(Memo, id__in=[1, 2, 3]) == 1
+    assert [r[3] for r in await stored(db, Memo)] == [None, None, None]  # deleted_at
 
 
 async def test_inserts_get_the_scope_value(env: SimpleNamespace) -> None:

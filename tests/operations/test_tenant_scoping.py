@@ -710,3 +710,33 @@ async def test_the_devsetgo_face_is_scoped_too(env: SimpleNamespace) -> None:
         assert (await face.update_one(Item, 1, {"name": "x"}))["error"] == "Record not found"
         assert "error" in await face.delete_one(Item, 1)
     assert (await stored(db, Item))[0] == (1, 1, "a1", "A1")
+
+
+async def test_every_session_dsg_lib_hands_out_has_the_scope_hooks(env: SimpleNamespace) -> None:
+    """The hooks live on the Session class dsg_lib's sessions use: a new way to make a session
+    that forgets it would leave users' own ORM statements unscoped (the operations would still be)."""
+    from dsg_lib.session._tenancy import OWNER_KEY, TenantSession
+
+    db = env.db
+
+    def hooked(session: AsyncSession) -> bool:
+        return isinstance(session.sync_session, TenantSession) and OWNER_KEY in session.sync_session.info
+
+    async with db.get_db_session() as session:
+        assert hooked(session)
+    async with db.transaction() as session:
+        assert hooked(session)
+        async with db.transaction() as nested:
+            assert hooked(nested)
+    assert await db.run_in_transaction(lambda s: asyncio.sleep(0, result=hooked(s)))
+    seen: list[bool] = []
+    app = FastAPI()
+    app.add_middleware(DBSessionMiddleware, db=db)
+
+    @app.get("/m")
+    async def m(session: AsyncSession = Depends(session_dependency(db))) -> None:
+        seen.extend([hooked(db.current_session()), hooked(session)])
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/m")).status_code == 200
+    assert seen == [True, True]

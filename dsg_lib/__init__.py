@@ -26,6 +26,7 @@ from .errors import PoolTimeoutError as PoolTimeoutError
 from .errors import QueryBudgetExceededError as QueryBudgetExceededError
 from .errors import QueryError as QueryError
 from .errors import RecordNotFoundError as RecordNotFoundError
+from .errors import ScopeRequiredError as ScopeRequiredError
 from .errors import SessionMissingError as SessionMissingError
 from .errors import StaleRecordError as StaleRecordError
 from .errors import StatementTimeoutError as StatementTimeoutError
@@ -63,6 +64,7 @@ __all__ = [
     "SchemaBaseMySQL",
     "SchemaBasePostgres",
     "SchemaBaseSQLite",
+    "ScopeRequiredError",
     "SessionMissingError",
     "SoftDeleteMixin",
     "StaleRecordError",

@@ -34,6 +34,7 @@ from dsg_lib.async_database_functions.errors import (
     map_errors,
     translate_error,
 )
+from dsg_lib.errors import ScopeRequiredError
 
 # Suffix for table names: concurrent test runs on the same servers do not collide.
 RUN = os.getpid()
@@ -96,6 +97,7 @@ def test_default_details_is_empty_string() -> None:
         (InvalidInputError, (DatabaseError, ValueError)),
         (NotConnectedError, (DatabaseError,)),
         (SessionMissingError, (DatabaseError,)),
+        (ScopeRequiredError, (SessionMissingError, DatabaseError)),  # a 500: the route lacks its scope
         (DatabaseUnavailableError, (DatabaseError,)),
         (PoolTimeoutError, (DatabaseUnavailableError, DatabaseError)),
         (RecordNotFoundError, (DatabaseError, LookupError)),

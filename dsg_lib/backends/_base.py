@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, and_
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeEngine
@@ -204,12 +204,19 @@ class Backend:
 
     # ------------------------------------------------------------------ SQL
     def upsert_statement(
-        self, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str], update: Sequence[str]
+        self,
+        table: Table,
+        rows: list[dict[str, Any]],
+        conflict: Sequence[str],
+        update: Sequence[str],
+        same: Sequence[str] = (),
     ) -> Insert:
         """One multi-row ``INSERT ... ON CONFLICT`` / ``ON DUPLICATE KEY UPDATE`` statement.
 
         ``conflict`` names the unique columns, ``update`` the columns a
         conflicting row takes from the new one (none: keep the old row).
+        ``same`` (tenant scoping): a conflicting row is updated only if these
+        columns hold the new row's values; otherwise it is left as it is.
         """
         raise NotImplementedError(f"upsert is not supported on {self.name}")
 
@@ -281,14 +288,20 @@ def on_conflict_upsert(
     rows: list[dict[str, Any]],
     conflict: Sequence[str],
     update: Sequence[str],
+    same: Sequence[str] = (),
 ) -> Insert:
     """``INSERT ... ON CONFLICT (conflict) DO UPDATE / DO NOTHING ... RETURNING`` (PostgreSQL, SQLite).
 
     The conflict columns are returned for each row written, so the caller counts them.
+    ``same``: ``DO UPDATE ... WHERE`` those columns equal the new row's (a skipped row is not
+    returned, so not counted).
     """
     stmt: Any = insert(table).values(rows)
+    where = and_(*[table.c[c] == stmt.excluded[c] for c in same]) if same else None
     stmt = (
-        stmt.on_conflict_do_update(index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update})
+        stmt.on_conflict_do_update(
+            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}, where=where
+        )
         if update
         else stmt.on_conflict_do_nothing(index_elements=list(conflict))
     )

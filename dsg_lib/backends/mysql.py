@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import and_, case, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
@@ -97,12 +97,26 @@ class MySQLBackend(ServerBackend):
         return "mariadb" if getattr(dialect, "is_mariadb", False) else str(dialect.name)
 
     def upsert_statement(
-        self, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str], update: Sequence[str]
+        self,
+        table: Table,
+        rows: list[dict[str, Any]],
+        conflict: Sequence[str],
+        update: Sequence[str],
+        same: Sequence[str] = (),
     ) -> Insert:
-        """``INSERT ... ON DUPLICATE KEY UPDATE``; with nothing to update, a no-op keeps the row."""
+        """``INSERT ... ON DUPLICATE KEY UPDATE``; with nothing to update, a no-op keeps the row.
+
+        ``same``: each updated column keeps its value unless the existing row's ``same`` columns
+        equal the new row's (they must not be in ``update``: the assignments run in order).
+        """
         from sqlalchemy.dialects import mysql
 
         stmt = mysql.insert(table).values(rows)
+        if update and same:
+            matches = and_(*[table.c[c] == stmt.inserted[c] for c in same])
+            return stmt.on_duplicate_key_update(
+                {c: case((matches, stmt.inserted[c]), else_=table.c[c]) for c in update}
+            )
         if update:
             return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
         first = next(iter(conflict))

@@ -134,11 +134,16 @@ class PostgreSQLBackend(ServerBackend):
         )
 
     def upsert_statement(
-        self, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str], update: Sequence[str]
+        self,
+        table: Table,
+        rows: list[dict[str, Any]],
+        conflict: Sequence[str],
+        update: Sequence[str],
+        same: Sequence[str] = (),
     ) -> Insert:
         from sqlalchemy.dialects import postgresql
 
-        return on_conflict_upsert(postgresql.insert, table, rows, conflict, update)
+        return on_conflict_upsert(postgresql.insert, table, rows, conflict, update, same)
 
     @property
     def stores_time_zones(self) -> bool:

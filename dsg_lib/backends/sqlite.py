@@ -102,11 +102,16 @@ class SQLiteBackend(Backend):
         return bool(getattr(driver, "in_transaction", True))
 
     def upsert_statement(
-        self, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str], update: Sequence[str]
+        self,
+        table: Table,
+        rows: list[dict[str, Any]],
+        conflict: Sequence[str],
+        update: Sequence[str],
+        same: Sequence[str] = (),
     ) -> Insert:
         from sqlalchemy.dialects import sqlite
 
-        return on_conflict_upsert(sqlite.insert, table, rows, conflict, update)
+        return on_conflict_upsert(sqlite.insert, table, rows, conflict, update, same)
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, library: dict[str, Any], memory: bool) -> None:

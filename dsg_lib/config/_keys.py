@@ -126,6 +126,21 @@ KEYS: dict[str, KeySpec] = {
         "DatabaseUnavailableError by default (a database behind a proxy: 15)",
         SERVERS,
     ),
+    "require_scope": KeySpec(
+        "library",
+        lambda v: (
+            v is True
+            or v is False
+            or (isinstance(v, str) and v.isidentifier())
+            or (
+                isinstance(v, (list, tuple, frozenset, set))
+                and len(v) > 0
+                and all(isinstance(n, str) and n.isidentifier() for n in v)
+            )
+        ),
+        "True, False, or an attribute name or list of names (operations on models with that "
+        "attribute outside 'async with db.scoped(...)' raise ScopeRequiredError)",
+    ),
     "pre_ping_window_ms": KeySpec(
         "library", _is_int(0), "an int >= 0 (milliseconds; 0 pings every checkout)", SERVERS
     ),

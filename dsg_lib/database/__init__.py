@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from .. import session
-from ..config import DBConfig
+from ..config import DBConfig, LegacyBase
 from ..errors import InvalidInputError
 from ..routing import ReadRoutingMixin
 from ..session import Acquirer
@@ -81,6 +81,9 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
             base = type("Base", (DeclarativeBase,), {"metadata": db_config.metadata})
         self.Base = base
         self.acquire = Acquirer(db_config)
+        # db.scoped(...) reaches the classes of these registries in any statement
+        session.tenancy.remember(base.registry)
+        session.tenancy.remember(LegacyBase.registry)
         self._created: set[str] = set()
         self._extra_metadata: list[MetaData] = []
         db_config.retain()
@@ -202,6 +205,48 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
             1
         """
         return session.transaction(self.acquire)
+
+    def scoped(self, **values: Any) -> session.tenancy.TenantScope:
+        """Scope every operation and ORM statement of this database to ``attribute=value`` (tenants).
+
+        Inside ``async with db.scoped(tenant_id=42):`` every ``DatabaseOperations``
+        call and every ORM statement on a session of this database, for each
+        mapped class with a ``tenant_id`` attribute, reads, counts, updates and
+        deletes only rows with ``tenant_id == 42`` and inserts them with it; a row
+        naming another value is an ``InvalidInputError``. Classes without the
+        attribute are untouched. Scopes are per task and nest (an inner scope adds
+        names and replaces values). Your own Core statements and SQL text are not
+        rewritten. See the "Tenant scoping" page of the docs.
+
+        Args:
+            **values: Attribute names and their values, e.g. ``tenant_id=42``.
+
+        Raises:
+            InvalidInputError: no names, or a value of None.
+
+        Examples:
+            >>> import asyncio
+            >>> from sqlalchemy import Integer, String
+            >>> from sqlalchemy.orm import mapped_column
+            >>> from dsg_lib import DatabaseOperations
+            >>> db = AsyncDatabase(DBConfig({"database_uri": "sqlite://"}))
+            >>> class Memo(db.Base):
+            ...     __tablename__ = "scoped_memos"
+            ...     id = mapped_column(Integer, primary_key=True)
+            ...     tenant_id = mapped_column(Integer, nullable=False)
+            ...     text = mapped_column(String(40))
+            >>> async def main():
+            ...     ops = DatabaseOperations(db)
+            ...     await db.create_tables()
+            ...     async with db.scoped(tenant_id=1):
+            ...         await ops.create_one(Memo(text="one's"))
+            ...     async with db.scoped(tenant_id=2):
+            ...         await ops.create_one(Memo(text="two's"))
+            ...         return [(m.tenant_id, m.text) for m in await ops.find(Memo)]
+            >>> asyncio.run(main())
+            [(2, "two's")]
+        """
+        return session.tenancy.TenantScope(self.acquire, values)
 
     def query_budget(self, max_queries: int) -> _query_budget:
         """Fail the block if it issues more than ``max_queries`` statements (N+1 detection).

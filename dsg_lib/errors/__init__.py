@@ -9,6 +9,7 @@ DatabaseError                      .details  .to_dict()  .driver_error
 ├── InvalidInputError              (also ValueError)
 ├── NotConnectedError
 ├── SessionMissingError
+│   └── ScopeRequiredError         require_scope: an operation outside db.scoped(...)
 ├── DatabaseUnavailableError       refused / lost / timed out
 │   └── PoolTimeoutError
 ├── RecordNotFoundError            (also LookupError)
@@ -54,6 +55,7 @@ from ._hierarchy import (
     QueryBudgetExceededError,
     QueryError,
     RecordNotFoundError,
+    ScopeRequiredError,
     SessionMissingError,
     StaleRecordError,
     StatementTimeoutError,
@@ -76,6 +78,7 @@ __all__ = [
     "QueryBudgetExceededError",
     "QueryError",
     "RecordNotFoundError",
+    "ScopeRequiredError",
     "SessionMissingError",
     "StaleRecordError",
     "StatementTimeoutError",

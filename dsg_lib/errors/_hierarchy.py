@@ -20,6 +20,7 @@ __all__ = [
     "QueryBudgetExceededError",
     "QueryError",
     "RecordNotFoundError",
+    "ScopeRequiredError",
     "SessionMissingError",
     "StaleRecordError",
     "StatementTimeoutError",
@@ -112,6 +113,19 @@ class SessionMissingError(DatabaseError):
     Examples:
         >>> SessionMissingError("no session").details
         'no session'
+    """
+
+
+class ScopeRequiredError(SessionMissingError):
+    """An operation on a model that ``require_scope`` guards ran outside ``db.scoped(...)``.
+
+    Fail closed: nothing was sent. Over HTTP it is a server error (500): the
+    route is missing its ``scope_dependency``, the client did nothing wrong.
+
+    Examples:
+        >>> err = ScopeRequiredError("Item needs tenant_id set by 'async with db.scoped(...)'")
+        >>> isinstance(err, SessionMissingError)
+        True
     """
 
 

@@ -14,7 +14,8 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..errors import (
     TransactionConflictError,
 )
 from ..routing import PRIMARY_TOKEN, WriteTracker, parse_token
+from ..session import tenancy
 from ..session import transaction as _transaction
 
 try:
@@ -67,6 +69,7 @@ __all__ = [
     "lifespan",
     "metrics_router",
     "register_exception_handlers",
+    "scope_dependency",
     "session_dependency",
     "status_for",
     "validation_problem",
@@ -150,6 +153,43 @@ def session_dependency(db: AsyncDatabase) -> Callable[..., AsyncIterator[AsyncSe
             yield session
 
     return _session
+
+
+def scope_dependency(
+    fn: Callable[[Request], Mapping[str, Any] | Awaitable[Mapping[str, Any]]],
+    db: AsyncDatabase | None = None,
+) -> Callable[..., AsyncIterator[dict[str, Any]]]:
+    """A dependency that runs the request inside ``db.scoped(**fn(request))`` (tenant scoping).
+
+    ``fn(request)`` (sync or async) returns the scope, e.g. ``{"tenant_id": 42}``
+    read from a verified token; raise ``HTTPException`` in it to refuse the
+    request. The scope is open for the endpoint and every dependency that runs
+    after this one (put it before ``session_dependency`` or use it with
+    ``DBSessionMiddleware``); it closes with the endpoint. The dependency's
+    value is the scope mapping. Without ``db`` the scope applies to every
+    ``AsyncDatabase`` (one tenant per request); with ``db``, to that one only.
+
+    Examples:
+        >>> from fastapi import Depends, FastAPI, Request
+        >>> def tenant_of(request: Request) -> dict[str, int]:
+        ...     return {"tenant_id": int(request.headers["x-tenant"])}  # a verified claim in real code
+        >>> app = FastAPI(dependencies=[Depends(scope_dependency(tenant_of))])
+    """
+
+    async def _scope(request: Request) -> AsyncIterator[dict[str, Any]]:
+        found = fn(request)
+        if inspect.isawaitable(found):
+            found = await found
+        if not isinstance(found, Mapping):
+            raise InvalidInputError(
+                "scope_dependency: fn(request) must return a mapping such as {'tenant_id': 42}"
+            )
+        values = dict(found)
+        scope = db.scoped(**values) if db is not None else tenancy.TenantScope(None, values)
+        with scope:
+            yield values
+
+    return _scope
 
 
 class ErrorBody(BaseModel):

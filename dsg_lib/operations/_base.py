@@ -32,6 +32,7 @@ from ..errors import InvalidInputError
 from ..filters import Q, build_filters, check_value, is_json, mapper_of, model_columns, order_terms
 from ..pagination import CursorCodec
 from ..schema import SoftDeleteMixin, utcnow
+from ..session import tenancy as _tenancy
 from . import _bulk
 from ._executor import Executor
 
@@ -231,7 +232,14 @@ class OperationsBase:
         clauses.extend(build_filters(model, filters, validate=validate, dialect=self._dialect))
         if not include_deleted and is_soft(model):
             clauses.append(model.deleted_at.is_(None))
+        clauses.extend(_tenancy.criteria(model, self._scope(model)))  # last: see _guard
         return clauses
+
+    def _scope(self, model: Any) -> dict[str, Any]:
+        """The ``db.scoped(...)`` values that apply to ``model`` now (`ScopeRequiredError` if
+        ``require_scope`` wants one and there is none)."""
+        db = self.async_db
+        return _tenancy.scope_for(model, db.acquire, db.db_config)
 
     def _order(self, model: Any, order_by: Any) -> list[Any]:
         return [] if order_by is None else [clause for clause, _, _ in order_terms(model, order_by)]
@@ -345,9 +353,12 @@ class OperationsBase:
             *self._criteria(query_or_model, where, filters or {}, include_deleted)
         )
 
-    @staticmethod
-    def _guard(criteria: list[Any], all_rows: bool, name: str, model: Any, include_deleted: bool) -> None:
-        user_criteria = criteria if include_deleted or not is_soft(model) else criteria[:-1]
+    def _guard(
+        self, criteria: list[Any], all_rows: bool, name: str, model: Any, include_deleted: bool
+    ) -> None:
+        # the soft-delete and scope clauses `_criteria` appends are not the caller's filters
+        added = len(self._scope(model)) + (0 if include_deleted or not is_soft(model) else 1)
+        user_criteria = criteria[: len(criteria) - added]
         if not user_criteria and all_rows is not True:
             raise InvalidInputError(
                 f"{name} without a filter would change every row of {model.__name__}; "
@@ -389,6 +400,12 @@ class OperationsBase:
             # keep objects already loaded in the joined session in step with the change
             stmt = stmt.execution_options(synchronize_session="fetch")
             async with self._session(session, write=True) as s:
+                result = await s.execute(stmt)
+        elif _tenancy.tenant_values(self.async_db.acquire):
+            # inside db.scoped(...): on a session, so the scope's criteria also reach the related
+            # classes of relationship filters (EXISTS subqueries), not only the model's own WHERE
+            stmt = stmt.execution_options(synchronize_session=False)
+            async with self._session(None, write=True, single_statement=True) as s:
                 result = await s.execute(stmt)
         else:
             async with self._connection(None, write=True) as conn:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..backends import compiled
 from ..errors import InvalidInputError, MultipleRecordsFoundError, RecordNotFoundError
 from ..filters import check_value, model_columns
+from ..session import tenancy as _tenancy
 from . import _bulk
 from ._base import M, as_statement, is_soft, require_select, single_column
 from ._paging import PagingOperations
@@ -255,6 +256,7 @@ class CompatOperations(WriteOperations, PagingOperations):
             record = self._from_data(record, data)
         elif data is not None:
             raise InvalidInputError("pass create_one(obj) or create_one(Model, data), not both")
+        _tenancy.apply_to_object(record, self._scope(type(record)))  # db.scoped(...)
         self._check_instance(record)
         # One table and no relationships: the flush is one INSERT, atomic by itself
         # (joined-table inheritance or cascades flush several and need a transaction).
@@ -302,6 +304,8 @@ class CompatOperations(WriteOperations, PagingOperations):
         """
         records = list(records)
         for record in records:
+            if inspect(record, raiseerr=False) is not None:
+                _tenancy.apply_to_object(record, self._scope(type(record)))  # db.scoped(...)
             self._check_instance(record)
         if not records:
             return []
@@ -353,6 +357,8 @@ class CompatOperations(WriteOperations, PagingOperations):
                 raise InvalidInputError(f"{str(key)[:60]!r} is not a column of {table.__name__}")
             values[key] = check_value(columns[key], value, name=key, dialect=self._dialect)
         check_not_versioned(self._mapper(table), values, table.__name__)
+        scope = self._scope(table)  # db.scoped(...): another scope's row is not found
+        _tenancy.check_new_values(table, values, scope)
         ident = self._check_pk(table, record_id)
         version_key = None
         if expected_version is not None:
@@ -361,7 +367,11 @@ class CompatOperations(WriteOperations, PagingOperations):
         async with self._session(session, write=True) as s:
             # a versioned row is read fresh: a version cached in a joined session may be old
             record = await s.get(table, ident, populate_existing=version_key is not None)
-            if record is None or (is_soft(table) and getattr(record, "deleted_at", None) is not None):
+            if (
+                record is None
+                or (is_soft(table) and getattr(record, "deleted_at", None) is not None)
+                or (scope and not _tenancy.visible(record, scope))
+            ):
                 raise RecordNotFoundError(f"no {table.__name__} with primary key {record_id!r}"[:200])
             if version_key is not None:
                 check_expected(

@@ -6,9 +6,9 @@ shapes on the allow-list below, proven to give what SQLAlchemy gives, and
 nothing would notice the difference; anything else runs through SQLAlchemy
 (``AsyncSession`` / ``AsyncConnection``), exactly as written by hand.
 
-Allow-list (all outside ``transaction()``, a caller's session or a pinned
-connection, on a known driver, ``compiled_statements`` not False, not
-PostgreSQL behind PgBouncer):
+Allow-list (all outside ``transaction()``, a caller's session, a pinned
+connection or an open ``db.scoped(...)``, on a known driver,
+``compiled_statements`` not False, not PostgreSQL behind PgBouncer):
 
 * ``get``, ``find``, ``paginate``: ``select(Model)`` filtered by ``field=value``;
 * ``count``, ``exists``, ``find_mappings``: the same filters;
@@ -45,6 +45,7 @@ from .._own_listeners import OWN
 from ..backends import compiled
 from ..database import AsyncDatabase
 from ..filters import mapper_of
+from ..session import tenancy as _tenancy
 
 #: engine events a compiled driver call does not fire (SQLAlchemy's run of a lone statement does)
 _ENGINE_EVENTS = (
@@ -78,7 +79,8 @@ class Executor:
         self._statements: dict[Any, compiled.CompiledStatement | None] = {}
         self._loaders: dict[Any, compiled.Loader] = {}
         # An unbound Session: its dispatch sees every listener on the Session class (dsg_lib's
-        # sessions are plain AsyncSession(bind=...), so those are the ones that fire). Its
+        # sessions are AsyncSession(bind=...) of _tenancy.TenantSession, a Session whose own
+        # listeners do nothing outside db.scoped(...), inside which nothing runs compiled). Its
         # listener collections are resolved once; each reflects later listen()/remove() calls.
         probe = Session().dispatch
         self._session_events = tuple(getattr(probe, name) for name in _SESSION_EVENTS)
@@ -103,6 +105,10 @@ class Executor:
         if session is not None or not isinstance(model, type):
             return None
         db = self.async_db
+        # tenant scoping (_tenancy): never compiled while a scope is active; outside one, a
+        # model that require_scope guards is refused here, before anything is sent
+        if _tenancy.blocks_compiled(model, db.acquire, db.db_config):
+            return None
         config = db.db_config
         acquire = db.acquire
         if (

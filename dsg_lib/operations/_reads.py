@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import MultipleRecordsFoundError, RecordNotFoundError
 from ..filters import model_columns
+from ..session import tenancy as _tenancy
 from ._base import M, OperationsBase, is_soft
 from ._schemas import to_schema, to_schemas
 
@@ -82,6 +83,10 @@ class ReadOperations(OperationsBase):
             )
             return to_schema(as_, found)
         ident = self._check_pk(model, id)
+        scope = self._scope(model)  # db.scoped(...): another scope's row is not found
+        if scope:
+            found = await self._get_scoped(model, ident, options, include_deleted, session, scope)
+            return found if found is None or _tenancy.visible(found, scope) else None
         joined = session is not None or self.async_db.acquire.in_transaction()
         if joined and not (is_soft(model) and not include_deleted):
             async with self._session(session, write=False) as s:
@@ -103,6 +108,26 @@ class ReadOperations(OperationsBase):
         async def run(s: AsyncSession) -> M | None:
             found: M | None = (await s.execute(stmt, params)).scalars().first()
             return found
+
+        return await self._read(session, run, orm=True)
+
+    async def _get_scoped(
+        self,
+        model: Any,
+        ident: Any,
+        options: Sequence[Any],
+        include_deleted: bool,
+        session: AsyncSession | None,
+        scope: dict[str, Any],
+    ) -> Any:
+        """`get` inside ``db.scoped(...)``: the primary key AND the scope values, through SQLAlchemy."""
+        stmt = self._pk_select(model, include_deleted).where(*_tenancy.criteria(model, scope))
+        if options:
+            stmt = stmt.options(*options)
+        params = self._pk_params(model, ident)
+
+        async def run(s: AsyncSession) -> Any:
+            return (await s.execute(stmt, params)).scalars().first()
 
         return await self._read(session, run, orm=True)
 

@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from ..errors import ConstraintViolationError, InvalidInputError, MultipleRecordsFoundError
 from ..filters import model_columns
+from ..session import tenancy as _tenancy
 from . import _bulk
 from ._base import M, OperationsBase, is_soft
 from ._versions import versioned_update
@@ -59,6 +60,14 @@ class WriteOperations(OperationsBase):
         """
         mapper = self._mapper(model)
         checker = self._row_checker(model)
+        scope = self._scope(model)  # db.scoped(...): every row gets the scope's values
+        if scope:
+            if isinstance(rows, Sequence) and not isinstance(rows, (str, bytes, Mapping)):
+                rows = _tenancy.scoped_list(rows, scope, model)
+            elif isinstance(rows, AsyncIterable) or (
+                isinstance(rows, Iterable) and not isinstance(rows, (str, bytes, Mapping))
+            ):
+                rows = _tenancy.scoped_rows(rows, scope, model)
         size = (
             _bulk.chunk_rows_for(self._backend, 1, chunk_size)
             if chunk_size is not None
@@ -163,10 +172,16 @@ class WriteOperations(OperationsBase):
         """
         table = _bulk.table_of(model)
         checker = self._row_checker(model)
-        prepared = [checker.prepare(row, validate, i) for i, row in enumerate(_iter_rows(rows))]
+        scope = self._scope(model)  # db.scoped(...): rows get its values; other scopes' rows stay
+        rows = _iter_rows(rows)
+        if scope:
+            rows = _tenancy.scoped_list(rows, scope, model)
+        prepared = [checker.prepare(row, validate, i) for i, row in enumerate(rows)]
         if not prepared:
             return 0
         conflict_cols, update_cols = _bulk.check_upsert_args(model, conflict, update, list(prepared[0]))
+        if scope:
+            update_cols = tuple(c for c in update_cols if c not in scope)  # never moved across scopes
         _bulk.check_no_duplicate_keys(prepared, conflict_cols)
         total = 0
         async with self._connection(session, write=True, single_statement=False) as conn:
@@ -174,7 +189,9 @@ class WriteOperations(OperationsBase):
             for group in _bulk.group_by_keys(prepared):
 
                 def build(rows: list[dict[str, Any]]) -> Any:
-                    return self._backend.upsert_statement(table, rows, conflict_cols, update_cols)
+                    # db.scoped(...): a conflicting row of another scope is left as it is
+                    same = [checker.columns[key].key for key in scope]
+                    return self._backend.upsert_statement(table, rows, conflict_cols, update_cols, same)
 
                 # size by the parameters the statement really binds (Python-side defaults add
                 # one per row) and, on MySQL/MariaDB, by bytes under max_allowed_packet
@@ -229,6 +246,7 @@ class WriteOperations(OperationsBase):
         if unknown:
             raise InvalidInputError(f"{str(unknown[0])[:60]!r} is not a column of {model.__name__}")
         prepared.update(expressions)
+        _tenancy.check_new_values(model, prepared, self._scope(model))  # db.scoped(...)
         criteria = self._criteria(model, where, filters, include_deleted, validate)
         self._guard(criteria, all_rows, "update_where", model, include_deleted)
         if expected_version is not None:  # optimistic locking (private module _versions)
@@ -328,7 +346,8 @@ class WriteOperations(OperationsBase):
         for key in filters:
             if "__" in key:
                 raise InvalidInputError("get_or_create takes equality filters only (field=value)")
-        values = self._row_checker(model).prepare({**(defaults or {}), **filters}, True, 0)
+        raw = _tenancy.apply_to_row({**(defaults or {}), **filters}, self._scope(model), 0, model)
+        values = self._row_checker(model).prepare(raw, True, 0)
         criteria = self._criteria(model, (), filters, include_deleted=False)
         stmt = select(model).where(*criteria).limit(2)
 

@@ -5,12 +5,15 @@
 pinning to an open transaction, read routing, failover discard), ``_context``
 holds every ``ContextVar`` of dsg_lib, ``_transactions`` the ``transaction()``
 levels, ``_retry`` ``run_in_transaction``, ``_budget`` ``query_budget`` and
-``_hooks`` the points where ``dsg_lib.observability`` watches.
+``_hooks`` the points where ``dsg_lib.observability`` watches, ``_tenancy``
+(exported as ``tenancy``) the ``db.scoped(...)`` tenant scopes and the
+session hooks that enforce them.
 
 This package is internal: the rest of dsg_lib imports these names from here;
 applications use ``AsyncDatabase``.
 """
 
+from . import _tenancy as tenancy
 from ._acquire import Acquirer
 from ._budget import QueryBudget, query_budget
 from ._context import (
@@ -46,6 +49,7 @@ __all__ = [
     "query_budget",
     "refresh_watchers",
     "routed",
+    "tenancy",
     "run_in_transaction",
     "transaction",
     "unwatch",

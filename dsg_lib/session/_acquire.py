@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from ..backends import BEGIN_AGAIN, GUARD, is_alive, keep_if_caught_up, pooled_connection
 from ..errors import DatabaseUnavailableError, InvalidInputError, NotConnectedError
-from . import _hooks
+from . import _hooks, _tenancy
 from ._context import active, route_of, wanted_of
 
 if TYPE_CHECKING:
@@ -233,6 +233,7 @@ class Acquirer:
         (`engine.snapshot_options`: MySQL/MariaDB).
         """
         if session is not None:
+            _tenancy.adopt(session, self)  # a caller's session gets the db.scoped(...) hooks too
             with self.config.errors():
                 yield session
             return
@@ -279,10 +280,20 @@ class Acquirer:
             conn.sync_connection.execution_options(**{GUARD: True, **(options or {})})
         # A pinned connection already runs the test's outer transaction: join it
         # through savepoints so a commit or rollback here stays inside it.
+        # TenantSession: the hooks of db.scoped(...) (see _tenancy), on dsg_lib's sessions only
+        info = {_tenancy.OWNER_KEY: self}
         if conn is self.pinned:
-            own = AsyncSession(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+            own = AsyncSession(
+                bind=conn,
+                expire_on_commit=False,
+                join_transaction_mode="create_savepoint",
+                sync_session_class=_tenancy.TenantSession,
+                info=info,
+            )
         else:
-            own = AsyncSession(bind=conn, expire_on_commit=False)
+            own = AsyncSession(
+                bind=conn, expire_on_commit=False, sync_session_class=_tenancy.TenantSession, info=info
+            )
         try:
             with self.config.errors():
                 if begin:

@@ -9,6 +9,7 @@ context) and never leaks to other requests:
 - the position a ``consistent_with(token)`` block must read at;
 - the commits that wrote, for ``ConsistencyMiddleware``;
 - the open ``query_budget()`` block;
+- the open ``db.scoped(...)`` tenant scopes (`TenantLevel`, see ``_tenancy``);
 - whether an observed operation is already running (one span, not two).
 
 Each value names the database (``owner``) it belongs to where several
@@ -21,9 +22,9 @@ per object.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_REQUIREMENT",
+    "TenantLevel",
     "Route",
     "Scope",
     "TaskTurn",
@@ -45,6 +47,10 @@ __all__ = [
     "entered",
     "in_operation",
     "operation_started",
+    "tenant_entered",
+    "tenant_left",
+    "tenant_open",
+    "tenant_values",
     "route_of",
     "routed",
     "wanted_of",
@@ -140,6 +146,56 @@ def entered(owner: object, session: AsyncSession) -> Iterator[Scope]:
     finally:
         scope.closed = True  # tasks started inside may outlive the block: they must not join it
         _SCOPE.reset(token)
+
+
+# --------------------------------------------------------------------------- tenant scopes
+@dataclass(frozen=True, eq=False, repr=False)  # no repr: the values may identify a customer
+class TenantLevel:
+    """One open ``db.scoped(...)``: ``values`` for database ``owner`` (None: every database)."""
+
+    owner: object | None
+    values: Mapping[str, Any]
+    outer: TenantLevel | None
+
+
+_TENANTS: ContextVar[TenantLevel | None] = ContextVar("dsg_lib_tenant_scope", default=None)
+_NO_VALUES: Mapping[str, Any] = {}
+
+
+def tenant_open() -> bool:
+    """Whether any tenant scope is open in this task (one ``ContextVar`` read)."""
+    return _TENANTS.get() is not None
+
+
+def tenant_values(owner: object) -> Mapping[str, Any]:
+    """The attribute -> value mapping in force for database ``owner`` (levels merged, inner wins)."""
+    level = _TENANTS.get()
+    if level is None:
+        return _NO_VALUES
+    chain: list[TenantLevel] = []
+    while level is not None:
+        if level.owner is None or level.owner is owner:
+            chain.append(level)
+        level = level.outer
+    if len(chain) == 1:
+        return chain[0].values
+    merged: dict[str, Any] = {}
+    for found in reversed(chain):
+        merged.update(found.values)
+    return merged
+
+
+def tenant_entered(owner: object | None, values: Mapping[str, Any]) -> Token[TenantLevel | None]:
+    """Open a tenant scope level; give the token to `tenant_left`."""
+    return _TENANTS.set(TenantLevel(owner, values, _TENANTS.get()))
+
+
+def tenant_left(token: Token[TenantLevel | None]) -> None:
+    """Close the level `tenant_entered` opened."""
+    try:
+        _TENANTS.reset(token)
+    except ValueError:  # closed from a copy of the context it was opened in (a framework's task)
+        _TENANTS.set(token.old_value if token.old_value is not Token.MISSING else None)
 
 
 # --------------------------------------------------------------------------- read routing

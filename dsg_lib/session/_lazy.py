@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from ..backends import GUARD
 from ._acquire import release, shielded
+from ._tenancy import OWNER_KEY, TenantSession
 
 if TYPE_CHECKING:
     from ._acquire import Acquirer
@@ -44,8 +45,11 @@ if TYPE_CHECKING:
 __all__ = ["LazySession", "transaction_session"]
 
 
-class _LazySyncSession(Session):
-    """The sync side of `LazySession`; notes when SQLAlchemy connected by itself (the fallback)."""
+class _LazySyncSession(TenantSession):
+    """The sync side of `LazySession`; notes when SQLAlchemy connected by itself (the fallback).
+
+    A `TenantSession`: the request's statements get the ``db.scoped(...)`` hooks (see ``_tenancy``).
+    """
 
     dsg_lib_bound = False
     dsg_lib_fallback = False
@@ -87,7 +91,11 @@ class LazySession(AsyncSession):
     sync_session_class = _LazySyncSession
 
     def __init__(self, acquirer: Acquirer) -> None:
-        super().__init__(bind=acquirer.config.primary.engine(False), expire_on_commit=False)
+        super().__init__(
+            bind=acquirer.config.primary.engine(False),
+            expire_on_commit=False,
+            info={OWNER_KEY: acquirer},  # db.scoped(...) hooks (see _tenancy)
+        )
         self._acquirer = acquirer
         self._lock = asyncio.Lock()
         self.checked_out: AsyncConnection | None = None

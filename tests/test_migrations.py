@@ -23,12 +23,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from conftest import BACKENDS, backend_url, require_backend
 from dsg_lib import AsyncDatabase, DBConfig
+from tests.helpers import BACKENDS, ROOT, backend_url, require_backend, unused_port
 
 pytest.importorskip("alembic", reason="the migrations extra (Alembic) is not installed")
 
-ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_BACKENDS = [b for b in ("sqlite_file", "postgresql", "mariadb") if b in BACKENDS]
 MIXINS = {"sqlite_file": "SchemaBaseSQLite", "postgresql": "SchemaBasePostgres", "mariadb": "SchemaBaseMySQL"}
 
@@ -388,15 +387,12 @@ def test_offline_sql_on_sqlite_says_where_it_stops(backend: str, tmp_path: Path)
 def test_alembic_on_a_multi_host_uri_with_ports(backend: str, tmp_path: Path) -> None:
     """The documented HA form (``h1:port,h2:port``) works with the documented env.py; a dead
     first host is skipped, as by the application."""
-    import socket
 
     from sqlalchemy.engine import make_url
 
     require_backend(backend)
     parsed = make_url(backend_url(backend, tmp_path))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = int(sock.getsockname()[1])
+    dead = unused_port()
     port = parsed.port or (5432 if backend == "postgresql" else 3306)
     user = parsed.username or ""
     url = f"{parsed.drivername}://{user}@127.0.0.1:{dead},{parsed.host}:{port}/{parsed.database}"

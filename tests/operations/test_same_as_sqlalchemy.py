@@ -37,8 +37,8 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
 
-from conftest import backend_url
 from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, DBConfig, InvalidInputError
+from tests.helpers import backend_url
 
 PREFIX = f"same_{os.getpid()}_"
 

@@ -33,8 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from conftest import BACKENDS, captured_sql
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, SchemaBaseSQLite, SoftDeleteMixin
+from tests.helpers import BACKENDS, captured_sql
 
 PREFIX = f"fst_{os.getpid()}_"
 

@@ -1,4 +1,4 @@
-"""Plain work outside a transaction runs as a cached plan (``dsg_lib._fast``): one driver call
+"""Plain work outside a transaction runs as a cached plan (``dsg_lib.backends._compiled``): one driver call
 on SQLite and PostgreSQL, one Core statement on MariaDB. The results are the same as through
 the ORM, objects behave like session-loaded detached ones, a cancelled write never lands, and
 anything that would notice the difference (cursor hooks, load events, options) gets the

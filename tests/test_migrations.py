@@ -112,6 +112,11 @@ class Project:
             pytest.fail(f"alembic {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
 
+    def init(self, env_py: str) -> None:
+        """``alembic init migrations``, then ``env_py`` as its ``env.py``."""
+        self.alembic("init", "migrations")
+        (self.path / "migrations" / "env.py").write_text(env_py)
+
     def write_models(self, extra: str) -> ModuleType:
         source = MODELS.format(mixin=MIXINS[self.backend], parent=self.parent, child=self.child, extra=extra)
         (self.path / "models.py").write_text(source)
@@ -188,8 +193,7 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 def test_alembic_round_trip_loses_no_rows(project: Project) -> None:
-    project.alembic("init", "migrations")
-    (project.path / "migrations" / "env.py").write_text(ENV_PY)
+    project.init(ENV_PY)
     project.write_models(V1_EXTRA)
 
     first = project.revision("v1")
@@ -234,8 +238,7 @@ async def _tables(url: str) -> set[str]:
 
 def test_offline_sql_switches_sqlite_foreign_keys_off_before_begin(project: Project) -> None:
     """Also: given an AsyncDatabase, run_migrations uses its Base.metadata."""
-    project.alembic("init", "migrations")
-    (project.path / "migrations" / "env.py").write_text(ENV_PY_DATABASE)
+    project.init(ENV_PY_DATABASE)
     project.write_models(V1_EXTRA)
     project.revision("v1")
     script = project.alembic("upgrade", "head", "--sql").stdout
@@ -252,8 +255,7 @@ def test_migration_leaving_orphans_rolls_back(backend: str, tmp_path: Path) -> N
     """With foreign keys off, a migration could orphan rows; the run fails and commits nothing."""
     proj = Project(tmp_path / "proj", backend_url(backend, tmp_path), backend)
     proj.path.mkdir()
-    proj.alembic("init", "migrations")
-    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.init(ENV_PY)
     proj.write_models(V1_EXTRA)
     proj.revision("v1")
     proj.alembic("upgrade", "head")
@@ -369,8 +371,7 @@ def test_offline_sql_on_sqlite_says_where_it_stops(backend: str, tmp_path: Path)
     """
     proj = Project(tmp_path / "proj", backend_url(backend, tmp_path), backend)
     proj.path.mkdir()
-    proj.alembic("init", "migrations")
-    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.init(ENV_PY)
     proj.write_models(V1_EXTRA)
     proj.revision("v1")
     proj.alembic("upgrade", "head")
@@ -398,7 +399,6 @@ def test_alembic_on_a_multi_host_uri_with_ports(backend: str, tmp_path: Path) ->
     url = f"{parsed.drivername}://{user}@127.0.0.1:{dead},{parsed.host}:{port}/{parsed.database}"
     proj = Project(tmp_path / "proj", url, backend)
     proj.path.mkdir()
-    proj.alembic("init", "migrations")
-    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.init(ENV_PY)
     proj.write_models(V1_EXTRA)
     assert proj.alembic("current").returncode == 0

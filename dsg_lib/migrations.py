@@ -16,8 +16,9 @@ run_migrations(DBConfig.from_env("DATABASE_URL"), target_metadata=Base.metadata)
 
 ``alembic revision --autogenerate``, ``alembic upgrade head``,
 ``alembic downgrade -1`` and offline ``alembic upgrade head --sql`` then work
-on SQLite, PostgreSQL and MySQL/MariaDB (offline on SQLite: up to the first
-revision that rebuilds a table, which needs a live database; see below):
+on SQLite, PostgreSQL and MySQL/MariaDB (offline on SQLite: every revision
+but a batch block that rebuilds a table without ``copy_from=``, which needs a
+live database; `ConfigurationError` names it and the fixes):
 
 - online runs use the config's async driver on a dedicated connection (not
   the application pool) and one transaction for the whole run;
@@ -37,6 +38,7 @@ Examples:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
 from ._sync_bridge import run_coroutine
+from .backends import Backend
 from .config import DBConfig
 from .database import AsyncDatabase
 from .engine import Node, install_hosts
@@ -117,17 +120,17 @@ def migration_options(
         >>> opts["render_as_batch"], opts["compare_type"]
         (False, True)
     """
-    sqlite = db_config.dialect == "sqlite"
+    batch = db_config.backend.batch_migrations
     mine = options.pop("render_item", None)
     directives = options.pop("process_revision_directives", None)
     result: dict[str, Any] = {
         "target_metadata": target_metadata,
         "compare_type": True,
-        "render_as_batch": sqlite,
+        "render_as_batch": batch,
         "render_item": render_item if mine is None else _chain(mine),
         "process_revision_directives": _then_drop_redundant_indexes(directives),
     }
-    if sqlite:
+    if batch:
         # The migration engine issues a real BEGIN (see _migration_engine): DDL is transactional.
         result["transactional_ddl"] = True
     result.update(options)
@@ -252,7 +255,7 @@ def run_migrations(
         return
     connection = context.config.attributes.get("connection")
     if connection is not None:  # the caller runs Alembic's command API on its own connection
-        _migrate(connection, context, opts, db_config.dialect)
+        _migrate(connection, context, opts, db_config.backend)
         return
     if db_config.is_memory:
         raise ConfigurationError(
@@ -283,41 +286,69 @@ def _alembic_context() -> Any:
 
 def _run_offline(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> None:
     """Write the SQL script (``alembic upgrade head --sql``); the URL only picks the dialect."""
-    sqlite = db_config.dialect == "sqlite"
+    batch = db_config.backend.batch_migrations
     context.configure(
         url=db_config.async_url(), literal_binds=True, dialect_opts={"paramstyle": "named"}, **opts
     )
-    if sqlite:
+    if batch:
         context.execute("PRAGMA foreign_keys=OFF")  # must precede BEGIN to take effect
     try:
         with context.begin_transaction():
             context.run_migrations()
-            if sqlite:
+            if batch:
                 context.execute("PRAGMA foreign_key_check")
     except Exception as exc:
-        if sqlite and "batch mode" in str(exc):
-            raise ConfigurationError(
-                "an offline (--sql) SQLite script cannot rebuild a table: batch mode reads the "
-                "table's current definition from a live database. The script above stops before "
-                "the revision that needs it; run that revision online (alembic upgrade <revision>)"
-            ) from None
+        if batch and "batch mode" in str(exc):
+            raise ConfigurationError(_offline_rebuild_message(exc)) from None
         raise
+
+
+def _offline_rebuild_message(exc: BaseException) -> str:
+    """Why an offline SQLite script stopped at a table rebuild, naming the revision and table, and the fixes.
+
+    Alembic's message names the table; the revision is the Alembic revision
+    module whose ``upgrade()``/``downgrade()`` was running (a frame of the traceback).
+    """
+    found = re.search(r'reflect the table "([^"]+)"', str(exc))
+    table = found.group(1) if found else "<table>"
+    revision, down = "<revision>", "<previous revision>"
+    tb = exc.__traceback__
+    while tb is not None:
+        names = tb.tb_frame.f_globals
+        if isinstance(names.get("revision"), str) and "down_revision" in names:
+            revision, before = names["revision"], names["down_revision"]
+            down = ",".join(before) if isinstance(before, (tuple, list)) else str(before)
+        tb = tb.tb_next
+    complete = (
+        f"; the revisions up to {down} can be written with 'alembic upgrade <start>:{down} --sql'"
+        if down != "None"
+        else ""
+    )
+    return (
+        f'revision {revision} rebuilds table "{table}" (SQLite batch mode: a change other than '
+        "add_column, create_index or drop_index), and an offline (--sql) script cannot: Alembic "
+        "copies the table from its current definition, which only a live database gives. The "
+        f"script written so far is incomplete (it stops inside revision {revision}, without "
+        f"COMMIT){complete}. Either run that revision online (alembic upgrade {revision}), "
+        "or make it work offline: pass the table as it is before the revision, "
+        f'batch_alter_table("{table}", copy_from=Table(...)); see docs/migrations.md'
+    )
 
 
 async def _run_online(context: Any, db_config: DBConfig, opts: dict[str, Any]) -> None:
     engine = _migration_engine(db_config)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_migrate, context, opts, db_config.dialect)
+            await connection.run_sync(_migrate, context, opts, db_config.backend)
     finally:
         await engine.dispose()
 
 
-def _migrate(connection: Connection, context: Any, opts: dict[str, Any], dialect: str) -> None:
+def _migrate(connection: Connection, context: Any, opts: dict[str, Any], backend: Backend) -> None:
     context.configure(connection=connection, **opts)
     with context.begin_transaction():
         context.run_migrations()
-        if dialect == "sqlite":
+        if backend.batch_migrations:  # foreign keys were off for the batch copies: check them now
             _check_foreign_keys(connection)
 
 
@@ -344,15 +375,15 @@ def _migration_engine(db_config: DBConfig) -> AsyncEngine:
     application pool, and a multi-host URI moves on to the next host.
     """
     connect_args = db_config.connect_args(hide_secrets=False)
-    if db_config.dialect == "postgresql" and db_config.option("pgbouncer"):
+    if db_config.option("pgbouncer"):  # a PostgreSQL-only key
         connect_args.setdefault("statement_cache_size", 0)
     engine = create_async_engine(
         db_config.async_url(hide_password=False), poolclass=pool.NullPool, connect_args=connect_args
     )
     # the application engine's bound: each host within connect_timeout, the next host tried
     hosts = [Node(n.host, n.port) for n in db_config.nodes.nodes] if db_config.nodes else []
-    install_hosts(engine, db_config.dialect, hosts, db_config.connect_timeout)
-    if db_config.dialect == "sqlite":
+    install_hosts(engine, db_config.backend, hosts, db_config.connect_timeout)
+    if db_config.backend.batch_migrations:
         _install_sqlite_migration_hooks(engine, int(db_config.option("busy_timeout_ms", 5000)))
     return engine
 

@@ -32,9 +32,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, String, func, text
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from .backends import backend_for
 
 __all__ = [
     "SchemaBaseMySQL",
@@ -75,9 +76,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))  # microseconds, like the others
-        return dialect.type_descriptor(DateTime(timezone=True))
+        return backend_for(dialect.name).utc_datetime_type(dialect)
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -87,7 +86,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         utc: datetime = value.astimezone(timezone.utc)
-        if dialect.name != "postgresql":
+        if not backend_for(dialect.name).stores_time_zones:
             utc = utc.replace(tzinfo=None)
         return utc
 

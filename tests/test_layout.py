@@ -9,6 +9,7 @@ that form one.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dsg_lib"
@@ -93,3 +94,28 @@ def test_no_import_cycle_type_checking_and_function_level_imports_included() -> 
 def test_the_top_of_the_package_holds_at_most_15_modules() -> None:
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= 15, top
+
+
+#: a comparison with a dialect name: ``backend == "postgresql"``, ``dialect in ("mysql", ...)``
+_DIALECT_TEST = re.compile(
+    r"""(==|!=|\bin\b|\bnot in\b)\s*\(?\s*["'](sqlite|postgresql|mysql|mariadb)["']"""
+    r"""|["'](sqlite|postgresql|mysql|mariadb)["']\s*(==|!=|\bin\b)"""
+)
+
+
+def dialect_tests_outside_backends() -> list[str]:
+    """``path:line`` of every dialect-name comparison in code outside ``backends/``."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).parts[0] == "backends":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if _DIALECT_TEST.search(code) and not code.lstrip().startswith((">>>", "...")):
+                found.append(f"{path.relative_to(PACKAGE)}:{number}")
+    return found
+
+
+def test_code_that_differs_by_database_lives_in_backends() -> None:
+    found = dialect_tests_outside_backends()
+    assert len(found) <= 5, found

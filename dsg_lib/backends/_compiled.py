@@ -8,25 +8,25 @@ and result machinery (about two thirds of a point read's time on a local
 PostgreSQL) and, on MySQL/MariaDB, a COMMIT or ROLLBACK round trip. A read,
 or a single-row write that commits by itself, outside ``transaction()``, a
 caller's session or a pinned connection needs none of it: the statement is
-compiled once by SQLAlchemy (a `Plan`, cached by the caller per statement
-shape) and run with the driver's public call (aiosqlite ``execute_fetchall``,
+compiled once by SQLAlchemy (a `CompiledStatement`, cached by the caller per
+statement shape) and run with the driver's public call (aiosqlite ``execute_fetchall``,
 asyncpg ``fetch``, a cursor's ``execute`` and ``fetchall``): one hop, one
 round trip. SQLAlchemy's bind and result processors of the dialect are
 applied in Python, so values come back exactly as through SQLAlchemy.
 
 The connection is one of the autocommit engine: no BEGIN/COMMIT (never
-PostgreSQL behind PgBouncer, see `_engine.autocommit_options`). Some of
+PostgreSQL behind PgBouncer, see ``Backend.autocommit_options``). Some of
 asyncpg's result processors depend on the column's type OID, which the
-server reports: a plan learns them once, from ``prepare()``, before its
+server reports: a compiled statement learns them once, from ``prepare()``, before its
 first run. On MySQL/MariaDB, values big enough for dsg_lib's size guard
-(`_sizes`) take the SQLAlchemy path, which runs the guard; where an
+(``_size_guard``) take the SQLAlchemy path, which runs the guard; where an
 ``isolation_level`` switched the driver's autocommit off, the call commits.
 
 Whether a statement runs here or through SQLAlchemy is decided by the
 operations' executor (``operations/_executor.py``), from an allow-list of
 shapes; a statement SQLAlchemy would rewrite at execution time (expanding
 ``IN`` parameters, literal-rendered values, Python-side defaults it
-computes) gets no plan. A read the driver refused runs again through
+computes) is not compiled here. A read the driver refused runs again through
 SQLAlchemy, which raises the usual translated error; a write is sent once
 (`run_written`). A cancelled call returns once its statement has stopped
 (`_settle`), as through SQLAlchemy, so a cancelled write never lands later.
@@ -54,7 +54,7 @@ Processor = Callable[[Any], Any] | None
 
 
 @dataclass
-class Plan:
+class CompiledStatement:
     """One statement compiled for the driver: SQL text, parameter order and value processors.
 
     ``results`` is None until the result column types are known (asyncpg:
@@ -75,9 +75,9 @@ class Plan:
         return tuple(v if proc is None else proc(v) for v, proc in zip(values, self.binds, strict=True))
 
 
-def plan_for(
+def compile_statement(
     stmt: Any, engine: AsyncEngine, stopper: StatementStopper, schema_map: Mapping[Any, Any] | None = None
-) -> Plan | None:
+) -> CompiledStatement | None:
     """Compile ``stmt`` for ``engine``'s dialect, or None if only SQLAlchemy can run it.
 
     A ``schema_translate_map`` (the engine's execution option) is rendered into the SQL.
@@ -97,7 +97,7 @@ def plan_for(
     binds = compiled.binds
     if any(name not in binds or binds[name].expanding or binds[name].literal_execute for name in names):
         return None
-    return Plan(
+    return CompiledStatement(
         statement=stmt,
         dialect=dialect,
         sql=compiled.string,
@@ -127,63 +127,71 @@ def usable(engine: AsyncEngine) -> bool:
     return (engine.dialect.name, engine.dialect.driver) in TESTED_DRIVERS and not engine.sync_engine.echo
 
 
-async def fetch(conn: AsyncConnection, plan: Plan, params: Mapping[str, Any]) -> list[Any]:
-    """All rows of ``plan`` with ``params``: one driver call, values processed like SQLAlchemy's."""
+async def fetch(
+    conn: AsyncConnection, compiled_stmt: CompiledStatement, params: Mapping[str, Any]
+) -> list[Any]:
+    """All rows of ``compiled_stmt`` with ``params``: one driver call, values processed like SQLAlchemy's."""
     try:
-        return (await _run(conn, plan, params))[0]
+        return (await _run(conn, compiled_stmt, params))[0]
     except Exception:
         # the statement's error as SQLAlchemy reports it (typed, translated by the caller);
         # a connection that died meanwhile is found dead there, so the read can be retried
-        result = await conn.execute(plan.statement, dict(params))
+        result = await conn.execute(compiled_stmt.statement, dict(params))
         return [tuple(row) for row in result]
 
 
 async def run_written(
-    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any], arguments: tuple[Any, ...]
+    conn: AsyncConnection,
+    compiled_stmt: CompiledStatement,
+    params: Mapping[str, Any],
+    arguments: tuple[Any, ...],
 ) -> tuple[list[Sequence[Any]], int]:
-    """Run a write (``arguments``: ``plan.arguments(params)``): its processed rows and rows matched.
+    """Run a write (``arguments``: ``compiled_stmt.arguments(params)``): its processed rows and rows matched.
 
     Sent once: any error, the driver's or one processing the returned row, is raised
     (the statement may have reached the server, so it is never sent again).
     ``RETURNING 1`` counts rows where the dialect has it; on MySQL/MariaDB the
     connection reports rows matched (SQLAlchemy connects with ``FOUND_ROWS``).
     """
-    return await _run(conn, plan, params, arguments)
+    return await _run(conn, compiled_stmt, params, arguments)
 
 
 async def _run(
-    conn: AsyncConnection, plan: Plan, params: Mapping[str, Any], arguments: tuple[Any, ...] | None = None
+    conn: AsyncConnection,
+    compiled_stmt: CompiledStatement,
+    params: Mapping[str, Any],
+    arguments: tuple[Any, ...] | None = None,
 ) -> tuple[list[Sequence[Any]], int]:
     """The rows of one driver call (processed) and the rows it wrote or matched."""
     if arguments is None:
-        arguments = plan.arguments(params)
+        arguments = compiled_stmt.arguments(params)
     raw = await pooled_connection(conn)
     driver: Any = raw.driver_connection
-    backend = plan.dialect.name
+    backend = compiled_stmt.dialect.name
     if backend in MYSQL_FAMILY and has_large_value(arguments):  # the size guard decides
-        result = await conn.execute(plan.statement, dict(params))
+        result = await conn.execute(compiled_stmt.statement, dict(params))
         return (list(result) if result.returns_rows else []), result.rowcount
-    if plan.results is None:  # asyncpg: the column types, once per plan
-        attributes = (await driver.prepare(plan.sql)).get_attributes()
+    if compiled_stmt.results is None:  # asyncpg: the column types, once per compiled statement
+        attributes = (await driver.prepare(compiled_stmt.sql)).get_attributes()
         codes = [attribute.type.oid for attribute in attributes]
-        plan.results = _result_processors(plan.statement, plan.dialect, codes)
+        compiled_stmt.results = _result_processors(compiled_stmt.statement, compiled_stmt.dialect, codes)
     try:
         if backend == "sqlite":
-            rows: list[Sequence[Any]] = list(await driver.execute_fetchall(plan.sql, arguments))
+            rows: list[Sequence[Any]] = list(await driver.execute_fetchall(compiled_stmt.sql, arguments))
         elif backend == "postgresql":
-            rows = await driver.fetch(plan.sql, *arguments)
+            rows = await driver.fetch(compiled_stmt.sql, *arguments)
         else:
             async with driver.cursor() as cursor:
-                matched = await cursor.execute(plan.sql, arguments)
+                matched = await cursor.execute(compiled_stmt.sql, arguments)
                 rows = list(await cursor.fetchall())
             if not driver.get_autocommit():  # switched off by an isolation level: commit here
                 await driver.commit()
     except asyncio.CancelledError:
-        await _settle(conn, raw, plan)
+        await _settle(conn, raw, compiled_stmt)
         raise
     if backend not in MYSQL_FAMILY:
         matched = len(rows)  # the statements that count rows have RETURNING there
-    procs = plan.results
+    procs = compiled_stmt.results
     if not rows or not procs or not any(procs):
         return rows, matched  # sqlite3 rows are tuples, asyncpg rows are Records (tuple-like)
     # column by column (C-level loops: transpose, map, transpose back), not value by value
@@ -192,7 +200,7 @@ async def _run(
     return list(zip(*processed, strict=True)), matched
 
 
-async def _settle(conn: AsyncConnection, raw: Any, plan: Plan) -> None:
+async def _settle(conn: AsyncConnection, raw: Any, compiled_stmt: CompiledStatement) -> None:
     """After a cancelled call, wait until its statement has stopped, so it cannot land later.
 
     asyncpg has sent the server a cancel request and runs the connection's
@@ -204,14 +212,14 @@ async def _settle(conn: AsyncConnection, raw: Any, plan: Plan) -> None:
     connection is discarded.
     """
     driver: Any = raw.driver_connection
-    if plan.dialect.name in MYSQL_FAMILY:
-        plan.stopper.stop(driver, conn.engine.url)
+    if compiled_stmt.dialect.name in MYSQL_FAMILY:
+        compiled_stmt.stopper.stop(driver, conn.engine.url)
         raw.invalidate()
-        await asyncio.shield(plan.stopper.settle())
+        await asyncio.shield(compiled_stmt.stopper.settle())
         return
 
     async def next_statement() -> None:
-        if plan.dialect.name == "sqlite":
+        if compiled_stmt.dialect.name == "sqlite":
             await driver.interrupt()
             await driver.execute_fetchall("SELECT 1")
         else:
@@ -235,7 +243,7 @@ def insert_values(loader: Loader, record: Any) -> tuple[dict[str, Any], dict[str
     if any(key in given for key in loader.relationship_keys):
         return None
     values: dict[str, Any] = {}
-    plan: list[tuple[str, Any]] = []
+    assigned: list[tuple[str, Any]] = []
     for key, column in zip(loader.keys, loader.columns, strict=True):
         if key in given:
             value = given[key]
@@ -249,9 +257,9 @@ def insert_values(loader: Loader, record: Any) -> tuple[dict[str, Any], dict[str
         no_argument = default.is_callable and getattr(default.arg, "__wrapped__", None) is not None
         if not (default.is_scalar or no_argument):
             return None
-        plan.append((key, column))
+        assigned.append((key, column))
     computed: dict[str, Any] = {}
-    for key, column in plan:  # only now, when nothing can refuse the record any more
+    for key, column in assigned:  # only now, when nothing can refuse the record any more
         default = column.default
         value = default.arg if default.is_scalar else default.arg(None)
         values[column.key] = computed[key] = value

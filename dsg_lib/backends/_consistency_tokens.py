@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import InvalidInputError
 
-__all__ = ["PRIMARY_TOKEN", "ReplayCache", "format_lsn", "keep_if_caught_up", "parse_token", "primary_token"]
+__all__ = ["PRIMARY_TOKEN", "ReplayCache", "format_lsn", "keep_if_caught_up", "parse_token"]
 
 #: the token of a backend without a WAL position: read the primary
 PRIMARY_TOKEN = "primary"
@@ -57,19 +57,6 @@ def format_lsn(lsn: str) -> str:
         'pg:0/16B3748'
     """
     return f"pg:{lsn}"
-
-
-async def primary_token(conn: AsyncConnection, dialect: str) -> str:
-    """The token for everything committed so far, read on a primary connection.
-
-    ``pg_current_wal_lsn()`` is at or after the commit record of every
-    transaction that has already returned from COMMIT, so a replica that
-    replayed that far sees all of them.
-    """
-    if dialect != "postgresql":
-        return PRIMARY_TOKEN
-    lsn = (await conn.execute(text("SELECT pg_current_wal_lsn()::text"))).scalar_one()
-    return format_lsn(str(lsn))
 
 
 _CACHES: weakref.WeakKeyDictionary[object, ReplayCache] = weakref.WeakKeyDictionary()

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 
 from ._statement_stop import SIDE_CALL_TIMEOUT
 
-__all__ = ["LAST_USED", "is_alive", "pooled_connection", "server_in_transaction"]
+if TYPE_CHECKING:
+    from ._base import Backend
+
+__all__ = ["LAST_USED", "is_alive", "pooled_connection"]
 
 #: pool record info key: when the connection was last returned to the pool
 LAST_USED = "dsg_lib_last_used"
@@ -35,7 +38,7 @@ async def pooled_connection(conn: AsyncConnection) -> PoolProxiedConnection:
     return await conn.get_raw_connection()
 
 
-async def is_alive(raw: PoolProxiedConnection, backend: str, window: float) -> bool:
+async def is_alive(raw: PoolProxiedConnection, backend: Backend, window: float) -> bool:
     """False if the pooled ``raw`` sat idle longer than ``window`` seconds and fails a ping.
 
     One round trip on the driver connection (public ``driver_connection``):
@@ -48,22 +51,7 @@ async def is_alive(raw: PoolProxiedConnection, backend: str, window: float) -> b
         return True
     driver: Any = raw.driver_connection
     try:
-        ping = driver.execute("SELECT 1") if backend == "postgresql" else driver.ping(False)
-        await asyncio.wait_for(ping, SIDE_CALL_TIMEOUT)
+        await asyncio.wait_for(backend.ping(driver), SIDE_CALL_TIMEOUT)
     except Exception:  # any failure means: do not hand this connection out
         return False
     return True
-
-
-def server_in_transaction(driver: Any, backend: str) -> bool:
-    """What the driver knows, without a round trip, of whether the server is in a transaction.
-
-    SQLite: the sqlite3 connection's ``in_transaction`` (aiosqlite reads it
-    without a thread hop). MySQL / MariaDB: ``SERVER_STATUS_IN_TRANS`` of the
-    last reply (``get_transaction_status()`` in aiomysql and asyncmy). Other
-    backends (and drivers without the flag) answer True.
-    """
-    if backend == "sqlite":
-        return bool(getattr(driver, "in_transaction", True))
-    status = getattr(driver, "get_transaction_status", None)
-    return True if status is None else bool(status())

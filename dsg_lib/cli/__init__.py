@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .._sync_bridge import run_coroutine
+from ..backends import backend_for
 from ..config import DBConfig
 from ..errors import DatabaseError
 from .check import build_report
@@ -209,7 +210,8 @@ def _sqlite_read_only(uri: str) -> str:
     except (ArgumentError, ValueError):  # ValueError: a multi-host URI (h1:5432,h2:5432)
         return uri  # DBConfig reads it (or reports it)
     database = url.database or ""
-    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+    embedded = backend_for(url.get_backend_name()).embedded
+    if not embedded or database in ("", ":memory:") or database.startswith("file:"):
         return uri
     path = os.path.abspath(database)
     if not os.path.exists(path):

@@ -9,7 +9,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import DBConfig
-from ..engine import DEFAULT_MYSQL_RECYCLE
 
 #: SQLAlchemy's QueuePool defaults, used when the config does not set them
 POOL_DEFAULTS = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 30}
@@ -71,9 +70,8 @@ def pool_settings(cfg: DBConfig) -> dict[str, Any]:
         return {"class": kind, "pool_size": 1, "max_overflow": 0, "note": "one shared in-memory database"}
     settings: dict[str, Any] = {"class": kind}
     settings.update({k: given.get(k, v) for k, v in POOL_DEFAULTS.items()})
-    default_recycle = DEFAULT_MYSQL_RECYCLE if cfg.dialect in ("mysql", "mariadb") else -1
-    settings["pool_recycle"] = given.get("pool_recycle", default_recycle)
-    settings["pool_pre_ping"] = given.get("pool_pre_ping", cfg.dialect != "sqlite")
+    settings["pool_recycle"] = given.get("pool_recycle", cfg.backend.default_pool_recycle)
+    settings["pool_pre_ping"] = given.get("pool_pre_ping", cfg.backend.server)
     return settings
 
 
@@ -83,10 +81,10 @@ async def build_report(cfg: DBConfig) -> Report:
     report.pool = pool_settings(cfg)
     with cfg.errors():
         async with cfg.engine.connect() as conn:
-            if cfg.dialect == "postgresql":
-                await _postgres(conn, report)
-            elif cfg.dialect in ("mysql", "mariadb"):
-                await _mysql(conn, report)
+            # what each server reports is read with its own SQL: one reader per backend
+            reader = _SERVER_READERS.get(cfg.backend.name)
+            if reader is not None:
+                await reader(conn, report)
             else:
                 await _sqlite(conn, report, memory=cfg.is_memory)
     return report
@@ -154,3 +152,6 @@ async def _sqlite(conn: AsyncConnection, report: Report, memory: bool) -> None:
         )
     if report.settings["foreign_keys"] != "1":
         report.warnings.append("foreign_keys is off: foreign key constraints are not enforced")
+
+
+_SERVER_READERS = {"postgresql": _postgres, "mysql": _mysql}

@@ -23,20 +23,16 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from ..backends import TESTED_DRIVERS, StatementStopper
+from ..backends import DEFAULT_CONNECT_TIMEOUT, TESTED_DRIVERS, Backend, StatementStopper, backend_for
 from ..engine import (
-    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PRE_PING_WINDOW_MS,
     Endpoint,
     Node,
     Replica,
     ReplicaSet,
-    autocommit_options,
     build_engine,
     install_hosts,
     install_sync_wait,
-    is_memory_sqlite,
-    postgres_multihost,
     split_hosts,
 )
 from ..errors import ConfigurationError, DatabaseError, map_errors, translate_error
@@ -172,18 +168,20 @@ class DBConfig:
         self._config = raw
         self._library = library
         self.dialect: str = backend
+        #: what dsg_lib does differently on this database (``dsg_lib.backends``), picked once here
+        self.backend: Backend = backend_for(backend)
         self.metadata: MetaData = MetaData()
         with map_errors(secrets=self._secrets):
-            engine, self._keeper = build_engine(url, backend, engine_opts, library)
+            engine, self._keeper = build_engine(url, self.backend, engine_opts, library)
         #: the primary: its engine, the no-BEGIN twin and one pool per event loop
-        self.primary = Endpoint(engine, autocommit_options(backend, library), _url.mask(url))
+        self.primary = Endpoint(engine, self.backend.autocommit_options(library), _url.mask(url))
         #: True when the URI lists several hosts (failover between them)
         self.multi_host: bool = bool(nodes)
-        self.nodes = install_hosts(engine, backend, nodes, self.connect_timeout)
+        self.nodes = install_hosts(engine, self.backend, nodes, self.connect_timeout)
         if library.get("wsrep_sync_wait"):
             install_sync_wait(engine, int(library["wsrep_sync_wait"]))
         #: seconds a pooled connection may sit idle before it is pinged; None: never ping
-        self.pre_ping_window: float | None = self._pre_ping_window(backend, engine_opts, library)
+        self.pre_ping_window: float | None = self._pre_ping_window(self.backend, engine_opts, library)
         #: stops the statement of a cancelled operation (see _stopper.StatementStopper)
         self.stopper = StatementStopper(backend, engine_opts)
         self.stopper.install(engine)
@@ -205,8 +203,8 @@ class DBConfig:
         uri, nodes = split_hosts(raw.get("database_uri"))
         url = _url.parse_uri(uri) if "database_uri" in raw else _url.from_parts(raw)
         url, backend = _url.normalize(url)
-        url = cls._multi_host_url(url, backend, nodes)
-        memory = backend == "sqlite" and is_memory_sqlite(url)
+        url = cls._multi_host_url(url, backend_for(backend), nodes)
+        memory = backend_for(backend).is_memory(url)
         _config_keys.validate(raw, backend, memory)
         _check_connect_args(raw.get("connect_args"), url.get_driver_name())
         return raw, url, backend, nodes
@@ -222,19 +220,21 @@ class DBConfig:
         return engine_opts, library
 
     @staticmethod
-    def _pre_ping_window(backend: str, engine_opts: dict[str, Any], library: dict[str, Any]) -> float | None:
+    def _pre_ping_window(
+        backend: Backend, engine_opts: dict[str, Any], library: dict[str, Any]
+    ) -> float | None:
         """Idle seconds after which a pooled connection is pinged; None: never (SQLite, or opted out)."""
-        if backend not in _config_keys.SERVERS or engine_opts.get("pool_pre_ping") is False:
+        if not backend.server or engine_opts.get("pool_pre_ping") is False:
             return None
         return float(library.get("pre_ping_window_ms", DEFAULT_PRE_PING_WINDOW_MS)) / 1000.0
 
     @staticmethod
-    def _multi_host_url(url: URL, backend: str, nodes: list[Node]) -> URL:
+    def _multi_host_url(url: URL, backend: Backend, nodes: list[Node]) -> URL:
         if not nodes:
             return url
-        if backend == "sqlite":
-            raise ConfigurationError("'database_uri' lists several hosts; SQLite has none")
-        return postgres_multihost(url, nodes) if backend == "postgresql" else url
+        if backend.embedded:
+            raise ConfigurationError(f"'database_uri' lists several hosts; {backend.title} has none")
+        return backend.multi_host_url(url, [(n.host, n.port) for n in nodes])
 
     def _build_replicas(
         self, library: dict[str, Any], backend: str, engine_opts: dict[str, Any]
@@ -251,10 +251,12 @@ class DBConfig:
             self._secrets = (*self._secrets, *_secrets_of({}, url))
             options = {k: v for k, v in library.items() if k != "read_replicas"}
             with map_errors(secrets=self._secrets):
-                engine, _ = build_engine(url, backend, engine_opts, options)
-            install_hosts(engine, backend, [], self.connect_timeout)
+                engine, _ = build_engine(url, self.backend, engine_opts, options)
+            install_hosts(engine, self.backend, [], self.connect_timeout)
             self.stopper.install(engine)
-            replicas.append(Replica(Endpoint(engine, autocommit_options(backend, options), _url.mask(url))))
+            replicas.append(
+                Replica(Endpoint(engine, self.backend.autocommit_options(options), _url.mask(url)))
+            )
         return ReplicaSet(replicas)
 
     @classmethod

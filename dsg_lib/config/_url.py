@@ -12,7 +12,7 @@ from loguru import logger
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from ..backends import ASYNC_DRIVERS, SUPPORTED, SYNC_DRIVERS
+from ..backends import ASYNC_DRIVERS, SUPPORTED, SYNC_DRIVERS, backend_for
 from ..errors import ConfigurationError, MissingDependencyError
 
 #: driver -> (importable module, pip extra)
@@ -90,7 +90,7 @@ def mask(url: URL | str) -> str:
     if secret_keys:
         url = url.update_query_dict(dict.fromkeys(secret_keys, "***"))
     rendered = url.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
-    if url.get_backend_name() == "sqlite":
+    if backend_for(url.get_backend_name()).embedded:
         # a SQLite "database" is a file path (or :memory:): show it as written, not %-escaped
         rendered = unquote(rendered)
     return rendered

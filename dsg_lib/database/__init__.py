@@ -1,9 +1,10 @@
 """``AsyncDatabase``: lifecycle, tables and health for one ``DBConfig``.
 
-Sessions and connections come from `_acquire` (``db.acquire``), transaction
-scope from `_scope`, read routing from `routing`; this class ties them to one
-database. Its table methods live in `_tables`, its routing methods in
-`_read_routing`, retries in `_retry` and health figures in `_health`.
+Sessions and connections come from ``session.Acquirer`` (``db.acquire``),
+transactions and retries from ``session/``, read routing from ``routing/``;
+this class ties them to one database. Its table methods live in ``_tables``,
+its routing methods in ``routing.ReadRoutingMixin`` and its health figures in
+``_health``.
 
 Examples:
     >>> import asyncio
@@ -55,7 +56,7 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
         Base: The declarative base to declare models on.
         db_config: The configuration.
         acquire: Hands out this database's sessions and connections (used by
-            ``DatabaseOperations``; see ``dsg_lib._acquire``).
+            ``DatabaseOperations``; see ``dsg_lib.session.Acquirer``).
 
     Examples:
         >>> from sqlalchemy import Integer
@@ -230,6 +231,9 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
 
     def current_session(self) -> AsyncSession:
         """The session of the enclosing ``transaction()`` or request scope.
+
+        Synchronous and free: under ``DBSessionMiddleware`` the request's
+        session checks out its connection on its first statement.
 
         Raises:
             SessionMissingError: outside a ``transaction()`` / request scope.

@@ -1,7 +1,7 @@
 """Tables of an ``AsyncDatabase``: which ones it knows, CREATE and DROP (private).
 
 A mixin so ``database.py`` keeps lifecycle and health; the DDL runs on the
-connection `_acquire` hands out (a savepoint when the database is pinned).
+connection ``session.Acquirer`` hands out (a savepoint when the database is pinned).
 """
 
 from __future__ import annotations

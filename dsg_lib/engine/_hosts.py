@@ -29,18 +29,16 @@ from typing import Any
 
 from loguru import logger
 from sqlalchemy import event
-from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .._own_listeners import own
+from ..backends import Backend
 from ..errors import ConfigurationError
 from ..errors.codes import PG_FAILOVER, PG_NO_WRITABLE_HOST
 
 #: seconds a node that failed is skipped before it is tried again
 RETRY_AFTER_SECONDS = 5.0
 
-#: the ``target_session_attrs`` that ask for the writable host
-_PG_WRITABLE = ("read-write", "primary")
 # Galera: 1047 "WSREP has not yet prepared node for application use" (not in the
 # primary component), 1180 a commit that could not be replicated.
 _MY_GONE = {1047, 1180}
@@ -163,31 +161,8 @@ def _parse_host(part: str) -> Node:
     return Node(host=host, port=int(port) if port else None)
 
 
-def postgres_multihost(url: URL, nodes: list[Node]) -> URL:
-    """The PostgreSQL dialect's multi-host URL: no host/port, one ``host=h:p`` per node.
-
-    With an IPv6 host the ``host=h1,h2&port=p1,p2`` form is used instead
-    (an address has colons of its own). Either way `install` connects host
-    by host, each within ``connect_timeout``.
-    """
-    query = dict(url.query)
-    if any(":" in n.host for n in nodes):
-        query["host"] = ",".join(n.host for n in nodes)
-        query["port"] = ",".join(str(n.port or 5432) for n in nodes)
-    else:
-        query["host"] = tuple(f"{n.host}:{n.port or 5432}" for n in nodes)
-    # URL.set() ignores None: build the URL again without host and port
-    return URL.create(
-        url.drivername,
-        username=url.username,
-        password=url.password,
-        database=url.database,
-        query=query,
-    )
-
-
 def install(
-    engine: AsyncEngine, backend: str, nodes: list[Node], connect_timeout: float | None = None
+    engine: AsyncEngine, backend: Backend, nodes: list[Node], connect_timeout: float | None = None
 ) -> NodeSet | None:
     """Hook ``engine`` so each connect is bounded per host and its pool fails over; returns the `NodeSet`.
 
@@ -199,13 +174,13 @@ def install(
     Returns:
         The hosts' health (``None`` for a one-host URI).
     """
-    if backend == "postgresql":
+    if backend.driver_multi_host:
         _install_pg_disconnects(engine)
-    if backend not in ("postgresql", "mysql", "mariadb"):
+    if not backend.server:
         return None
     nodeset = NodeSet(nodes) if nodes else None
     _install_bounded_connect(engine, backend, nodeset, connect_timeout)
-    if nodeset is not None and backend != "postgresql":
+    if nodeset is not None and not backend.driver_multi_host:
         _install_mysql_disconnects(engine, nodeset)
     return nodeset
 
@@ -239,31 +214,11 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def _moves_on(backend: str, exc: BaseException) -> bool:
-    """Whether a failed connect to one host should try the next one.
-
-    MySQL / MariaDB: any failure. PostgreSQL: a host that refuses, hangs,
-    is not writable or is starting / shutting down; a wrong password or
-    database name stops at the first host that says so (the others would
-    say the same).
-    """
-    if backend != "postgresql":
-        return True
-    for item in _chain(exc):
-        if isinstance(item, (OSError, asyncio.TimeoutError)) or type(item).__name__ in PG_NO_WRITABLE_HOST:
-            return True
-        if getattr(item, "sqlstate", None) in PG_FAILOVER or str(getattr(item, "sqlstate", "")).startswith(
-            "08"
-        ):
-            return True
-    return False
-
-
 def _install_bounded_connect(
-    engine: AsyncEngine, backend: str, nodeset: NodeSet | None, timeout: float | None
+    engine: AsyncEngine, backend: Backend, nodeset: NodeSet | None, timeout: float | None
 ) -> None:
     driver = engine.dialect.driver
-    default_port = 5432 if backend == "postgresql" else 3306
+    default_port = backend.default_port
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
@@ -282,7 +237,7 @@ def _install_bounded_connect(
                     *cargs, **params, async_creator_fn=bounded_connect(driver, label, timeout)
                 )
             except Exception as exc:
-                if not _moves_on(backend, exc):
+                if not backend.connect_moves_on(exc):
                     raise
                 nodeset.mark_down(node, type(exc).__name__)
                 last = exc
@@ -293,7 +248,7 @@ def _install_bounded_connect(
             return conn
         assert last is not None  # nodes is never empty
         wanted = str(cparams.get("target_session_attrs") or "")
-        if backend == "postgresql" and wanted in _PG_WRITABLE:
+        if wanted in backend.writable_session_attrs:
             hosts = ", ".join(f"{n.host}:{n.port or default_port}" for n in nodeset.nodes)
             detail = ""
             if refused is not None:

@@ -18,10 +18,10 @@ PG_READ_ONLY = "25006"
 #: the server cannot take the transaction any more: read-only (25006), shutting down
 #: (57P01 admin_shutdown, 57P02 crash_shutdown) or starting up (57P03 cannot_connect_now).
 #: A failover on every URI: behind a proxy (HAProxy, PgBouncer, a cloud endpoint) a single
-#: host is a cluster. `DatabaseUnavailableError`, and the connection is dropped (`_hosts`).
+#: host is a cluster. `DatabaseUnavailableError`, and the connection is dropped (``engine/_hosts``).
 PG_FAILOVER = frozenset({PG_READ_ONLY, "57P01", "57P02", "57P03"})
 #: errors (by class name) raised while connecting when no host of a multi-host URI takes
-#: writes: asyncpg's own (every host answered, none writable) and `_hosts.NoWritableHostError`
+#: writes: asyncpg's own (every host answered, none writable) and ``engine/_hosts.NoWritableHostError``
 PG_NO_WRITABLE_HOST = frozenset({"TargetServerAttributeNotMatched", "NoWritableHostError"})
 
 MY_CONSTRAINT = {

@@ -33,6 +33,7 @@ from ..errors import (
     TransactionConflictError,
 )
 from ..routing import PRIMARY_TOKEN, WriteTracker, parse_token
+from ..session import transaction as _transaction
 
 try:
     from fastapi import APIRouter, FastAPI, Request
@@ -538,6 +539,12 @@ class DBSessionMiddleware:
     `metrics_router` and `health_router` run without a transaction: they
     answer while the database is down or the pool is exhausted.
 
+    The request's connection is checked out on its first statement (with
+    the pre-ping and the atomicity guard of ``db.transaction()``), not when
+    the request arrives, and kept for the rest of the request: a route that
+    never uses the database takes no connection, so it answers while the
+    database is down or the pool is exhausted.
+
     Args:
         app: The ASGI app.
         db: The database.
@@ -589,7 +596,9 @@ class DBSessionMiddleware:
             state["sent"] = True
 
         try:
-            async with self.db.transaction():
+            # the connection is checked out on the request's first statement, not here:
+            # routes that never use the database answer while it is down or its pool is full
+            async with _transaction(self.db.acquire, lazy=True):
                 await self.app(scope, receive, send_after_commit)
                 if int(state["status"]) >= 400:
                     raise _Rollback()

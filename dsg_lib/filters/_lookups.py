@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
 from sqlalchemy.sql.elements import UnaryExpression
 
+from ..backends import backend_for
 from ..errors import InvalidInputError
 from ._value_checks import check_text, check_value, is_json, value_checker
 
@@ -48,8 +49,6 @@ OPERATORS = (
 #: most relationship steps in one filter name (``a__b__c__column`` is three)
 MAX_PATH_STEPS = 3
 _MAX_NAME_SHOWN = 60
-#: from this many values, PostgreSQL ``in`` / ``not_in`` filters send one array parameter
-_PG_ARRAY_FROM = 1000
 
 
 def _shown(name: object) -> str:
@@ -344,7 +343,7 @@ def _clause(
     pattern = _check_pattern(value, label)
     if op in ("like", "ilike"):
         return attr.like(pattern) if op == "like" else attr.ilike(pattern)  # type: ignore[no-any-return]
-    if dialect == "sqlite":  # contains, startswith, endswith
+    if backend_for(dialect).like_ignores_case:  # contains, startswith, endswith
         return _sqlite_literal_match(attr, op, pattern)
     return getattr(attr, op)(pattern, autoescape=True)  # type: ignore[no-any-return]
 
@@ -362,7 +361,8 @@ def _null_or_equal(
 
 
 def _in_clause(attr: Any, column: Any, inside: bool, values: list[Any], dialect: str | None) -> Any:
-    if dialect == "postgresql" and len(values) >= _PG_ARRAY_FROM:
+    array_from = backend_for(dialect).in_as_array_from
+    if array_from is not None and len(values) >= array_from:
         # one array parameter: an expanded IN list stops at PostgreSQL's 32,767 bind parameters
         array = bindparam(None, values, type_=postgresql.ARRAY(column.type))
         return attr == any_(array) if inside else attr != all_(array)

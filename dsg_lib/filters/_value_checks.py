@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import null, types
 
+from ..backends import backend_for
 from ..errors import ConstraintViolationError, InvalidInputError
 
 Checker = Callable[[Any], Any]
@@ -40,8 +41,6 @@ _INT_RANGES = {
     types.BigInteger: (-(2**63), 2**63 - 1),
     types.Integer: (-(2**31), 2**31 - 1),
 }
-#: significant digits a SQLite REAL (IEEE double) keeps exactly
-SQLITE_DIGITS = 15
 _UTC = dt.timezone.utc
 
 
@@ -156,17 +155,19 @@ def _check_exact(impl: Any, value: Any, label: str, dialect: str | None) -> None
     decimals = max(0, -int(exponent))
     integer_digits = max(0, len(digits) + int(exponent)) if exact else 0
     precision, scale = impl.precision, impl.scale
-    if precision is None and dialect in ("mysql", "mariadb"):
-        precision, scale = 10, 0  # a bare NUMERIC is DECIMAL(10, 0) there: 1.25 would become 1
+    backend = backend_for(dialect)
+    if precision is None and backend.bare_numeric is not None:
+        precision, scale = backend.bare_numeric  # MySQL: DECIMAL(10, 0), where 1.25 would become 1
     if scale is not None and decimals > scale:
         raise InvalidInputError(f"column {label!r}: {decimals} decimal places exceed its scale {scale}")
     if precision is not None and integer_digits > precision - (scale or 0):
         raise InvalidInputError(
             f"column {label!r}: {integer_digits} integer digits exceed Numeric({precision}, {scale or 0})"
         )
-    if dialect == "sqlite" and len(digits) > SQLITE_DIGITS and not isinstance(value, int):
+    kept = backend.decimal_digits
+    if kept is not None and len(digits) > kept and not isinstance(value, int):
         raise InvalidInputError(
-            f"column {label!r}: SQLite keeps {SQLITE_DIGITS} significant digits of a decimal, "
+            f"column {label!r}: {backend.title} keeps {kept} significant digits of a decimal, "
             f"this value has {len(digits)}"
         )
 
@@ -231,8 +232,15 @@ def _fast_integer(impl: Any, slow: Checker, dialect: str | None) -> Checker:
     return lambda v: v if v.__class__ is int and low <= v <= high else slow(v)
 
 
+def _bounded(impl: Any, dialect: str | None) -> bool:
+    """The number column has digits to count (declared, or the backend's bare ``NUMERIC`` has them)."""
+    return (
+        impl.precision is not None or impl.scale is not None or backend_for(dialect).bare_numeric is not None
+    )
+
+
 def _fast_number(impl: Any, slow: Checker, dialect: str | None) -> Checker:
-    bounded = impl.precision is not None or impl.scale is not None or dialect in ("mysql", "mariadb")
+    bounded = _bounded(impl, dialect)
     if not isinstance(impl, types.Float) and bounded:
         return slow  # digits to count: no shortcut
     return lambda v: v if v.__class__ is float and math.isfinite(v) else slow(v)
@@ -267,7 +275,7 @@ def _column_integer(impl: Any, dialect: str | None) -> ColumnCheck:
 
 
 def _column_number(impl: Any, dialect: str | None) -> ColumnCheck | None:
-    bounded = impl.precision is not None or impl.scale is not None or dialect in ("mysql", "mariadb")
+    bounded = _bounded(impl, dialect)
     if not isinstance(impl, types.Float) and bounded:
         return None
     return lambda vs: _all_of(vs, float) and all(map(math.isfinite, vs))

@@ -21,9 +21,7 @@ from ._metrics import error_name
 
 def _system(db_config: DBConfig) -> str:
     """``db.system.name``: ``mariadb`` when the server says so (the dialect is ``mysql`` for both)."""
-    if db_config.dialect in ("mysql", "mariadb") and getattr(db_config.engine.dialect, "is_mariadb", False):
-        return "mariadb"
-    return db_config.dialect
+    return db_config.backend.system_name(db_config.engine.dialect)
 
 
 def _server(db_config: DBConfig) -> dict[str, Any]:
@@ -31,8 +29,7 @@ def _server(db_config: DBConfig) -> dict[str, Any]:
     nodes = db_config.nodes
     if nodes is not None:
         node = nodes.current or nodes.nodes[0]
-        default = 5432 if db_config.dialect == "postgresql" else 3306
-        return {"server.address": node.host, "server.port": node.port or default}
+        return {"server.address": node.host, "server.port": node.port or db_config.backend.default_port}
     url = db_config.url
     attributes: dict[str, Any] = {}
     if url.host:

@@ -1,11 +1,11 @@
-"""``DatabaseOperations``: devsetgo-lib-compatible CRUD plus safe, fast model-level operations.
+"""``DatabaseOperations``: devsetgo-lib-compatible CRUD plus safe model-level operations.
 
 Every method raises a `dsg_lib.DatabaseError` subclass on failure
 (``err.to_dict()`` gives devsetgo-lib's ``{"error", "details"}`` shape).
 Every method joins the caller's open ``db.transaction()`` in the same task.
-Outside one, a write of several statements runs in a short transaction of its
-own, while a read or a single-statement write runs by itself (it commits by
-itself, with no BEGIN/COMMIT). Pass ``session=`` to use a session you own: the
+Outside one, a write of several statements runs in a transaction of its own,
+while a read or a single-statement write runs by itself (it commits by itself,
+with no BEGIN/COMMIT). Pass ``session=`` to use a session you own: the
 operation uses it and never commits it. How a statement runs (compiled or
 through SQLAlchemy, same results) is decided in one place, ``_executor``.
 

@@ -50,6 +50,8 @@ class OperationsBase:
             )
         self.async_db = async_db
         self._dialect = async_db.db_config.dialect
+        #: what differs by database (``dsg_lib.backends``)
+        self._backend = async_db.db_config.backend
         self._pk_selects: dict[tuple[Any, bool], Select[Any]] = {}
         self._row_checkers: dict[Any, _bulk.RowChecker] = {}
         self._executor = Executor(async_db)
@@ -88,10 +90,10 @@ class OperationsBase:
             return False
         values, computed = found
         returned = compiled.returned_columns(loader, values)
-        plan = None
+        compiled_stmt = None
         if returned is not None:
             table: Any = loader.mapper.local_table
-            plan = self._executor.plan(
+            compiled_stmt = self._executor.compiled_statement(
                 ("create", model, tuple(values)),
                 lambda: (
                     insert(table)
@@ -99,7 +101,7 @@ class OperationsBase:
                     .returning(*(returned or (literal_column("1"),)))
                 ),
             )
-        written = None if plan is None else await self._executor.write(plan, values)
+        written = None if compiled_stmt is None else await self._executor.write(compiled_stmt, values)
         if written is None:
             # not sent: the ORM inserts it, with the defaults already computed (they run once)
             for key, value in computed.items():
@@ -135,7 +137,7 @@ class OperationsBase:
             return None
         table: Any = loader.mapper.local_table
 
-        def build(loader: compiled.Loader, where: list[Any]) -> Any:  # runs once per plan
+        def build(loader: compiled.Loader, where: list[Any]) -> Any:  # runs once per compiled statement
             sets = {columns[k].key: bindparam(f"v_{k}", type_=columns[k].type) for k in values or ()}
             stmt = (update(table).values(sets) if values else delete(table)).where(*where)
             return stmt.returning(literal_column("1")) if returning else stmt
@@ -144,9 +146,9 @@ class OperationsBase:
         found = self._compiled_read(kind, model, filters, include_deleted, session, build)
         if found is None:
             return None
-        plan, params, _ = found
+        compiled_stmt, params, _ = found
         params.update({f"v_{k}": v for k, v in (values or {}).items()})
-        written = await self._executor.write(plan, params)
+        written = await self._executor.write(compiled_stmt, params)
         return None if written is None else written[1]
 
     def _compiled_read(
@@ -157,7 +159,7 @@ class OperationsBase:
         include_deleted: bool,
         session: AsyncSession | None,
         build: Callable[[compiled.Loader, list[Any]], Any],
-    ) -> tuple[compiled.Plan, dict[str, Any], compiled.Loader] | None:
+    ) -> tuple[compiled.CompiledStatement, dict[str, Any], compiled.Loader] | None:
         """The compiled statement, bound values and loader of work on ``model`` filtered by
         ``field=value`` only, if the executor allows it now; else None (use SQLAlchemy)."""
         loader = self._executor.compiled_loader(model, session)
@@ -166,11 +168,11 @@ class OperationsBase:
         params = self._equality(model, filters)
         if params is None:
             return None
-        plan = self._executor.plan(
+        compiled_stmt = self._executor.compiled_statement(
             (kind, model, include_deleted, tuple(filters)),
             lambda: build(loader, self._equality_where(model, filters, include_deleted)),
         )
-        return None if plan is None else (plan, params, loader)
+        return None if compiled_stmt is None else (compiled_stmt, params, loader)
 
     def _equality(self, model: Any, filters: Mapping[str, Any]) -> dict[str, Any] | None:
         """Checked values of ``field=value`` filters (no operators, no None, no JSON), else None.
@@ -189,7 +191,7 @@ class OperationsBase:
         return values
 
     def _equality_where(self, model: Any, keys: Iterable[str], include_deleted: bool) -> list[Any]:
-        """The WHERE of `_equality` filters, as bound parameters (the plan is cached per key set)."""
+        """The WHERE of `_equality` filters, as bound parameters (compiled once per key set)."""
         columns = model_columns(model)
         clauses: list[Any] = [columns[k] == bindparam(f"f_{k}", type_=columns[k].type) for k in keys]
         if not include_deleted and is_soft(model):

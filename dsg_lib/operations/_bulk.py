@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
@@ -12,17 +11,11 @@ from sqlalchemy import Table, null
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ColumnDefault
 
-from ..backends import SIZES_CHECKED, holds_small_values, pooled_connection
+from ..backends import SIZES_CHECKED, Backend, backend_for, holds_small_values, pooled_connection
 from ..errors import ConstraintViolationError, InvalidInputError
 from ..filters import column_checker, is_json, model_columns, value_checker
 
 #: bind parameters one statement may carry, per backend
-BIND_LIMITS = {
-    "sqlite": 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999,
-    "postgresql": 32767,
-    "mysql": 65535,
-    "mariadb": 65535,
-}
 DEFAULT_CHUNK_ROWS = 10_000
 #: below this many rows a plain INSERT beats COPY's extra type-introspection round trip
 COPY_MIN_ROWS = 200
@@ -59,7 +52,7 @@ class RowChecker:
         """Execution options for inserting a checked ``group`` (one key set, see `prepare_groups`).
 
         Rows whose every value was checked against a column that holds only
-        small values need no MySQL/MariaDB size check (`_sizes`) at execution.
+        small values need no MySQL/MariaDB size check (``backends/_size_guard``) at execution.
         """
         if validate and group and self._small_keys.issuperset(group[0].keys()):
             return {SIZES_CHECKED: True}
@@ -147,13 +140,13 @@ async def iter_chunks(rows: Iterable[Any] | AsyncIterable[Any], size: int) -> As
         yield chunk
 
 
-def chunk_rows_for(backend: str, n_columns: int, requested: int | None, fixed: int = 0) -> int:
+def chunk_rows_for(backend: Backend, n_columns: int, requested: int | None, fixed: int = 0) -> int:
     """Rows per multi-VALUES statement that stay under the bind-parameter limit.
 
     ``n_columns`` is the parameters each row binds, ``fixed`` those the
     statement binds once (see `params_per_row`).
     """
-    limit = max(1, (BIND_LIMITS.get(backend, 999) - fixed) // max(1, n_columns))
+    limit = max(1, (backend.bind_limit - fixed) // max(1, n_columns))
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
             raise InvalidInputError(f"chunk_size must be an int >= 1, got {requested!r}")
@@ -174,7 +167,7 @@ async def packet_budget(conn: AsyncConnection) -> int | None:
 
     ``@@max_allowed_packet`` is read once per engine and cached.
     """
-    if conn.dialect.name not in ("mysql", "mariadb"):
+    if not backend_for(conn.dialect.name).packet_limited:
         return None
     engine = conn.sync_engine
     size = _packet_sizes.get(engine)
@@ -302,36 +295,6 @@ async def copy_insert(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
         schema_name=table.schema,
     )
     return True
-
-
-def upsert_statement(
-    backend: str,
-    table: Table,
-    rows: list[dict[str, Any]],
-    conflict: Sequence[str],
-    update: Sequence[str],
-) -> Any:
-    """Build one multi-row INSERT ... ON CONFLICT / ON DUPLICATE KEY statement."""
-    if backend in ("postgresql", "sqlite"):
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect_insert: Any = postgresql.insert if backend == "postgresql" else sqlite.insert
-        stmt: Any = dialect_insert(table).values(rows)
-        stmt = (
-            stmt.on_conflict_do_update(
-                index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
-            )
-            if update
-            else stmt.on_conflict_do_nothing(index_elements=list(conflict))
-        )
-        return stmt.returning(*[table.c[c] for c in conflict])  # rows written, for the count
-    from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-    stmt = mysql_insert(table).values(rows)
-    if update:
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
-    first = next(iter(conflict))
-    return stmt.on_duplicate_key_update({first: table.c[first]})
 
 
 def check_upsert_args(

@@ -1,7 +1,7 @@
 """The one place that decides how an operation's statement runs (private).
 
 Every operation builds its statement and hands it here. A statement runs
-as one compiled driver call (`dsg_lib._fast`) only when it is one of the
+as one compiled driver call (``backends/_compiled``) only when it is one of the
 shapes on the allow-list below, proven to give what SQLAlchemy gives, and
 nothing would notice the difference; anything else runs through SQLAlchemy
 (``AsyncSession`` / ``AsyncConnection``), exactly as written by hand.
@@ -19,7 +19,7 @@ and only for a *plain* model (one table, no inheritance, no deferred or
 composite columns) when no listener is registered that the driver call
 would skip: session events (any), mapper persistence events and instance
 ``load`` / ``refresh`` events of the model, engine execute / cursor /
-transaction events other than dsg_lib's own (`dsg_lib._listeners`), and
+transaction events other than dsg_lib's own (``dsg_lib._own_listeners``), and
 ``echo``. Engine execution options other than ``isolation_level`` and
 ``schema_translate_map`` send the work to SQLAlchemy; a
 ``schema_translate_map`` is rendered into the compiled SQL (and is part of
@@ -75,7 +75,7 @@ class Executor:
 
     def __init__(self, async_db: AsyncDatabase) -> None:
         self.async_db = async_db
-        self._plans: dict[Any, compiled.Plan | None] = {}
+        self._statements: dict[Any, compiled.CompiledStatement | None] = {}
         self._loaders: dict[Any, compiled.Loader] = {}
         # An unbound Session: its dispatch sees every listener on the Session class (dsg_lib's
         # sessions are plain AsyncSession(bind=...), so those are the ones that fire). Its
@@ -150,7 +150,7 @@ class Executor:
 
     # ------------------------------------------------------------------ compiled statements
 
-    def plan(self, key: Any, build: Callable[[], Any]) -> compiled.Plan | None:
+    def compiled_statement(self, key: Any, build: Callable[[], Any]) -> compiled.CompiledStatement | None:
         """The compiled statement of shape ``key`` (``build`` runs once per shape, dialect and
         ``schema_translate_map``), or None if only SQLAlchemy can run it."""
         config = self.async_db.db_config
@@ -158,30 +158,30 @@ class Executor:
         schema_map = engine.get_execution_options().get("schema_translate_map")
         full_key = (key, engine.dialect.name, tuple(schema_map.items()) if schema_map else None)
         try:
-            return self._plans[full_key]
+            return self._statements[full_key]
         except KeyError:
-            plan = compiled.plan_for(build(), engine, config.stopper, schema_map)
-            self._plans[full_key] = plan
-            return plan
+            compiled_stmt = compiled.compile_statement(build(), engine, config.stopper, schema_map)
+            self._statements[full_key] = compiled_stmt
+            return compiled_stmt
 
-    async def fetch(self, plan: compiled.Plan, params: Mapping[str, Any]) -> list[Any]:
+    async def fetch(self, compiled_stmt: compiled.CompiledStatement, params: Mapping[str, Any]) -> list[Any]:
         """The rows of a compiled read (retried once on a fresh connection if the pooled one was dead)."""
-        return await self.async_db.acquire.read(lambda conn: compiled.fetch(conn, plan, params))
+        return await self.async_db.acquire.read(lambda conn: compiled.fetch(conn, compiled_stmt, params))
 
     async def write(
-        self, plan: compiled.Plan, params: Mapping[str, Any]
+        self, compiled_stmt: compiled.CompiledStatement, params: Mapping[str, Any]
     ) -> tuple[list[Sequence[Any]], int] | None:
         """Rows and rows-matched of a compiled write; None if it could not be sent (use SQLAlchemy).
 
         Once the statement is sent it is never sent again: its error is raised.
         """
         try:
-            arguments = plan.arguments(params)
+            arguments = compiled_stmt.arguments(params)
         except Exception:
             return None  # nothing was sent: SQLAlchemy runs the work and gives its error
         conn: AsyncConnection
         async with self.async_db.acquire.connection(None, write=True) as conn:
-            return await compiled.run_written(conn, plan, params, arguments)
+            return await compiled.run_written(conn, compiled_stmt, params, arguments)
 
 
 def _contains(target: Any, name: str, fn: Any) -> bool:

@@ -104,7 +104,7 @@ class PagingOperations(OperationsBase):
     ) -> Page[Any] | None:
         """`paginate` of a model by ``field=value`` filters as one or two compiled statements,
         if the executor allows (see ``_executor``); None: use SQLAlchemy."""
-        rows_plan = self._compiled_read(
+        rows_statement = self._compiled_read(
             "page",
             model,
             filters,
@@ -118,7 +118,7 @@ class PagingOperations(OperationsBase):
                 .offset(bindparam("p_offset", type_=Integer))
             ),
         )
-        count_plan = self._compiled_read(
+        count_statement = self._compiled_read(
             "page_count",
             model,
             filters,
@@ -126,15 +126,15 @@ class PagingOperations(OperationsBase):
             session,
             lambda ld, w: select(func.count()).select_from(ld.mapper.local_table).where(*w),
         )
-        if rows_plan is None or count_plan is None:
+        if rows_statement is None or count_statement is None:
             return None
-        plan, params, loader = rows_plan
+        compiled_stmt, params, loader = rows_statement
         total: int | None = None
         async with self.async_db.acquire.connection(None, write=False, snapshot=with_total) as conn:
             if with_total:
-                total = int((await compiled.fetch(conn, count_plan[0], count_plan[1]))[0][0])
+                total = int((await compiled.fetch(conn, count_statement[0], count_statement[1]))[0][0])
             rows = await compiled.fetch(
-                conn, plan, {**params, "p_limit": page_size, "p_offset": (page - 1) * page_size}
+                conn, compiled_stmt, {**params, "p_limit": page_size, "p_offset": (page - 1) * page_size}
             )
         pages = None if total is None else (total + page_size - 1) // page_size
         return Page(items=loader.build(rows), total=total, page=page, page_size=page_size, pages=pages)
@@ -291,7 +291,7 @@ class PagingOperations(OperationsBase):
         # PostgreSQL keeps server-side cursors only inside a transaction; on SQLite the
         # stream must not BEGIN (IMMEDIATE would hold the write lock while it is read).
         # MySQL/MariaDB read in the implicit transaction they always have.
-        needs_transaction = self._dialect == "postgresql"
+        needs_transaction = self._backend.stream_needs_transaction
         async with self._session(session, write=False, autocommit=not needs_transaction) as s:
             result = await s.stream(stmt)
             try:

@@ -88,12 +88,12 @@ class ReadOperations(OperationsBase):
                 return await s.get(model, ident, options=options)  # identity map first
         loader = None if options else self._executor.compiled_loader(model, session)
         if loader is not None:
-            plan = self._executor.plan(
+            compiled_stmt = self._executor.compiled_statement(
                 ("get", model, include_deleted),
                 lambda: self._pk_select(model, include_deleted).with_only_columns(*loader.columns),
             )
-            if plan is not None:
-                rows = await self._executor.fetch(plan, self._pk_params(model, ident))
+            if compiled_stmt is not None:
+                rows = await self._executor.fetch(compiled_stmt, self._pk_params(model, ident))
                 return loader.build(rows[:1])[0] if rows else None
         stmt = self._pk_select(model, include_deleted)
         if options:
@@ -254,8 +254,8 @@ class ReadOperations(OperationsBase):
             else None
         )
         if found is not None:
-            plan, params, loader = found
-            return loader.build(await self._executor.fetch(plan, params))
+            compiled_stmt, params, loader = found
+            return loader.build(await self._executor.fetch(compiled_stmt, params))
         stmt = select(model).where(*self._criteria(model, where, filters, include_deleted))
         stmt = stmt.order_by(*self._order(model, order_by)).options(*options)
         if limit is not None:
@@ -298,8 +298,10 @@ class ReadOperations(OperationsBase):
             else None
         )
         if found is not None:
-            plan, params, loader = found
-            return list(map(dict, map(zip, repeat(loader.keys), await self._executor.fetch(plan, params))))
+            compiled_stmt, params, loader = found
+            return list(
+                map(dict, map(zip, repeat(loader.keys), await self._executor.fetch(compiled_stmt, params)))
+            )
         # ORM attributes: the entity's FROM (joined inheritance), its discriminator, session events
         stmt = select(*[getattr(model, key) for key in keys])
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
@@ -343,8 +345,8 @@ class ReadOperations(OperationsBase):
             )
         )
         if found is not None:
-            plan, params, _ = found
-            return int((await self._executor.fetch(plan, params))[0][0])
+            compiled_stmt, params, _ = found
+            return int((await self._executor.fetch(compiled_stmt, params))[0][0])
         self._mapper(model)
         stmt = select(func.count()).select_from(model)  # the entity: discriminator, joins, events
         stmt = stmt.where(*self._criteria(model, where, filters, include_deleted))
@@ -379,8 +381,8 @@ class ReadOperations(OperationsBase):
             )
         )
         if found is not None:
-            plan, params, _ = found
-            return bool((await self._executor.fetch(plan, params))[0][0])
+            compiled_stmt, params, _ = found
+            return bool((await self._executor.fetch(compiled_stmt, params))[0][0])
         self._mapper(model)
         inner = select(literal(1)).select_from(model)
         inner = inner.where(*self._criteria(model, where, filters, include_deleted))

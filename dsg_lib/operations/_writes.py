@@ -60,7 +60,7 @@ class WriteOperations(OperationsBase):
         mapper = self._mapper(model)
         checker = self._row_checker(model)
         size = (
-            _bulk.chunk_rows_for(self._dialect, 1, chunk_size)
+            _bulk.chunk_rows_for(self._backend, 1, chunk_size)
             if chunk_size is not None
             else _bulk.DEFAULT_CHUNK_ROWS
         )
@@ -82,7 +82,7 @@ class WriteOperations(OperationsBase):
             # (sqlite3 and PyMySQL run executemany as several statements: atomic only in a
             # transaction; asyncpg's executemany is atomic by itself.)
             groups = checker.prepare_groups(list(rows), validate)
-            single = len(groups) == 1 and (len(groups[0]) == 1 or self._dialect == "postgresql")
+            single = len(groups) == 1 and (len(groups[0]) == 1 or self._backend.atomic_executemany)
             async with self._connection(session, write=True, single_statement=single) as conn:
                 total = await self._insert_chunk(conn, table, groups, checker, validate)
         else:
@@ -107,7 +107,7 @@ class WriteOperations(OperationsBase):
         """COPY on PostgreSQL for a larger chunk of one key set, else one executemany per key set."""
         count = sum(map(len, groups))
         if (
-            self._dialect == "postgresql"
+            self._backend.copy
             and len(groups) == 1
             and count >= _bulk.COPY_MIN_ROWS
             and await _bulk.copy_insert(conn, table, checker.by_column_key(groups[0]))
@@ -174,15 +174,15 @@ class WriteOperations(OperationsBase):
             for group in _bulk.group_by_keys(prepared):
 
                 def build(rows: list[dict[str, Any]]) -> Any:
-                    return _bulk.upsert_statement(self._dialect, table, rows, conflict_cols, update_cols)
+                    return self._backend.upsert_statement(table, rows, conflict_cols, update_cols)
 
                 # size by the parameters the statement really binds (Python-side defaults add
                 # one per row) and, on MySQL/MariaDB, by bytes under max_allowed_packet
                 per_row, fixed = _bulk.params_per_row(conn, build, group[0])
-                size = _bulk.chunk_rows_for(self._dialect, per_row, chunk_size, fixed)
+                size = _bulk.chunk_rows_for(self._backend, per_row, chunk_size, fixed)
                 for chunk in _bulk.sized_chunks(group, size, max_bytes):
                     result = await conn.execute(build(list(chunk)))
-                    if self._dialect in ("postgresql", "sqlite"):
+                    if self._backend.returning:
                         total += len(result.all())
                     else:
                         total += len(chunk)
@@ -334,7 +334,7 @@ class WriteOperations(OperationsBase):
 
         async def read(s: AsyncSession, locking: bool = False) -> M | None:
             query = (
-                stmt.with_for_update(read=True) if locking and self._dialect in ("mysql", "mariadb") else stmt
+                stmt.with_for_update(read=True) if locking and self._backend.lock_read_for_update else stmt
             )
             found = list((await s.execute(query)).scalars().all())
             if len(found) > 1:

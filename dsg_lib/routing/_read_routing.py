@@ -79,7 +79,7 @@ class ReadRoutingMixin:
             >>> asyncio.run(main())
             'primary'
         """
-        return await consistency.issue_token(self.acquire, self.db_config.dialect)
+        return await consistency.issue_token(self.acquire)
 
     def consistent_with(self, token: str | None) -> AbstractAsyncContextManager[None]:
         """Make this block's reads see everything ``token`` stands for (read-your-writes).

@@ -27,7 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .._own_listeners import own
-from ..backends import PRIMARY_TOKEN, format_lsn, parse_token, primary_token
+from ..backends import PRIMARY_TOKEN, format_lsn, parse_token
 from ..session import consistent, routed, watched_writes, writes_seen
 
 if TYPE_CHECKING:
@@ -36,13 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["PRIMARY_TOKEN", "WriteTracker", "consistent_with", "format_lsn", "issue_token", "parse_token"]
 
 
-async def issue_token(acquire: Acquirer, dialect: str) -> str:
+async def issue_token(acquire: Acquirer) -> str:
     """`AsyncDatabase.consistency_token`: the primary's WAL position, or `PRIMARY_TOKEN`."""
     acquire.check_open()
-    if dialect != "postgresql":
+    backend = acquire.backend
+    if not backend.wal_tokens:
         return PRIMARY_TOKEN
     async with routed(acquire, "primary"), acquire.connection(write=False) as conn:
-        return await primary_token(conn, dialect)
+        return await backend.primary_token(conn)
 
 
 def consistent_with(acquire: Acquirer, token: str | None) -> AbstractAsyncContextManager[None]:

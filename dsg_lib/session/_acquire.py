@@ -1,7 +1,7 @@
 """The one place that hands out connections and sessions, and cleans up after them (private).
 
 Every statement dsg_lib runs gets its connection here: operations (reads,
-writes, the Core fast path), ``transaction()``, ``get_db_session()``, DDL and
+writes, compiled statements), ``transaction()``, ``get_db_session()``, DDL and
 health checks. So routing (replica or primary), the pre-ping window, test
 pinning and the cancellation policy each exist once:
 
@@ -11,7 +11,7 @@ pinning and the cancellation policy each exist once:
   a write never is;
 * on any error the work is rolled back and the connection released, shielded
   from a second cancellation. A statement cancelled mid-flight is stopped on
-  the server (`_stopper.StatementStopper`) and SQLAlchemy discards its
+  the server (`backends.StatementStopper`) and SQLAlchemy discards its
   connection instead of pooling it; the cancelled operation returns once the
   server has let go of the statement.
 """
@@ -32,15 +32,13 @@ from loguru import logger
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from ..backends import is_alive, keep_if_caught_up, pooled_connection
-from ..engine import BEGIN_AGAIN, GUARD, snapshot_options
+from ..backends import BEGIN_AGAIN, GUARD, is_alive, keep_if_caught_up, pooled_connection
 from ..errors import DatabaseUnavailableError, InvalidInputError, NotConnectedError
-from ..errors.codes import PG_FAILOVER
 from . import _hooks
 from ._context import active, route_of, wanted_of
 
 if TYPE_CHECKING:
-    from ..backends import StatementStopper
+    from ..backends import Backend, StatementStopper
     from ..engine import Endpoint, ReplicaSet
     from ..errors import DatabaseError
 
@@ -49,6 +47,7 @@ class EngineConfig(Protocol):
     """What an `Acquirer` uses of its ``DBConfig`` (typed here: ``config/`` sits above this layer)."""
 
     dialect: str
+    backend: Backend
     primary: Endpoint
     replicas: ReplicaSet
     pre_ping_window: float | None
@@ -85,7 +84,7 @@ class Acquirer:
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
-        self.backend = config.dialect
+        self.backend = config.backend
         self.pinned: AsyncConnection | None = None
         self.is_open = True
 
@@ -177,7 +176,7 @@ class Acquirer:
             async with self.session(session, write=write, single_statement=single_statement) as joined:
                 yield await joined.connection()
             return
-        begin_with = snapshot_options(self.backend) if snapshot else None
+        begin_with = self.backend.snapshot_options() if snapshot else None
         if begin_with is not None:
             async with self._snapshot_connection(write, begin_with) as conn:
                 yield conn
@@ -189,9 +188,9 @@ class Acquirer:
                 if write and conn.in_transaction():  # none after a driver call (see _fast)
                     await conn.commit()
         except BaseException as exc:
-            await self._discard(conn, None, exc)
+            await self.discard(conn, None, exc)
             raise
-        await _release(conn, None)
+        await release(conn, None)
 
     @asynccontextmanager
     async def _snapshot_connection(
@@ -207,9 +206,9 @@ class Acquirer:
                 yield conn
                 await conn.commit()
         except BaseException as exc:
-            await self._discard(conn, None, exc)
+            await self.discard(conn, None, exc)
             raise
-        await _release(conn, None)
+        await release(conn, None)
 
     @asynccontextmanager
     async def session(
@@ -243,7 +242,7 @@ class Acquirer:
                 with self.config.errors():
                     yield scope.session
             return
-        begin_with = snapshot_options(self.backend) if snapshot and self.pinned is None else None
+        begin_with = self.backend.snapshot_options() if snapshot and self.pinned is None else None
         if begin_with is not None:
             async with self._own_session(
                 "write" if write else "read", autocommit=False, commit=True, begin=True, options=begin_with
@@ -292,9 +291,9 @@ class Acquirer:
                 if commit:
                     await own.commit()
         except BaseException as exc:
-            await self._discard(conn, own, exc)
+            await self.discard(conn, own, exc)
             raise
-        await _release(conn if conn is not self.pinned else None, own)
+        await release(conn if conn is not self.pinned else None, own)
 
     async def read(
         self,
@@ -332,9 +331,9 @@ class Acquirer:
             with self.config.errors():
                 await conn.exec_driver_sql("SELECT 1")
         except BaseException as exc:
-            await self._discard(conn, None, exc)
+            await self.discard(conn, None, exc)
             raise
-        await _release(conn if conn is not self.pinned else None, None)
+        await release(conn if conn is not self.pinned else None, None)
 
     @asynccontextmanager
     async def ddl_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -350,30 +349,28 @@ class Acquirer:
                 async with conn.begin():
                     yield conn
         except BaseException as exc:
-            await self._discard(conn, None, exc)
+            await self.discard(conn, None, exc)
             raise
-        await _release(conn, None)
+        await release(conn, None)
 
     # ------------------------------------------------------------------ cleanup
-    async def _discard(self, conn: AsyncConnection, session: AsyncSession | None, exc: BaseException) -> None:
+    async def discard(self, conn: AsyncConnection, session: AsyncSession | None, exc: BaseException) -> None:
         """Roll back and release after a failure (``exc``), even while being cancelled.
 
         A statement cancelled mid-flight has already been stopped and its
-        connection discarded by then (``_stopper.StatementStopper`` and
+        connection discarded by then (``backends.StatementStopper`` and
         SQLAlchemy's handling of ``CancelledError``); what is left is to end the
         transaction and give the connection back, shielded from a second cancel.
         """
         pinned = conn is self.pinned
-        if not pinned and self.backend == "postgresql" and (_refused_by_asyncpg(exc) or _server_moved(exc)):
-            # asyncpg refused a value after it had sent Parse/Describe: the backend sits
-            # mid-statement ("active", holding the statement's locks) until the next
-            # message. A connection in that state never goes back to the pool; nor does
-            # one to a server that is read-only or shutting down now (a failover: a
-            # compiled driver call's error never passed SQLAlchemy's handle_error).
-            await _shielded(conn.invalidate())
-        await _shielded(_rollback_and_release(conn, session, pinned=pinned))
+        if not pinned and self.backend.discard_after(exc):
+            # e.g. asyncpg refused a value mid-statement, or the server is read-only or
+            # shutting down now (a failover: a compiled driver call's error never passed
+            # SQLAlchemy's handle_error); see PostgreSQLBackend.discard_after
+            await shielded(conn.invalidate())
+        await shielded(_rollback_and_release(conn, session, pinned=pinned))
         if isinstance(exc, asyncio.CancelledError):
-            await _shielded(self.config.stopper.settle())
+            await shielded(self.config.stopper.settle())
 
 
 async def _rollback_and_release(conn: AsyncConnection, session: AsyncSession | None, *, pinned: bool) -> None:
@@ -390,7 +387,7 @@ async def _rollback_and_release(conn: AsyncConnection, session: AsyncSession | N
             await conn.close()
 
 
-async def _release(conn: AsyncConnection | None, session: AsyncSession | None) -> None:
+async def release(conn: AsyncConnection | None, session: AsyncSession | None) -> None:
     """Return the connection to the pool after success, whatever happens meanwhile."""
     try:
         try:
@@ -401,11 +398,11 @@ async def _release(conn: AsyncConnection | None, session: AsyncSession | None) -
                 await conn.close()
     except asyncio.CancelledError:
         if conn is not None:
-            await _shielded(conn.invalidate())
+            await shielded(conn.invalidate())
         raise
 
 
-async def _shielded(cleanup: Coroutine[Any, Any, None]) -> None:
+async def shielded(cleanup: Coroutine[Any, Any, None]) -> None:
     """Run a cleanup to the end even if the caller is cancelled meanwhile."""
     task = asyncio.ensure_future(cleanup)
     try:
@@ -423,36 +420,6 @@ async def _quietly(step: Awaitable[Any]) -> None:
         await step
     except Exception as exc:
         logger.debug("dsg_lib: cleanup step failed: {}", type(exc).__name__)
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every exception linked from it (cause, context, SQLAlchemy's ``orig``)."""
-    seen: set[int] = set()
-    todo: list[Any] = [exc]
-    while todo:
-        current = todo.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        links = (current.__cause__, current.__context__, getattr(current, "orig", None))
-        todo.extend((*links, getattr(current, "driver_error", None)))  # dsg_lib's errors keep it there
-
-
-def _server_moved(exc: BaseException) -> bool:
-    """True if the server said it is read-only or shutting down (a failover) within ``exc``."""
-    return any(getattr(e, "sqlstate", None) in PG_FAILOVER for e in _chain(exc))
-
-
-def _refused_by_asyncpg(exc: BaseException) -> bool:
-    """True if asyncpg itself (not the server) raised within ``exc``'s chain.
-
-    Errors the server sent carry its ``severity``; asyncpg's own (a value its
-    encoder refuses, a protocol or interface error) have none.
-    """
-    return any(
-        type(e).__module__.startswith("asyncpg") and getattr(e, "severity", None) is None for e in _chain(exc)
-    )
 
 
 def _lost_connection(exc: BaseException) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _hooks
 from ._context import Scope, active, entered
+from ._lazy import transaction_session as lazy_transaction_session
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,8 +28,12 @@ __all__ = ["transaction"]
 
 
 @asynccontextmanager
-async def transaction(acquirer: Acquirer) -> AsyncIterator[AsyncSession]:
-    """Open a transaction on ``acquirer``'s database, or a SAVEPOINT inside an open one."""
+async def transaction(acquirer: Acquirer, *, lazy: bool = False) -> AsyncIterator[AsyncSession]:
+    """Open a transaction on ``acquirer``'s database, or a SAVEPOINT inside an open one.
+
+    ``lazy``: an outermost transaction checks out its connection on first use
+    (``DBSessionMiddleware``, see `_lazy`), not when it opens.
+    """
     parent = active(acquirer)
     # a span and a latency sample per level when dsg_lib.observability is on; a no-op otherwise
     with _hooks.transaction(acquirer.config, nested=parent is not None):
@@ -36,7 +41,8 @@ async def transaction(acquirer: Acquirer) -> AsyncIterator[AsyncSession]:
             async with _savepoint(parent, acquirer) as session:
                 yield session
             return
-        async with acquirer.transaction_session() as session:
+        opened = lazy_transaction_session(acquirer) if lazy else acquirer.transaction_session()
+        async with opened as session:
             with entered(acquirer, session):
                 yield session
 

@@ -119,3 +119,17 @@ def dialect_tests_outside_backends() -> list[str]:
 def test_code_that_differs_by_database_lives_in_backends() -> None:
     found = dialect_tests_outside_backends()
     assert len(found) <= 5, found
+
+
+def test_no_module_imports_the_private_modules_of_another_package() -> None:
+    """A package's private modules are its own: others import what its ``__init__`` exports."""
+    modules = _modules()
+    known = set(modules)
+    reaching = []
+    for name, path in modules.items():
+        own_package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for target in _imports(name, path, known):
+            package, _, leaf = target.rpartition(".")
+            if leaf.startswith("_") and package != "dsg_lib" and package != own_package:
+                reaching.append(f"{name} -> {target}")
+    assert reaching == []

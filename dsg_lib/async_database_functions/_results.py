@@ -7,8 +7,7 @@ from typing import Any
 from sqlalchemy import Insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..errors import ConstraintViolationError, DatabaseError
-from ..errors._translate import translate_error
+from ..errors import ConstraintViolationError, DatabaseError, translate_error
 
 __all__ = [
     "DatabaseErrorResult",

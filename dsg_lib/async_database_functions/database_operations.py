@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..database import AsyncDatabase
 from ..errors import InvalidInputError, RecordNotFoundError, SessionMissingError
 from ..operations import DatabaseOperations as _ModernOperations
-from ..operations._compat import returns_rows, run_statement
+from ..operations import returns_rows, run_statement
 from ._results import DatabaseErrorResult, error_result, handle_exceptions, metadata_of, shape_row, shape_rows
 
 __all__ = ["DatabaseErrorResult", "DatabaseOperations", "handle_exceptions"]

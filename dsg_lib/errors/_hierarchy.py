@@ -301,23 +301,5 @@ def _budget_report(max_queries: int, statements: list[str], width: int = 300) ->
 
 
 # The classes are imported from ``dsg_lib.errors``: tracebacks, reprs and pickles name that path.
-for _error_class in (
-    DatabaseError,
-    ConfigurationError,
-    MissingDependencyError,
-    InvalidInputError,
-    NotConnectedError,
-    SessionMissingError,
-    DatabaseUnavailableError,
-    PoolTimeoutError,
-    RecordNotFoundError,
-    MultipleRecordsFoundError,
-    ConstraintViolationError,
-    StaleRecordError,
-    TransactionConflictError,
-    TransactionEndedError,
-    QueryError,
-    StatementTimeoutError,
-    QueryBudgetExceededError,
-):
-    _error_class.__module__ = "dsg_lib.errors"
+for _name in __all__:
+    globals()[_name].__module__ = "dsg_lib.errors"

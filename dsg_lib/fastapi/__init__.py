@@ -422,7 +422,7 @@ def version_etag(obj: Any) -> str:
     """
     from sqlalchemy import inspect as sa_inspect
 
-    from ..operations._versions import version_attribute
+    from ..operations import version_attribute
 
     mapper = sa_inspect(type(obj), raiseerr=False)
     if mapper is None:

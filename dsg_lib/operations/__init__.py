@@ -33,12 +33,15 @@ Examples:
 from __future__ import annotations
 
 from ..session import observe_class
-from ._compat import CompatOperations
+from ._compat import CompatOperations, returns_rows, run_statement
 from ._paging import PagingOperations
 from ._reads import ReadOperations
+from ._versions import version_attribute
 from ._writes import WriteOperations
 
-__all__ = ["DatabaseOperations"]
+# returns_rows, run_statement: the one execute of execute_one / execute_many, shared with the
+# devsetgo-lib face; version_attribute: the model's version column, for dsg_lib.fastapi's ETags
+__all__ = ["DatabaseOperations", "returns_rows", "run_statement", "version_attribute"]
 
 
 @observe_class  # a span / metrics per public operation when dsg_lib.observability is on

@@ -17,8 +17,8 @@ from benchmarks import page, report
 from benchmarks.common import QUICK
 from benchmarks.contenders import CONTENDERS, available
 from benchmarks.runner import WORKLOADS
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PEERS_AVAILABLE = available("tortoise") and available("piccolo")  # the bench extra
 
 
@@ -275,7 +275,7 @@ def test_the_method_lines_are_generated_from_the_run() -> None:
 
 def _bench(tmp_path: Path, *args: str, module: str = "benchmarks") -> Any:
     """A ``--quick`` run in a subprocess, on the test suite's databases; its results file."""
-    from conftest import MYSQL_URL, POSTGRES_URL
+    from tests.helpers import MYSQL_URL, POSTGRES_URL
 
     env = {
         **os.environ,

@@ -35,12 +35,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import BACKENDS, backend_problem, backend_url, unreachable
 from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, errors
 from dsg_lib.config import _keys as _config_keys
 from dsg_lib.filters import OPERATORS
+from tests.helpers import BACKENDS, ROOT, backend_problem, backend_url, unreachable
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SKIP_MARKER = "<!-- doc-test: skip"
 SQLITE_ONLY_MARKER = "<!-- doc-test: sqlite-only"

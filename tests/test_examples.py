@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,8 +13,8 @@ import httpx
 from sqlalchemy import MetaData, Table
 
 from dsg_lib import AsyncDatabase, DBConfig
+from tests.helpers import ROOT, unused_port
 
-ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "examples" / "quickstart.py"
 
 EXPECTED_LINES = [
@@ -157,12 +156,6 @@ def test_bulk_load_example_sizes(tmp_path: Path) -> None:
     assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _drop_table(db_url: str, name: str) -> None:
     async def drop() -> None:
         db = AsyncDatabase(DBConfig({"database_uri": db_url}))
@@ -174,7 +167,7 @@ def _drop_table(db_url: str, name: str) -> None:
 
 def test_fastapi_example_serves_the_notes_api(db_url: str) -> None:
     _drop_table(db_url, "example_notes")  # start empty on a persistent server database
-    port = _free_port()
+    port = unused_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--port", str(port)],
         cwd=ROOT,

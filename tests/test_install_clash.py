@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 def _fake_devsetgo_lib(site: Path, *, owns_dsg_lib: bool = True) -> None:

@@ -12,8 +12,8 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 MEMORY = "sqlite+aiosqlite:///:memory:"
 
 

@@ -23,12 +23,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from conftest import BACKENDS, backend_url, require_backend
 from dsg_lib import AsyncDatabase, DBConfig
+from tests.helpers import BACKENDS, ROOT, backend_url, require_backend, unused_port
 
 pytest.importorskip("alembic", reason="the migrations extra (Alembic) is not installed")
 
-ROOT = Path(__file__).resolve().parent.parent
 MIGRATION_BACKENDS = [b for b in ("sqlite_file", "postgresql", "mariadb") if b in BACKENDS]
 MIXINS = {"sqlite_file": "SchemaBaseSQLite", "postgresql": "SchemaBasePostgres", "mariadb": "SchemaBaseMySQL"}
 
@@ -113,6 +112,11 @@ class Project:
             pytest.fail(f"alembic {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
 
+    def init(self, env_py: str) -> None:
+        """``alembic init migrations``, then ``env_py`` as its ``env.py``."""
+        self.alembic("init", "migrations")
+        (self.path / "migrations" / "env.py").write_text(env_py)
+
     def write_models(self, extra: str) -> ModuleType:
         source = MODELS.format(mixin=MIXINS[self.backend], parent=self.parent, child=self.child, extra=extra)
         (self.path / "models.py").write_text(source)
@@ -189,8 +193,7 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 def test_alembic_round_trip_loses_no_rows(project: Project) -> None:
-    project.alembic("init", "migrations")
-    (project.path / "migrations" / "env.py").write_text(ENV_PY)
+    project.init(ENV_PY)
     project.write_models(V1_EXTRA)
 
     first = project.revision("v1")
@@ -235,8 +238,7 @@ async def _tables(url: str) -> set[str]:
 
 def test_offline_sql_switches_sqlite_foreign_keys_off_before_begin(project: Project) -> None:
     """Also: given an AsyncDatabase, run_migrations uses its Base.metadata."""
-    project.alembic("init", "migrations")
-    (project.path / "migrations" / "env.py").write_text(ENV_PY_DATABASE)
+    project.init(ENV_PY_DATABASE)
     project.write_models(V1_EXTRA)
     project.revision("v1")
     script = project.alembic("upgrade", "head", "--sql").stdout
@@ -253,8 +255,7 @@ def test_migration_leaving_orphans_rolls_back(backend: str, tmp_path: Path) -> N
     """With foreign keys off, a migration could orphan rows; the run fails and commits nothing."""
     proj = Project(tmp_path / "proj", backend_url(backend, tmp_path), backend)
     proj.path.mkdir()
-    proj.alembic("init", "migrations")
-    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.init(ENV_PY)
     proj.write_models(V1_EXTRA)
     proj.revision("v1")
     proj.alembic("upgrade", "head")
@@ -370,8 +371,7 @@ def test_offline_sql_on_sqlite_says_where_it_stops(backend: str, tmp_path: Path)
     """
     proj = Project(tmp_path / "proj", backend_url(backend, tmp_path), backend)
     proj.path.mkdir()
-    proj.alembic("init", "migrations")
-    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.init(ENV_PY)
     proj.write_models(V1_EXTRA)
     proj.revision("v1")
     proj.alembic("upgrade", "head")
@@ -388,21 +388,17 @@ def test_offline_sql_on_sqlite_says_where_it_stops(backend: str, tmp_path: Path)
 def test_alembic_on_a_multi_host_uri_with_ports(backend: str, tmp_path: Path) -> None:
     """The documented HA form (``h1:port,h2:port``) works with the documented env.py; a dead
     first host is skipped, as by the application."""
-    import socket
 
     from sqlalchemy.engine import make_url
 
     require_backend(backend)
     parsed = make_url(backend_url(backend, tmp_path))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = int(sock.getsockname()[1])
+    dead = unused_port()
     port = parsed.port or (5432 if backend == "postgresql" else 3306)
     user = parsed.username or ""
     url = f"{parsed.drivername}://{user}@127.0.0.1:{dead},{parsed.host}:{port}/{parsed.database}"
     proj = Project(tmp_path / "proj", url, backend)
     proj.path.mkdir()
-    proj.alembic("init", "migrations")
-    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.init(ENV_PY)
     proj.write_models(V1_EXTRA)
     assert proj.alembic("current").returncode == 0

@@ -15,9 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_migrations import ENV_PY, V1_EXTRA, V2_EXTRA, Project
 
-from conftest import backend_url
+from tests.helpers import backend_url
+from tests.test_migrations import ENV_PY, V1_EXTRA, V2_EXTRA, Project
 
 pytest.importorskip("alembic", reason="the migrations extra (Alembic) is not installed")
 
@@ -25,8 +25,7 @@ pytest.importorskip("alembic", reason="the migrations extra (Alembic) is not ins
 def _project(tmp_path: Path) -> Project:
     proj = Project(tmp_path / "proj", backend_url("sqlite_file", tmp_path), "sqlite_file")
     proj.path.mkdir()
-    proj.alembic("init", "migrations")
-    (proj.path / "migrations" / "env.py").write_text(ENV_PY)
+    proj.init(ENV_PY)
     return proj
 
 

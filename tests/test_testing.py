@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, InvalidInputError
 from dsg_lib.testing import isolated
+from tests.helpers import ROOT
 
 
 async def test_isolated_rolls_back_committed_transactions(db: AsyncDatabase) -> None:
@@ -96,7 +97,7 @@ def test_database_fixtures_in_a_users_test_suite(tmp_path: Path, db_url: str) ->
         ],
         cwd=tmp_path,
         # this checkout's dsg_lib, not the one installed in the environment
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,

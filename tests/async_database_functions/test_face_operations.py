@@ -11,7 +11,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import Column, Integer, String, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Column, Integer, String, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from dsg_lib import (
@@ -28,6 +28,7 @@ from dsg_lib.async_database_functions.database_operations import (
     DatabaseOperations,
     handle_exceptions,
 )
+from tests.helpers import count_rows
 
 PREFIX = f"face_{os.getpid()}_"
 SECRET = "secret-value-7f3a"
@@ -51,11 +52,6 @@ async def seed(env: SimpleNamespace, *names: str) -> None:
     assert done == "complete"
 
 
-async def count(env: SimpleNamespace) -> int:
-    async with env.db.get_db_session() as session:
-        return int((await session.execute(select(func.count()).select_from(env.Member))).scalar_one())
-
-
 # --------------------------------------------------------------------------- success shapes
 
 
@@ -68,7 +64,7 @@ async def test_insert_pairs_report_rowcount_and_primary_key(env: SimpleNamespace
     )
     assert [r["rowcount"] for r in results] == [1, 1]
     assert [r["inserted_primary_key"] for r in results] == [[2], [3]]
-    assert await count(env) == 3
+    assert await count_rows(env.db, env.Member) == 3
 
 
 async def test_execute_one_select_returns_the_rows(env: SimpleNamespace) -> None:
@@ -122,7 +118,7 @@ async def test_crud_methods_return_devsetgo_shapes(env: SimpleNamespace) -> None
     assert (await env.ops.update_one(env.Member, ada.pkid, {"color": "green", "pkid": 99})).color == "green"
     assert await env.ops.delete_one(env.Member, ada.pkid) == {"success": "Record deleted successfully"}
     assert await env.ops.delete_many(env.Member, "pkid", [m.pkid for m in many]) == 2
-    assert await count(env) == 0
+    assert await count_rows(env.db, env.Member) == 0
 
 
 # --------------------------------------------------------------------------- error dicts
@@ -136,7 +132,7 @@ async def test_constraint_violation_is_an_integrity_error_dict(env: SimpleNamesp
     assert set(result) == {"error", "details"} and result["details"]
     assert SECRET not in result["details"]  # bound values stay out of error messages
     assert isinstance(result.exception, ConstraintViolationError)
-    assert await count(env) == 1
+    assert await count_rows(env.db, env.Member) == 1
 
 
 async def test_failed_batch_changes_nothing(env: SimpleNamespace) -> None:
@@ -146,7 +142,7 @@ async def test_failed_batch_changes_nothing(env: SimpleNamespace) -> None:
     )
     assert result["error"] == "SQLAlchemyError"
     assert isinstance(result.exception, QueryError)
-    assert await count(env) == 1
+    assert await count_rows(env.db, env.Member) == 1
 
 
 async def test_not_found_and_bad_page_dicts(env: SimpleNamespace) -> None:
@@ -170,7 +166,7 @@ async def test_inside_transaction_failures_raise_and_roll_back(env: SimpleNamesp
         async with env.db.transaction():
             assert await env.ops.execute_one(insert(env.Member), {"name": "Alan"}) == "complete"
             await env.ops.execute_one(insert(env.Member), {"name": "Ada"})  # raises: nothing half-done
-    assert await count(env) == 1
+    assert await count_rows(env.db, env.Member) == 1
     with pytest.raises(RecordNotFoundError):
         async with env.db.transaction():
             await env.ops.update_one(env.Member, 12345, {"color": "x"})
@@ -180,7 +176,7 @@ async def test_transaction_joins_and_commits(env: SimpleNamespace) -> None:
     async with env.db.transaction():
         await env.ops.execute_one(insert(env.Member), {"name": "Ada"})
         assert await env.ops.read_query(select(env.Member.name)) == ["Ada"]  # sees its own write
-    assert await count(env) == 1
+    assert await count_rows(env.db, env.Member) == 1
 
 
 async def test_raise_errors_raises_everywhere_and_keeps_shapes(env: SimpleNamespace) -> None:

@@ -9,14 +9,8 @@ from typing import Any
 
 import pytest
 
-from conftest import BACKENDS, MYSQL_URL, make_value_models, require_backend
 from dsg_lib import AsyncDatabase, ConstraintViolationError, DatabaseOperations, DBConfig
-
-
-@pytest.fixture
-def env(value_env: SimpleNamespace) -> SimpleNamespace:
-    return value_env
-
+from tests.helpers import BACKENDS, MYSQL_URL, make_value_models, require_backend
 
 # --------------------------------------------------------------------------- 5. huge IN lists
 

@@ -6,11 +6,11 @@ import os
 from typing import Any
 
 import pytest
-from sqlalchemy import String, Text, func, select
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import captured_sql
 from dsg_lib import AsyncDatabase, DatabaseOperations
+from tests.helpers import captured_sql, count_rows
 
 RUN = os.getpid()
 
@@ -40,22 +40,17 @@ async def models(db: AsyncDatabase, backend: str) -> Any:
     return Defaulted, Wide
 
 
-async def _rows_in(db: AsyncDatabase, model: Any) -> int:
-    async with db.transaction() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
-
-
 async def test_upsert_counts_parameters_python_defaults_add(db: AsyncDatabase, models: Any) -> None:
     defaulted, _ = models
     ops = DatabaseOperations(db)
     rows = [{"id": i, "name": f"n{i}"} for i in range(20_000)]
     assert await ops.upsert(defaulted, rows, conflict="id") == 20_000
-    assert await _rows_in(db, defaulted) == 20_000
+    assert await count_rows(db, defaulted) == 20_000
     # the defaults were applied, and a second pass updates rather than duplicates
     assert await ops.upsert(defaulted, rows[:10], conflict="id") >= 10
     first = await ops.get(defaulted, 0)
     assert (first.score, first.tag) == (7, "generated")
-    assert await _rows_in(db, defaulted) == 20_000
+    assert await count_rows(db, defaulted) == 20_000
 
 
 async def test_upsert_of_large_rows_fits_the_packet(db: AsyncDatabase, models: Any) -> None:
@@ -65,10 +60,10 @@ async def test_upsert_of_large_rows_fits_the_packet(db: AsyncDatabase, models: A
     rows = [{"id": i, "payload": f"{i:08d}" + "x" * 2040} for i in range(12_000)]
     with captured_sql(db) as sql:
         assert await ops.upsert(wide, rows, conflict="id") == 12_000
-    assert await _rows_in(db, wide) == 12_000
+    assert await count_rows(db, wide) == 12_000
     if db.db_config.dialect in ("mysql", "mariadb"):  # 24 MB cannot be one 16 MB packet
         assert len([s for s in sql if "payload" in s]) >= 2
     # insert_many of the same rows works too (the driver batches executemany by size)
     await ops.delete_where(wide, all_rows=True)
     assert await ops.insert_many(wide, rows) == 12_000
-    assert await _rows_in(db, wide) == 12_000
+    assert await count_rows(db, wide) == 12_000

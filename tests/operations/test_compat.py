@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from sqlalchemy import Integer, String, delete, func, insert, select, text, update
+from sqlalchemy import Integer, String, delete, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import fresh_env
 from dsg_lib import (
     AsyncDatabase,
     ConstraintViolationError,
@@ -28,12 +26,14 @@ from dsg_lib import (
 )
 from dsg_lib.async_database_functions import database_operations
 from dsg_lib.schema import SchemaBaseSQLite, UTCDateTime, utcnow
+from tests.helpers import count_rows
 
 # pid suffix: concurrent test runs on the same servers do not collide
 PREFIX = f"opc_{os.getpid()}_"
 
 
-def make_models(db: AsyncDatabase) -> SimpleNamespace:
+@pytest.fixture
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Account(db.Base):  # primary key NOT named pkid
         __tablename__ = PREFIX + "account"
         account_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -54,18 +54,8 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
     return SimpleNamespace(Account=Account, Note=Note, Pair=Pair)
 
 
-@pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
-    return await fresh_env(db, make_models(db))
-
-
 async def seed_accounts(env: SimpleNamespace, n: int) -> None:
     await env.ops.insert_many(env.m.Account, [{"name": f"acct{i:03d}", "balance": i} for i in range(n)])
-
-
-async def raw_count(db: AsyncDatabase, model: Any) -> int:
-    async with db.get_db_session() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 def assert_error_dict(exc: DatabaseError) -> None:
@@ -242,7 +232,7 @@ async def test_execute_one_error_is_typed(env: SimpleNamespace) -> None:
     with pytest.raises(ConstraintViolationError) as info:
         await env.ops.execute_one(insert(A).values(account_no=1, name="b"))
     assert_error_dict(info.value)
-    assert await raw_count(env.db, A) == 1
+    assert await count_rows(env.db, A) == 1
     with pytest.raises(InvalidInputError):
         await env.ops.execute_one(12345)
 
@@ -309,7 +299,7 @@ async def test_create_one_pkid_model_and_errors(env: SimpleNamespace) -> None:
         await env.ops.create_one({"title": "not an object"})
     with pytest.raises(InvalidInputError):
         await env.ops.create_one(N(title="x" * 51))  # longer than String(50)
-    assert await raw_count(env.db, N) == 1
+    assert await count_rows(env.db, N) == 1
 
 
 async def test_create_many(env: SimpleNamespace) -> None:
@@ -321,7 +311,7 @@ async def test_create_many(env: SimpleNamespace) -> None:
     assert all(a.status == "new" for a in created)
     with pytest.raises(ConstraintViolationError):
         await env.ops.create_many([A(name="ok"), A(account_no=created[0].account_no, name="dup")])
-    assert await raw_count(env.db, A) == 5  # all or nothing
+    assert await count_rows(env.db, A) == 5  # all or nothing
 
 
 # --------------------------------------------------------------------------- update
@@ -401,7 +391,7 @@ async def test_delete_one_composite_key(env: SimpleNamespace) -> None:
         await env.ops.delete_one(P, {"a": 1, "b": 2})
     with pytest.raises(InvalidInputError):
         await env.ops.delete_one(P, 1)
-    assert await raw_count(env.db, P) == 1
+    assert await count_rows(env.db, P) == 1
 
 
 async def test_delete_many(env: SimpleNamespace) -> None:
@@ -417,4 +407,4 @@ async def test_delete_many(env: SimpleNamespace) -> None:
         await env.ops.delete_many(N, id_column_name="nope", id_values=[1])
     with pytest.raises(InvalidInputError):
         await env.ops.delete_many(N, id_column_name="title", id_values=[1, 2])
-    assert await raw_count(env.db, N) == 1
+    assert await count_rows(env.db, N) == 1

@@ -15,9 +15,9 @@ from sqlalchemy import Integer, String, and_, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import captured_sql, fresh_env
 from dsg_lib import AsyncDatabase, InvalidInputError, Q
 from dsg_lib.filters._groups import MAX_DEPTH, MAX_TERMS
+from tests.helpers import captured_sql
 
 PREFIX = f"fg_{os.getpid()}_"
 
@@ -34,7 +34,7 @@ PEOPLE = [
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Person(db.Base):
         __tablename__ = PREFIX + "person"
         id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -42,9 +42,14 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
         age: Mapped[int | None] = mapped_column(Integer, nullable=True)
         city: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
-    e = await fresh_env(db, SimpleNamespace(Person=Person))
-    await e.ops.insert_many(Person, [{"name": n, "age": a, "city": c} for n, a, c in PEOPLE])
-    return e
+    return SimpleNamespace(Person=Person)
+
+
+@pytest.fixture
+async def env(env: SimpleNamespace) -> SimpleNamespace:
+    """``env`` of tests/operations/conftest.py, with ``PEOPLE`` inserted."""
+    await env.ops.insert_many(env.m.Person, [{"name": n, "age": a, "city": c} for n, a, c in PEOPLE])
+    return env
 
 
 # (Q, the same filter written by hand)

@@ -17,15 +17,15 @@ from sqlalchemy import Column, ForeignKey, Integer, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from conftest import fresh_env
 from dsg_lib import AsyncDatabase, InvalidInputError, Q
 from dsg_lib.filters import MAX_PATH_STEPS
+from tests.helpers import fresh_env
 
 PREFIX = f"fp_{os.getpid()}_"
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
+def models(db: AsyncDatabase) -> SimpleNamespace:
     post_tag = Table(
         PREFIX + "post_tag",
         db.Base.metadata,
@@ -60,10 +60,14 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
         post_id: Mapped[int] = mapped_column(ForeignKey(Post.id))
         post: Mapped[Post] = relationship(back_populates="comments")
 
-    e = await fresh_env(
-        db, SimpleNamespace(Author=Author, Post=Post, Tag=Tag, Comment=Comment, post_tag=post_tag)
-    )
-    ops = e.ops
+    return SimpleNamespace(Author=Author, Post=Post, Tag=Tag, Comment=Comment, post_tag=post_tag)
+
+
+@pytest.fixture
+async def env(env: SimpleNamespace) -> SimpleNamespace:
+    """``env`` of tests/operations/conftest.py, with authors, posts, tags and comments inserted."""
+    ops, m = env.ops, env.m
+    Author, Post, Tag, Comment, post_tag = m.Author, m.Post, m.Tag, m.Comment, m.post_tag
     await ops.insert_many(
         Author, [{"id": 1, "name": "ada"}, {"id": 2, "name": "alan"}, {"id": 3, "name": "grace"}]
     )
@@ -89,7 +93,7 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
             {"id": 3, "body": "meh", "post_id": 4},
         ],
     )
-    return e
+    return env
 
 
 async def by_hand(db: AsyncDatabase, statement: Any) -> list[int]:

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import fresh_env
 from dsg_lib import AsyncDatabase
 
 # pid suffix: concurrent test runs on the same servers do not collide
@@ -90,7 +89,8 @@ def expected_ids(filters: dict[str, Any]) -> set[int]:
     return result
 
 
-def make_models(db: AsyncDatabase) -> SimpleNamespace:
+@pytest.fixture
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Sample(db.Base):
         __tablename__ = PREFIX + "sample"
         id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -101,8 +101,8 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
-    env = await fresh_env(db, make_models(db))
+async def env(env: SimpleNamespace) -> SimpleNamespace:
+    """``env`` of tests/operations/conftest.py, with ``DATASET`` inserted."""
     m, ops = env.m, env.ops
     await ops.insert_many(m.Sample, DATASET)  # inserted once; every example reads it
     return env

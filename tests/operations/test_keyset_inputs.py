@@ -12,12 +12,6 @@ from sqlalchemy import func, select
 
 from dsg_lib import InvalidInputError
 
-
-@pytest.fixture
-def env(value_env: SimpleNamespace) -> SimpleNamespace:
-    return value_env
-
-
 # --------------------------------------------------------------------------- 9-11. keyset
 
 

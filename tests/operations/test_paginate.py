@@ -18,7 +18,6 @@ from sqlalchemy import Integer, String, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import fresh_env
 from dsg_lib import AsyncDatabase, CursorPage, InvalidInputError, Page
 from dsg_lib.async_database_functions.base_schema import UTCDateTime
 
@@ -27,7 +26,8 @@ PREFIX = f"opp_{os.getpid()}_"
 N_ITEMS = 53
 
 
-def make_models(db: AsyncDatabase) -> SimpleNamespace:
+@pytest.fixture
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Item(db.Base):
         __tablename__ = PREFIX + "item"
         id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -59,8 +59,8 @@ def item_rows() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
-    env = await fresh_env(db, make_models(db))
+async def env(env: SimpleNamespace) -> SimpleNamespace:
+    """``env`` of tests/operations/conftest.py, with the items inserted."""
     m, ops = env.m, env.ops
     await ops.insert_many(m.Item, item_rows())
     return env

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Float, ForeignKey, Integer, SmallInteger, String, and_, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from conftest import captured_sql, fresh_env
 from dsg_lib import (
     AsyncDatabase,
     DatabaseError,
@@ -26,6 +25,7 @@ from dsg_lib import (
     MultipleRecordsFoundError,
     RecordNotFoundError,
 )
+from tests.helpers import captured_sql
 
 # pid suffix: concurrent test runs on the same servers do not collide
 PREFIX = f"opr_{os.getpid()}_"
@@ -42,7 +42,8 @@ PEOPLE = [
 ]
 
 
-def make_models(db: AsyncDatabase) -> SimpleNamespace:
+@pytest.fixture
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Person(db.Base):
         __tablename__ = PREFIX + "person"
         id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -70,8 +71,8 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
-    env = await fresh_env(db, make_models(db))
+async def env(env: SimpleNamespace) -> SimpleNamespace:
+    """``env`` of tests/operations/conftest.py, with ``PEOPLE``, their pets and links inserted."""
     m, ops = env.m, env.ops
     await ops.insert_many(m.Person, PEOPLE)
     await ops.insert_many(

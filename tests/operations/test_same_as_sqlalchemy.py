@@ -37,8 +37,8 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column, with_loader_criteria
 
-from conftest import backend_url
 from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, DBConfig, InvalidInputError
+from tests.helpers import backend_url
 
 PREFIX = f"same_{os.getpid()}_"
 
@@ -597,7 +597,7 @@ async def test_a_write_that_reached_the_server_is_never_sent_again(
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from dsg_lib import ConstraintViolationError
-    from dsg_lib.backends import _compiled as _fast
+    from dsg_lib.backends import _compiled
 
     class Code(db.Base):
         __tablename__ = PREFIX + "code"
@@ -608,7 +608,7 @@ async def test_a_write_that_reached_the_server_is_never_sent_again(
     ops = DatabaseOperations(db)
     await ops.insert_many(Code, [{"id": 1, "code": "a"}, {"id": 2, "code": "b"}])
     sent: list[str] = []
-    compiled, execute, flush = _fast.run_written, AsyncConnection.execute, AsyncSession.flush
+    compiled, execute, flush = _compiled.run_written, AsyncConnection.execute, AsyncSession.flush
 
     async def compiled_sent(*args: Any) -> Any:
         sent.append("compiled")
@@ -622,7 +622,7 @@ async def test_a_write_that_reached_the_server_is_never_sent_again(
         sent.append("flush")
         return await flush(self, *args, **kwargs)
 
-    monkeypatch.setattr(_fast, "run_written", compiled_sent)
+    monkeypatch.setattr(_compiled, "run_written", compiled_sent)
     monkeypatch.setattr(AsyncConnection, "execute", execute_sent)
     monkeypatch.setattr(AsyncSession, "flush", flush_sent)
     with pytest.raises(ConstraintViolationError):

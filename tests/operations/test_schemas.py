@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
-from conftest import captured_sql, fresh_env
 from dsg_lib import AsyncDatabase, InvalidInputError, Q
+from tests.helpers import captured_sql
 
 PREFIX = f"sch_{os.getpid()}_"
 
@@ -56,7 +56,7 @@ class WrongOut(BaseModel):
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Author(db.Base):
         __tablename__ = PREFIX + "author"
         id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -72,11 +72,17 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
         author_id: Mapped[int] = mapped_column(ForeignKey(Author.id))
         author: Mapped[Author] = relationship(back_populates="books")
 
-    e = await fresh_env(db, SimpleNamespace(Author=Author, Book=Book))
+    return SimpleNamespace(Author=Author, Book=Book)
+
+
+@pytest.fixture
+async def env(env: SimpleNamespace) -> SimpleNamespace:
+    """``env`` of tests/operations/conftest.py, with five authors and four books inserted."""
+    Author, Book = env.m.Author, env.m.Book
     for i, name in enumerate(["Ada", "Alan", "Grace", "Edsger", "Barbara"], start=1):
-        await e.ops.create_one(Author, {"name": name, "email": f"{name.lower()}@x.org", "bio": f"bio {i}"})
-    await e.ops.insert_many(Book, [{"title": f"t{i}", "author_id": 1 + i % 2} for i in range(4)])
-    return e
+        await env.ops.create_one(Author, {"name": name, "email": f"{name.lower()}@x.org", "bio": f"bio {i}"})
+    await env.ops.insert_many(Book, [{"title": f"t{i}", "author_id": 1 + i % 2} for i in range(4)])
+    return env
 
 
 def by_hand(schema: type[BaseModel], objects: list[object]) -> list[BaseModel]:

@@ -69,9 +69,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import registry
 
-from conftest import BACKENDS, MYSQL_URL, backend_problem, backend_url, unreachable
 from dsg_lib import AsyncDatabase, DatabaseError, DatabaseOperations, DBConfig
 from dsg_lib.errors import translate_error
+from tests.helpers import BACKENDS, MYSQL_URL, backend_problem, backend_url, unreachable
 
 RUN = os.getpid()
 

@@ -9,10 +9,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import ForeignKey, Integer, String, func, select
+from sqlalchemy import ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
-from conftest import fresh_env
 from dsg_lib import (
     AsyncDatabase,
     ConstraintViolationError,
@@ -20,12 +19,14 @@ from dsg_lib import (
     RecordNotFoundError,
     SoftDeleteMixin,
 )
+from tests.helpers import count_rows
 
 # pid suffix: concurrent test runs on the same servers do not collide
 PREFIX = f"opt_{os.getpid()}_"
 
 
-def make_models(db: AsyncDatabase) -> SimpleNamespace:
+@pytest.fixture
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Author(db.Base):
         __tablename__ = PREFIX + "author"
         id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -48,16 +49,6 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
     return SimpleNamespace(Author=Author, Book=Book, Doc=Doc)
 
 
-@pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
-    return await fresh_env(db, make_models(db))
-
-
-async def raw_count(db: AsyncDatabase, model: Any) -> int:
-    async with db.get_db_session() as s:
-        return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
-
-
 # --------------------------------------------------------------------------- transactions
 
 
@@ -73,7 +64,7 @@ async def test_operations_in_transaction_are_atomic(env: SimpleNamespace) -> Non
             await env.ops.upsert(B, [{"id": 2, "author_id": 1, "title": "t2"}], conflict="id")
             await env.ops.insert_many(A, [{"id": 1, "name": "dup"}])  # duplicate key: everything rolls back
     assert [(a.id, a.name) for a in await env.ops.find(A)] == [(1, "existing")]
-    assert await raw_count(env.db, B) == 0
+    assert await count_rows(env.db, B) == 0
 
 
 async def test_transaction_commits_on_success(env: SimpleNamespace) -> None:
@@ -95,14 +86,14 @@ async def test_concurrent_operations_in_one_transaction(env: SimpleNamespace) ->
             env.ops.find(A, name__startswith="c"),
         )
         assert await env.ops.count(A) == 5
-    assert await raw_count(env.db, A) == 5
+    assert await count_rows(env.db, A) == 5
     with pytest.raises(ConstraintViolationError):
         async with env.db.transaction():
             await asyncio.gather(
                 env.ops.insert_many(A, [{"id": 10, "name": "d10"}]),
                 env.ops.insert_many(A, [{"id": 11, "name": "c0"}]),  # duplicate name
             )
-    assert await raw_count(env.db, A) == 5
+    assert await count_rows(env.db, A) == 5
     assert env.db.pool_status()["checked_out"] == 0
 
 
@@ -112,7 +103,7 @@ async def test_exception_in_block_rolls_back(env: SimpleNamespace) -> None:
         async with env.db.transaction():
             await env.ops.create_one(A(id=1, name="a"))
             raise RuntimeError("boom")
-    assert await raw_count(env.db, A) == 0
+    assert await count_rows(env.db, A) == 0
 
 
 async def test_operations_outside_transaction_commit_by_themselves(env: SimpleNamespace) -> None:
@@ -139,7 +130,7 @@ async def test_caller_session_is_never_committed(env: SimpleNamespace) -> None:
         assert (await env.ops.get(A, 1, session=session)).name == "changed"
         await session.rollback()
     assert [(a.id, a.name) for a in await env.ops.find(A)] == [(1, "kept")]
-    assert await raw_count(env.db, B) == 0
+    assert await count_rows(env.db, B) == 0
 
 
 async def test_caller_session_delete_rolled_back(env: SimpleNamespace) -> None:
@@ -150,7 +141,7 @@ async def test_caller_session_delete_rolled_back(env: SimpleNamespace) -> None:
         assert await env.ops.delete_where(A, id__gte=1, session=session) == 2
         assert await env.ops.count(A, session=session) == 0
         await session.rollback()
-    assert await raw_count(env.db, A) == 3
+    assert await count_rows(env.db, A) == 3
 
 
 async def test_loader_options_usable_after_session_closed(env: SimpleNamespace) -> None:
@@ -189,7 +180,7 @@ async def test_soft_delete_one_hides_row(env: SimpleNamespace) -> None:
     await seed_docs(env)
     deleted_id = 1
     assert await env.ops.delete_one(D, deleted_id) == {"success": "Record deleted successfully"}
-    assert await raw_count(env.db, D) == 8  # still there
+    assert await count_rows(env.db, D) == 8  # still there
     assert await env.ops.get(D, deleted_id) is None
     assert (await env.ops.get(D, deleted_id, include_deleted=True)).deleted_at is not None
     assert deleted_id not in await live_ids(env)
@@ -219,7 +210,7 @@ async def test_soft_delete_where_and_many(env: SimpleNamespace) -> None:
     assert await env.ops.delete_where(D, kind="a") == 0  # already soft-deleted
     assert await env.ops.delete_many(D, "id", [1, 3, 2]) == 2  # 2 was deleted already
     assert await live_ids(env) == [5, 7]
-    assert await raw_count(env.db, D) == 8
+    assert await count_rows(env.db, D) == 8
     with pytest.raises(InvalidInputError):
         await env.ops.delete_where(D)
     assert await env.ops.update_where(D, {"title": "upd"}, all_rows=True) == 2  # live rows only
@@ -230,11 +221,11 @@ async def test_hard_delete_and_restore(env: SimpleNamespace) -> None:
     D = env.m.Doc
     await seed_docs(env)
     await env.ops.delete_one(D, 1, hard=True)
-    assert await raw_count(env.db, D) == 7
+    assert await count_rows(env.db, D) == 7
     assert await env.ops.get(D, 1, include_deleted=True) is None
     assert await env.ops.delete_where(D, id__in=[2, 3], hard=True) == 2
     assert await env.ops.delete_many(D, "id", [4], hard=True) == 1
-    assert await raw_count(env.db, D) == 4
+    assert await count_rows(env.db, D) == 4
     await env.ops.delete_where(D, id__gte=5)  # soft
     assert await live_ids(env) == []
     assert await env.ops.restore(D, id=6) == 1
@@ -250,7 +241,7 @@ async def test_hard_delete_and_restore(env: SimpleNamespace) -> None:
     assert await env.ops.delete_one(D, 5, hard=True) == {"success": "Record deleted successfully"}
     await env.ops.delete_one(D, 6)
     assert await env.ops.delete_where(D, id=6, hard=True) == 1
-    assert await raw_count(env.db, D) == 2
+    assert await count_rows(env.db, D) == 2
     with pytest.raises(InvalidInputError):
         await env.ops.restore(env.m.Author, id=1)  # not a SoftDeleteMixin model
 

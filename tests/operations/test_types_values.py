@@ -19,11 +19,6 @@ UTC = dt.timezone.utc
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
 
-@pytest.fixture
-def env(value_env: SimpleNamespace) -> SimpleNamespace:
-    return value_env
-
-
 async def scalar(env: SimpleNamespace, sql: str) -> Any:
     async with env.db.get_db_session() as s:
         return (await s.execute(text(sql))).scalar()

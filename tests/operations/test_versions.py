@@ -16,15 +16,15 @@ from sqlalchemy import Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import captured_sql, fresh_env
 from dsg_lib import AsyncDatabase, DatabaseOperations, InvalidInputError, Q, StaleRecordError
 from dsg_lib.fastapi import expected_version, register_exception_handlers, status_for, version_etag
+from tests.helpers import captured_sql
 
 PREFIX = f"ver_{os.getpid()}_"
 
 
 @pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Doc(db.Base):
         __tablename__ = PREFIX + "doc"
         id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -37,11 +37,16 @@ async def env(db: AsyncDatabase) -> SimpleNamespace:
         id: Mapped[int] = mapped_column(Integer, primary_key=True)
         title: Mapped[str] = mapped_column(String(40))
 
-    e = await fresh_env(db, SimpleNamespace(Doc=Doc, Plain=Plain))
+    return SimpleNamespace(Doc=Doc, Plain=Plain)
+
+
+@pytest.fixture
+async def env(env: SimpleNamespace) -> SimpleNamespace:
+    """``env`` of tests/operations/conftest.py, with three versioned docs and a plain one inserted."""
     for title in ("a", "b", "c"):
-        await e.ops.create_one(Doc(title=title))
-    await e.ops.create_one(Plain(title="p"))
-    return e
+        await env.ops.create_one(env.m.Doc(title=title))
+    await env.ops.create_one(env.m.Plain(title="p"))
+    return env
 
 
 async def stored(db: AsyncDatabase, Doc: type) -> list[tuple[int, str, int]]:

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import JSON, Float, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
-from conftest import captured_sql, fresh_env
 from dsg_lib import AsyncDatabase, ConstraintViolationError, DatabaseError, InvalidInputError
+from tests.helpers import captured_sql, count_rows
 
 # pid suffix: concurrent test runs on the same servers do not collide
 PREFIX = f"opw_{os.getpid()}_"
@@ -29,7 +29,8 @@ def BIN(n: int) -> Any:
     return String(n).with_variant(String(n, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
-def make_models(db: AsyncDatabase) -> SimpleNamespace:
+@pytest.fixture
+def models(db: AsyncDatabase) -> SimpleNamespace:
     class Row(db.Base):
         __tablename__ = PREFIX + "row"
         id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -73,11 +74,6 @@ def make_models(db: AsyncDatabase) -> SimpleNamespace:
     return SimpleNamespace(Row=Row, Auto=Auto, Kv=Kv, Grid=Grid, Tag=Tag, Doc=Doc)
 
 
-@pytest.fixture
-async def env(db: AsyncDatabase) -> SimpleNamespace:
-    return await fresh_env(db, make_models(db))
-
-
 def inserts(statements: list[str]) -> list[str]:
     return [s for s in statements if s.lstrip().upper().startswith("INSERT")]
 
@@ -86,11 +82,6 @@ async def rows_of(env: SimpleNamespace, model: Any, *columns: str) -> list[tuple
     cols = [getattr(model, c) for c in columns]
     async with env.db.get_db_session() as s:
         return [tuple(r) for r in (await s.execute(select(*cols).order_by(*cols))).all()]
-
-
-async def count(env: SimpleNamespace, model: Any) -> int:
-    async with env.db.get_db_session() as s:
-        return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 # --------------------------------------------------------------------------- insert_many
@@ -112,7 +103,7 @@ async def test_insert_many_more_rows_than_one_chunk(env: SimpleNamespace) -> Non
     for bad in (0, -1, True, "10"):
         with pytest.raises(InvalidInputError):
             await env.ops.insert_many(R, [{"id": 1000}], chunk_size=bad)
-    assert await count(env, R) == 57
+    assert await count_rows(env.db, R) == 57
 
 
 async def test_insert_many_generator_and_async_generator(env: SimpleNamespace) -> None:
@@ -130,7 +121,7 @@ async def test_insert_many_generator_and_async_generator(env: SimpleNamespace) -
     assert await env.ops.insert_many(R, gen(), chunk_size=7) == 25
     assert await env.ops.insert_many(R, agen(), chunk_size=7) == 25
     assert await env.ops.insert_many(R, ({"id": i} for i in range(200, 205))) == 5
-    assert await count(env, R) == 55
+    assert await count_rows(env.db, R) == 55
     assert await env.ops.count(R, name__startswith="a") == 25
 
 
@@ -189,7 +180,7 @@ async def test_insert_many_duplicate_key_is_atomic(env: SimpleNamespace) -> None
     # a duplicate inside the input itself
     with pytest.raises(ConstraintViolationError):
         await env.ops.insert_many(R, [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}])
-    assert await count(env, R) == 1
+    assert await count_rows(env.db, R) == 1
 
 
 async def test_insert_many_of_one_call_is_atomic_when_the_driver_splits_it(env: SimpleNamespace) -> None:
@@ -233,7 +224,7 @@ async def test_insert_many_rejects_bad_rows(env: SimpleNamespace) -> None:
             with pytest.raises(InvalidInputError):
                 await env.ops.insert_many(R, rows)
     assert inserts(sql) == []
-    assert await count(env, R) == 0
+    assert await count_rows(env.db, R) == 0
 
 
 async def test_insert_many_null_primary_key_is_not_null_violation(env: SimpleNamespace) -> None:
@@ -257,7 +248,7 @@ async def test_expression_property_is_not_a_column(env: SimpleNamespace) -> None
     for call in calls:
         with pytest.raises(InvalidInputError):
             await call()
-    assert await count(env, R) == 0
+    assert await count_rows(env.db, R) == 0
     await env.ops.insert_many(R, [{"id": 1, "qty": 3}])
     assert (await env.ops.get(R, 1)).qty2 == 6  # still readable as an attribute
 
@@ -267,7 +258,7 @@ async def test_insert_many_bad_row_in_later_chunk_leaves_table_unchanged(env: Si
     rows = [{"id": i, "qty": i} for i in range(30)] + [{"id": 30, "qty": "bad"}]
     with pytest.raises(InvalidInputError):
         await env.ops.insert_many(R, rows, chunk_size=5)
-    assert await count(env, R) == 0
+    assert await count_rows(env.db, R) == 0
 
 
 async def test_insert_many_json_column(env: SimpleNamespace) -> None:
@@ -279,7 +270,7 @@ async def test_insert_many_json_column(env: SimpleNamespace) -> None:
     for bad in ({"x": float("nan")}, {1: "int key"}, {"s": {1, 2}}, object(), {"t": "nul\x00"}):
         with pytest.raises(InvalidInputError):
             await env.ops.insert_many(D, [{"id": 100, "body": bad}])
-    assert await count(env, D) == len(bodies)
+    assert await count_rows(env.db, D) == len(bodies)
 
 
 async def test_insert_many_validate_false_skips_checks(env: SimpleNamespace) -> None:
@@ -292,7 +283,7 @@ async def test_insert_many_validate_false_skips_checks(env: SimpleNamespace) -> 
     except DatabaseError as exc:  # PostgreSQL / MariaDB strict mode reject it in the database
         assert env.dialect != "sqlite"
         assert "exceeds its length" not in exc.details
-        assert await count(env, R) == 0
+        assert await count_rows(env.db, R) == 0
     else:
         assert env.dialect == "sqlite" and inserted == 1
 

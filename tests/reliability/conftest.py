@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import BigInteger, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import MYSQL_URL, POSTGRES_URL, backend_problem, unreachable
 from dsg_lib import AsyncDatabase, DatabaseError, DBConfig
+from tests.helpers import MYSQL_URL, POSTGRES_URL, backend_problem, unreachable
 
 PG_CLUSTER = ("15", "main")
 

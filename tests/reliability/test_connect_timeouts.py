@@ -19,9 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conftest import MYSQL_URL, POSTGRES_URL
 from dsg_lib import AsyncDatabase, DatabaseUnavailableError, DBConfig
 from dsg_lib.migrations import _migration_engine
+from tests.helpers import MYSQL_URL, POSTGRES_URL
 
 from .conftest import require
 

@@ -24,8 +24,8 @@ from sqlalchemy import String, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import MYSQL_URL, POSTGRES_URL
 from dsg_lib import AsyncDatabase, ConfigurationError, DatabaseError, DBConfig
+from tests.helpers import MYSQL_URL, POSTGRES_URL
 
 from .conftest import require
 

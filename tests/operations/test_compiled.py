@@ -1,4 +1,4 @@
-"""Plain work outside a transaction runs as a cached plan (``dsg_lib._fast``): one driver call
+"""Plain work outside a transaction runs as a cached plan (``dsg_lib.backends._compiled``): one driver call
 on SQLite and PostgreSQL, one Core statement on MariaDB. The results are the same as through
 the ORM, objects behave like session-loaded detached ones, a cancelled write never lands, and
 anything that would notice the difference (cursor hooks, load events, options) gets the
@@ -33,8 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from conftest import BACKENDS, captured_sql
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, SchemaBaseSQLite, SoftDeleteMixin
+from tests.helpers import BACKENDS, captured_sql
 
 PREFIX = f"fst_{os.getpid()}_"
 
@@ -126,17 +126,17 @@ async def test_results_match_the_sqlalchemy_path(db: AsyncDatabase) -> None:
 async def test_reads_outside_transactions_take_one_driver_call(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dsg_lib.backends import _compiled as _fast
+    from dsg_lib.backends import _compiled
 
     ops, Thing, _, _ = await seeded(db)
     calls: list[str] = []
-    original = _fast.fetch
+    original = _compiled.fetch
 
     async def counting(conn: Any, plan: Any, params: Any) -> Any:
         calls.append(plan.sql.split()[0])
         return await original(conn, plan, params)
 
-    monkeypatch.setattr(_fast, "fetch", counting)
+    monkeypatch.setattr(_compiled, "fetch", counting)
     await ops.get(Thing, 1)
     await ops.find(Thing, name="t1")
     await ops.find_mappings(Thing, id=1)
@@ -260,7 +260,7 @@ async def test_create_one_gives_a_detached_object_with_generated_values(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dsg_lib import ConstraintViolationError
-    from dsg_lib.backends import _compiled as _fast
+    from dsg_lib.backends import _compiled
 
     class Stamped(SchemaBaseSQLite, db.Base):
         __tablename__ = PREFIX + "stamped"
@@ -270,13 +270,13 @@ async def test_create_one_gives_a_detached_object_with_generated_values(
     await db.create_tables()
     ops = DatabaseOperations(db)
     written: list[str] = []
-    original = _fast.run_written
+    original = _compiled.run_written
 
     async def counting(conn: Any, plan: Any, params: Any, arguments: Any) -> Any:
         written.append(plan.sql.split()[0])
         return await original(conn, plan, params, arguments)
 
-    monkeypatch.setattr(_fast, "run_written", counting)
+    monkeypatch.setattr(_compiled, "run_written", counting)
     created = await ops.create_one(Stamped(name="a"))
     assert written == ["INSERT"]
     assert created.pkid and created.note == "n/a" and created.date_created is not None
@@ -308,17 +308,17 @@ async def test_create_one_with_related_objects_uses_the_orm(db: AsyncDatabase) -
 async def test_point_update_and_delete_count_rows_like_sqlalchemy(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dsg_lib.backends import _compiled as _fast
+    from dsg_lib.backends import _compiled
 
     ops, Thing, _, Soft = await seeded(db)
     written: list[str] = []
-    original = _fast.run_written
+    original = _compiled.run_written
 
     async def counting(conn: Any, plan: Any, params: Any, arguments: Any) -> Any:
         written.append(plan.sql.split()[0])
         return await original(conn, plan, params, arguments)
 
-    monkeypatch.setattr(_fast, "run_written", counting)
+    monkeypatch.setattr(_compiled, "run_written", counting)
     assert await ops.update_where(Thing, {"name": "new", "when": WHEN}, id=1) == 1
     assert await ops.update_where(Thing, {"name": "none"}, id=99) == 0
     assert await ops.delete_where(Thing, id=2) == 1

@@ -22,7 +22,6 @@ writes again.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,7 +34,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from conftest import BACKENDS, POSTGRES_URL, backend_problem, unreachable
 from dsg_lib import (
     AsyncDatabase,
     ConfigurationError,
@@ -45,6 +43,7 @@ from dsg_lib import (
     QueryError,
 )
 from dsg_lib.errors import translate_error
+from tests.helpers import BACKENDS, POSTGRES_URL, backend_problem, unreachable, unused_port
 
 TABLE = "failover_rows"
 
@@ -317,16 +316,10 @@ async def test_run_in_transaction_rides_over_a_single_host_failover(
 # ----------------------------------------------------------------------------- multi-host: no writable host
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _multi_host_url(admin: Admin, order: str) -> tuple[str, list[str]]:
     """``order`` of "ro" (the read-only database's server) and "dead" (a closed port) hosts."""
     live = f"{admin.base.host}:{admin.base.port or 5432}"
-    hosts = [live if kind == "ro" else f"127.0.0.1:{_closed_port()}" for kind in order.split("-")]
+    hosts = [live if kind == "ro" else f"127.0.0.1:{unused_port()}" for kind in order.split("-")]
     user = admin.base.username or "postgres"
     url = f"postgresql://{user}@{','.join(hosts)}/{admin.readonly_name}?target_session_attrs=read-write"
     return url, hosts

@@ -25,8 +25,8 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 RUN = os.getpid()
 
 

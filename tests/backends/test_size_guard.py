@@ -13,9 +13,9 @@ from sqlalchemy import LargeBinary, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import captured_sql
 from dsg_lib import AsyncDatabase, DatabaseOperations, InvalidInputError
 from dsg_lib.fastapi import register_exception_handlers
+from tests.helpers import captured_sql
 
 RUN = os.getpid()
 MB = 1024 * 1024

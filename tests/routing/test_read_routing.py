@@ -10,17 +10,15 @@ import asyncio
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import String, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import IN_CI, POSTGRES_URL, require_backend
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, InvalidInputError, QueryError
+from tests.helpers import IN_CI, POSTGRES_URL, ROOT, require_backend
 
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "scaleout_setup.sh"
 REPLICA_URL = os.environ.get("DSG_TEST_REPLICA_URL", "postgresql+asyncpg://postgres@127.0.0.1:5433/test")
 PGBOUNCER_URL = os.environ.get("DSG_TEST_PGBOUNCER_URL", "postgresql+asyncpg://postgres@127.0.0.1:6432/test")

@@ -6,7 +6,6 @@ here a closed port stands in for a dead node.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import asyncpg
@@ -18,17 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dsg_lib import AsyncDatabase, ConfigurationError, DatabaseUnavailableError, DBConfig, InvalidInputError
 from dsg_lib.consistency import PRIMARY_TOKEN, parse_token
 from dsg_lib.errors import translate_error
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers import unused_port
 
 
 def _with_dead_node_first(url: str) -> str:
     parsed = make_url(url)
-    dead = f"127.0.0.1:{_closed_port()}"
+    dead = f"127.0.0.1:{unused_port()}"
     live = f"{parsed.host}:{parsed.port or (5432 if parsed.get_backend_name() == 'postgresql' else 3306)}"
     user = parsed.username or ""
     return f"{parsed.drivername}://{user}@{dead},{live}/{parsed.database}"
@@ -103,7 +97,7 @@ async def test_a_dead_node_is_skipped(server_backend_url: tuple[str, str]) -> No
 
 
 async def test_run_in_transaction_retries_an_unavailable_multi_host_database_for_a_bounded_time() -> None:
-    dead = ",".join(f"127.0.0.1:{_closed_port()}" for _ in range(2))
+    dead = ",".join(f"127.0.0.1:{unused_port()}" for _ in range(2))
     db = AsyncDatabase(DBConfig({"database_uri": f"postgresql://u@{dead}/db", "connect_timeout": 1}))
     tries = 0
 
@@ -125,7 +119,7 @@ async def test_run_in_transaction_retries_an_unavailable_multi_host_database_for
 
 async def test_single_host_database_unavailable_is_not_retried_by_default() -> None:
     db = AsyncDatabase(
-        DBConfig({"database_uri": f"postgresql://u@127.0.0.1:{_closed_port()}/db", "connect_timeout": 1})
+        DBConfig({"database_uri": f"postgresql://u@127.0.0.1:{unused_port()}/db", "connect_timeout": 1})
     )
     started = time.monotonic()
     try:
@@ -186,7 +180,7 @@ async def test_an_ipv6_host_that_refuses_moves_on_to_the_next(server_backend_url
     backend, url = server_backend_url
     parsed = make_url(url)
     live = f"{parsed.host}:{parsed.port or (5432 if backend == 'postgresql' else 3306)}"
-    uri = f"{parsed.drivername}://{parsed.username or ''}@[::1]:{_closed_port()},{live}/{parsed.database}"
+    uri = f"{parsed.drivername}://{parsed.username or ''}@[::1]:{unused_port()},{live}/{parsed.database}"
     db = AsyncDatabase(DBConfig({"database_uri": uri, "connect_timeout": 2}))
     try:
         async with db.transaction() as session:

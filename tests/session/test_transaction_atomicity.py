@@ -22,9 +22,9 @@ from sqlalchemy import Integer, String, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import MYSQL_URL, backend_problem, unreachable
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, TransactionConflictError
 from dsg_lib.errors import ConstraintViolationError, DatabaseError, TransactionEndedError
+from tests.helpers import MYSQL_URL, backend_problem, unreachable
 
 RUN = os.getpid()
 TABLE = f"atom_items_{RUN}"

@@ -10,7 +10,6 @@ the atomicity guard.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import MYSQL_URL, backend_problem, captured_sql, unreachable
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
 from dsg_lib.errors import DatabaseError
 from dsg_lib.fastapi import (
@@ -36,14 +34,9 @@ from dsg_lib.fastapi import (
     register_exception_handlers,
 )
 from dsg_lib.observability import PrometheusCollector
+from tests.helpers import MYSQL_URL, backend_problem, captured_sql, unreachable, unused_port
 
 TABLE = "lazy_items"
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _app(db: AsyncDatabase) -> tuple[FastAPI, Any]:
@@ -132,7 +125,7 @@ async def test_a_route_without_the_database_answers_while_it_is_down(
     if driver.startswith("sqlite"):
         config = {"database_uri": f"{driver}:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}"}  # cannot open
     else:
-        config = {"database_uri": f"{driver}://u@127.0.0.1:{_closed_port()}/db", "connect_timeout": 1}
+        config = {"database_uri": f"{driver}://u@127.0.0.1:{unused_port()}/db", "connect_timeout": 1}
     db = AsyncDatabase(DBConfig(config))
     app, _ = _app(db)
     registry = CollectorRegistry(auto_describe=False)

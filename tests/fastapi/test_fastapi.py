@@ -13,7 +13,6 @@ from sqlalchemy import String, UniqueConstraint, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from conftest import captured_sql
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig, SessionMissingError
 from dsg_lib.fastapi import (
     DBSessionMiddleware,
@@ -22,6 +21,7 @@ from dsg_lib.fastapi import (
     register_exception_handlers,
     session_dependency,
 )
+from tests.helpers import captured_sql
 
 
 def build_app(db: AsyncDatabase, *, middleware: bool = False) -> tuple[FastAPI, Any]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import BACKENDS, backend_url, require_backend
 from dsg_lib import DBConfig
+from tests.helpers import BACKENDS, backend_url, require_backend
 
 
 @pytest.mark.parametrize(

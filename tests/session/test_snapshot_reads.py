@@ -19,8 +19,8 @@ from sqlalchemy import Integer, String, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from conftest import MYSQL_URL, backend_problem, unreachable
 from dsg_lib import AsyncDatabase, DatabaseOperations, DBConfig
+from tests.helpers import MYSQL_URL, backend_problem, unreachable
 
 RUN = os.getpid()
 TABLE = f"snap_items_{RUN}"

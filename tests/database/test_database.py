@@ -23,6 +23,7 @@ from dsg_lib import (
     TransactionConflictError,
 )
 from dsg_lib.async_database_functions import database_config
+from tests.helpers import count_rows
 
 # Suffix for table names: concurrent test runs on the same servers do not collide.
 RUN = os.getpid()
@@ -42,11 +43,6 @@ def make_item_model(db: AsyncDatabase, table: str) -> Any:
             "name": mapped_column(String(50)),
         },
     )
-
-
-async def count_rows(db: AsyncDatabase, model: Any) -> int:
-    async with db.get_db_session() as session:
-        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
 
 
 async def names(db: AsyncDatabase, model: Any) -> list[str]:

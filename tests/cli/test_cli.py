@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from conftest import BACKENDS, backend_url, require_backend
 from dsg_lib import DBConfig
+from tests.helpers import BACKENDS, ROOT, backend_url, require_backend
 
-ROOT = Path(__file__).resolve().parent.parent
 CLI_BACKENDS = [b for b in ("sqlite_file", "postgresql", "mariadb") if b in BACKENDS]
 LOG_LINE = re.compile(r"\| (DEBUG|INFO|WARNING) +\|")
 
@@ -146,7 +145,7 @@ def test_check_warns_about_settings(url: str) -> None:
 def test_check_masks_the_password() -> None:
     if "postgresql" in CLI_BACKENDS:
         require_backend("postgresql")
-        from conftest import POSTGRES_URL
+        from tests.helpers import POSTGRES_URL
 
         secret_url = POSTGRES_URL.replace("postgres@", "postgres:Top5ecret@", 1)
         done = cli("check", secret_url)

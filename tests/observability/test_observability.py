@@ -35,6 +35,7 @@ from dsg_lib import (
 )
 from dsg_lib.observability import PrometheusCollector, instrument, pool_metrics, uninstrument
 from dsg_lib.observability._metrics import EngineStats
+from tests.helpers import ROOT, unused_port
 
 SECRET = "s3cret-value-never-in-telemetry"
 
@@ -205,7 +206,7 @@ def test_max_queries_marker_in_a_users_test_suite(tmp_path: Path, db_url: str) -
             """
         )
     )
-    root = str(Path(__file__).resolve().parent.parent)  # this checkout's dsg_lib, not an installed one
+    root = str(ROOT)  # this checkout's dsg_lib, not an installed one
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto",
          str(tmp_path)],
@@ -504,14 +505,11 @@ async def test_a_4xx_answer_is_not_a_failed_transaction(seeded: Any, spans: Any)
 
 
 async def test_spans_name_the_server_in_use(server_backend_url: tuple[str, str], spans: Any) -> None:
-    import socket
 
     from sqlalchemy.engine import make_url
 
     backend, url = server_backend_url
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = int(sock.getsockname()[1])
+    closed = unused_port()
     parsed = make_url(url)
     port = parsed.port or (5432 if backend == "postgresql" else 3306)
     hosts = f"127.0.0.1:{closed},{parsed.host}:{port}"
@@ -538,16 +536,13 @@ async def test_spans_name_the_server_in_use(server_backend_url: tuple[str, str],
 async def test_metrics_answer_while_the_database_is_down_or_the_pool_exhausted(
     db_url: str, backend: str
 ) -> None:
-    import socket
 
     import httpx
     from fastapi import FastAPI
 
     from dsg_lib.fastapi import DBSessionMiddleware, health_router, metrics_router
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = int(sock.getsockname()[1])
+    closed = unused_port()
     down = AsyncDatabase(
         DBConfig({"database_uri": f"postgresql://u@127.0.0.1:{closed}/db", "connect_timeout": 1})
     )

@@ -23,7 +23,6 @@ from sqlalchemy import ForeignKey, Integer, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, selectinload
 
-from conftest import fresh_env
 from dsg_lib import (
     AsyncDatabase,
     ConfigurationError,
@@ -42,6 +41,7 @@ from dsg_lib.fastapi import (
     session_dependency,
     status_for,
 )
+from tests.helpers import fresh_env
 
 PREFIX = f"tn_{os.getpid()}_"
 ONE = [(1, 1, "a1"), (2, 1, "b1"), (3, 1, "c1")]  # (id, tenant_id, code)

@@ -134,8 +134,11 @@ def test_quick_run_on_sqlite_reports_every_contender(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     run = results["runs"][0]
     assert run["errors"] == {}
-    # the peers run when the bench extra is installed; the rest always (dsg_lib_observed only with --observed)
-    expected = {name for name in CONTENDERS if available(name) and name != "dsg_lib_observed"}
+    # the peers run when the bench extra is installed; the rest always (dsg_lib_observed only with
+    # --observed; dsg_lib_by_hand only runs read_schemas)
+    expected = {
+        name for name in CONTENDERS if available(name) and name not in ("dsg_lib_observed", "dsg_lib_by_hand")
+    }
     assert set(run["median_s"]["exists"]) == expected
     assert set(run["median_s"]["count_range"]) == expected
     assert {(t["workload"], t["against"]) for t in run["targets"]} == {
@@ -156,6 +159,59 @@ def test_quick_run_on_sqlite_reports_every_contender(tmp_path: Path) -> None:
         assert {"tortoise", "piccolo"} <= set(run["median_s"]["get_pk"])
     charts = importlib.util.find_spec("matplotlib") is not None  # the bench extra draws them
     assert (tmp_path / "out" / "benchmarks-sqlite.png").exists() == charts
+
+
+def test_schema_and_relationship_workloads_have_issue_27_s_targets() -> None:
+    times = {
+        "read_schemas": {"dsg_lib": 1.0, "dsg_lib_by_hand": 1.05, "orm": 1.08},
+        "rel_find": {"dsg_lib": 0.95, "orm": 1.0},
+        "rel_count": {"dsg_lib": 1.0, "core": 1.0, "orm": 1.3},
+    }
+    results = _results("postgresql", times)
+    assert _verdicts(results) == {
+        ("read_schemas", report.BY_HAND): True,  # 0.95x dsg_lib's find + model_validate by hand (<= 1x)
+        ("read_schemas", "orm"): False,  # 0.93x the ORM + model_validate: over 0.9x
+        ("rel_find", "orm"): False,  # 0.95x > 0.9x
+        ("rel_count", "core"): True,  # 1.00x <= 1.1x
+    }
+    lines = "\n".join(report.method_lines(results))
+    assert "at most **1x** dsg_lib's `find` then `Schema.model_validate(obj, from_attributes=True)`" in lines
+    assert "`find(as_=)`, `find(author__name=)`" in lines  # the ORM line
+    assert "`count(books__title__startswith=)`" in lines  # the Core line
+
+
+ISSUE_27 = ("read_schemas", "rel_find", "rel_count")
+
+
+def _issue_27_smoke(tmp_path: Path, backends: str) -> None:
+    """A quick run of the three workloads: every contender's rows and counts are checked by the
+    runner (an error otherwise), and every target has a ratio."""
+    only = ",".join(ISSUE_27)
+    results = _bench(
+        tmp_path, "--backends", backends, "--contenders", "core,orm,dsg_lib,dsg_lib_by_hand", "--only", only
+    )
+    for run in results["runs"]:
+        assert run["errors"] == {}, run["errors"]
+        med = run["median_s"]
+        assert set(med["read_schemas"]) == {"orm", "dsg_lib", "dsg_lib_by_hand"}
+        assert set(med["rel_find"]) == {"orm", "dsg_lib"}
+        assert set(med["rel_count"]) == {"core", "orm", "dsg_lib"}
+        assert {(t["workload"], t["against"]): t["value"] > 0 for t in run["targets"]} == {
+            ("read_schemas", report.BY_HAND): True,
+            ("read_schemas", "orm"): True,
+            ("rel_find", "orm"): True,
+            ("rel_count", "core"): True,
+        }
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pydantic") is None, reason="the schema workload needs pydantic")
+def test_schema_and_relationship_workloads_run_on_sqlite(tmp_path: Path) -> None:
+    _issue_27_smoke(tmp_path, "sqlite")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pydantic") is None, reason="the schema workload needs pydantic")
+def test_schema_and_relationship_workloads_run_on_the_servers(server_backend: str, tmp_path: Path) -> None:
+    _issue_27_smoke(tmp_path, "postgresql" if server_backend == "postgresql" else "mariadb")
 
 
 # --------------------------------------------------------------------------- issue 28: peers, reruns, service

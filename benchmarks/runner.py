@@ -125,8 +125,8 @@ WORKLOADS: tuple[Workload, ...] = (
     # relationship is ORM-object work, like every find: 0.9x the ORM; counting through the to-many
     # one is Core-shaped work, like the other counts: 1.1x Core, the faster hand-written reference)
     Workload("read_schemas", "read_schemas", "find(as_=)", SCHEMAS),
-    Workload("rel_find", "rel_find", "find(author__name=)", ORM),
-    Workload("rel_count", "rel_count", "count(books__title__startswith=)", CORE),
+    Workload("rel_find", "rel_find", "find(author__name=)", ORM + PEERS),
+    Workload("rel_count", "rel_count", "count(books__title__startswith=)", CORE + PEERS),
 )
 WORKLOAD_KEYS = tuple(w.key for w in WORKLOADS)
 

@@ -65,11 +65,11 @@ class Sizes:
 
     @property
     def author_table(self) -> str:
-        return f"bench_author_{self.authors}"
+        return f"bench_authors_{self.authors}"
 
     @property
     def book_table(self) -> str:
-        return f"bench_book_{self.authors * self.books_per_author}"
+        return f"bench_books_{self.authors * self.books_per_author}"
 
 
 FULL = Sizes()
@@ -91,7 +91,7 @@ QUICK = Sizes(
     stream_batch=100,
     memory_rows=5_000,
     authors=20,
-    books_per_author=5,
+    books_per_author=4,  # even: the two books of a title group have the same author
     rel_queries=5,
 )
 

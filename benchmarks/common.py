@@ -45,6 +45,10 @@ class Sizes:
     stream_rows: int = 1_000_000
     stream_batch: int = 1_000
     memory_rows: int = 1_000_000  # insert_many from a generator, memory measured
+    # issue 27's relationship filters: authors, each with books_per_author books (benchmarks.related)
+    authors: int = 1_000
+    books_per_author: int = 10
+    rel_queries: int = 200
 
     # shared read-only tables, named by size so --quick never rebuilds the full-size ones
     @property
@@ -58,6 +62,14 @@ class Sizes:
     @property
     def stream_table(self) -> str:
         return f"bench_stream_{self.stream_rows}"
+
+    @property
+    def author_table(self) -> str:
+        return f"bench_authors_{self.authors}"
+
+    @property
+    def book_table(self) -> str:
+        return f"bench_books_{self.authors * self.books_per_author}"
 
 
 FULL = Sizes()
@@ -78,6 +90,9 @@ QUICK = Sizes(
     stream_rows=2_000,
     stream_batch=100,
     memory_rows=5_000,
+    authors=20,
+    books_per_author=4,  # even: the two books of a title group have the same author
+    rel_queries=5,
 )
 
 
@@ -183,6 +198,9 @@ class Models:
         self.Big = model("Big", sizes.big_table)
         self.Stream = model("StreamRow", sizes.stream_table)
         self.Write = model("Write", write_table)
+        from .related import related_models  # (it imports this module)
+
+        self.Author, self.Book = related_models(Base, sizes)
 
 
 def iter_rows(n: int, start: int = 0) -> Iterator[dict[str, Any]]:

@@ -19,6 +19,7 @@ KEYSET_DEPTH_LIMIT = 2.0  # keyset page 1,000 at most twice keyset page 1
 FAST_ORMS = "fast_orms"  # a target's ``against``: the faster of these two, per workload and backend
 FAST_ORM_NAMES = ("tortoise", "piccolo")
 KEYSET_PAGE1 = "keyset page 1"
+BY_HAND = "dsg_lib_by_hand"  # dsg_lib's find + Schema.model_validate per object (issue 27's reference)
 
 LABELS = {
     "raw": "raw driver",
@@ -26,6 +27,7 @@ LABELS = {
     "orm": "SA ORM",
     "dsg_lib": "dsg_lib",
     "dsg_lib_observed": "dsg_lib traced+metrics",
+    BY_HAND: "dsg_lib find + model_validate",
     "advanced_alchemy": "advanced-alchemy",
     "fastcrud": "fastcrud",
     "tortoise": "Tortoise ORM",
@@ -232,8 +234,9 @@ SHORT = {
     "advanced_alchemy": "adv.-alchemy",
     "fastcrud": "fastcrud",
     FAST_ORMS: "Tortoise/Piccolo",
+    BY_HAND: "find+validate",
 }
-PEER_COLUMNS = ("orm", "core", "raw", "tortoise", "piccolo", "advanced_alchemy", "fastcrud")
+PEER_COLUMNS = ("orm", "core", "raw", "tortoise", "piccolo", "advanced_alchemy", "fastcrud", BY_HAND)
 
 
 def _x(value: float) -> str:
@@ -476,6 +479,7 @@ REFERENCE_TEXT = {
     "core": "SQLAlchemy Core",
     "raw": "the raw driver",
     FAST_ORMS: "the faster of Tortoise ORM and Piccolo",
+    BY_HAND: "dsg_lib's `find` then `Schema.model_validate(obj, from_attributes=True)` per object",
 }
 
 
@@ -486,7 +490,7 @@ def method_lines(results: dict[str, Any]) -> list[str]:
     for w in results["workloads"]:
         for t in w["targets"]:
             groups.setdefault((t["against"], t["limit"], tuple(t["dialects"])), []).append(w["key"])
-    order = {name: i for i, name in enumerate(("orm", "core", "raw", FAST_ORMS))}
+    order = {name: i for i, name in enumerate(("orm", "core", "raw", FAST_ORMS, BY_HAND))}
     out = ["**Targets** (dsg_lib's time ÷ the reference's):", ""]
     for (against, limit, dialects), keys in sorted(groups.items(), key=lambda g: order.get(g[0][0], 9)):
         where = f" on {', '.join(dialects)}" if dialects else ""

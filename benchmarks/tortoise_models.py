@@ -39,3 +39,18 @@ class StreamRow(BenchRow):
 
 class Write(BenchRow):
     """The contender's own write table."""
+
+
+class Author(Model):
+    """The authors of issue 27's relationship workloads (``benchmarks.related``)."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64)
+
+
+class Book(Model):
+    """The books: ``author`` (its column ``author_id``), ``Author.books`` the other way."""
+
+    id = fields.IntField(primary_key=True)
+    title = fields.CharField(max_length=64)
+    author: fields.ForeignKeyRelation[Author] = fields.ForeignKeyField("models.Author", related_name="books")

@@ -134,8 +134,11 @@ def test_quick_run_on_sqlite_reports_every_contender(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     run = results["runs"][0]
     assert run["errors"] == {}
-    # the peers run when the bench extra is installed; the rest always (dsg_lib_observed only with --observed)
-    expected = {name for name in CONTENDERS if available(name) and name != "dsg_lib_observed"}
+    # the peers run when the bench extra is installed; the rest always (dsg_lib_observed only with
+    # --observed; dsg_lib_by_hand only runs read_schemas)
+    expected = {
+        name for name in CONTENDERS if available(name) and name not in ("dsg_lib_observed", "dsg_lib_by_hand")
+    }
     assert set(run["median_s"]["exists"]) == expected
     assert set(run["median_s"]["count_range"]) == expected
     assert {(t["workload"], t["against"]) for t in run["targets"]} == {
@@ -156,6 +159,71 @@ def test_quick_run_on_sqlite_reports_every_contender(tmp_path: Path) -> None:
         assert {"tortoise", "piccolo"} <= set(run["median_s"]["get_pk"])
     charts = importlib.util.find_spec("matplotlib") is not None  # the bench extra draws them
     assert (tmp_path / "out" / "benchmarks-sqlite.png").exists() == charts
+
+
+def test_schema_and_relationship_workloads_have_issue_27_s_targets() -> None:
+    times = {
+        "read_schemas": {"dsg_lib": 1.0, "dsg_lib_by_hand": 1.05, "orm": 0.95},
+        "rel_find": {"dsg_lib": 0.95, "orm": 1.0},
+        "rel_count": {"dsg_lib": 1.0, "core": 1.0, "orm": 1.3},
+    }
+    results = _results("postgresql", times)
+    assert _verdicts(results) == {
+        ("read_schemas", report.BY_HAND): True,  # 0.95x dsg_lib's find + model_validate by hand (<= 1x)
+        ("read_schemas", "orm"): False,  # 1.05x the ORM + model_validate: over 1x
+        ("rel_find", "orm"): False,  # 0.95x > 0.9x
+        ("rel_count", "core"): True,  # 1.00x <= 1.1x
+    }
+    lines = "\n".join(report.method_lines(results))
+    assert "at most **1x** dsg_lib's `find` then `Schema.model_validate(obj, from_attributes=True)`" in lines
+    assert "at most **1x** the hand-written SQLAlchemy ORM code: `find(as_=)`;" in lines
+    assert "at most **0.9x** the hand-written SQLAlchemy ORM code: `find(author__name=)`;" in lines
+    assert "`count(books__title__startswith=)`" in lines  # the Core line
+
+
+ISSUE_27 = ("read_schemas", "rel_find", "rel_count")
+
+
+def _issue_27_smoke(tmp_path: Path, backends: str) -> None:
+    """A quick run of the three workloads: every contender's rows and counts are checked by the
+    runner (an error otherwise), and every target has a ratio."""
+    peers = ",tortoise,piccolo" if PEERS_AVAILABLE else ""
+    only = ",".join(ISSUE_27)
+    results = _bench(
+        tmp_path,
+        "--backends",
+        backends,
+        "--contenders",
+        "core,orm,dsg_lib,dsg_lib_by_hand" + peers,
+        "--only",
+        only,
+    )
+    for run in results["runs"]:
+        assert run["errors"] == {}, run["errors"]
+        med = run["median_s"]
+        tortoise = {"tortoise"} if PEERS_AVAILABLE else set()
+        piccolo = {"piccolo"} if PEERS_AVAILABLE and run["dialect"] != "mysql" else set()
+        assert set(med["read_schemas"]) == {"orm", "dsg_lib", "dsg_lib_by_hand"}
+        assert set(med["rel_find"]) == {"orm", "dsg_lib", *tortoise, *piccolo}  # Piccolo: to-one only
+        assert set(med["rel_count"]) == {"core", "orm", "dsg_lib", *tortoise}
+        measured = {(t["workload"], t["against"]) for t in run["targets"] if t["value"]}
+        assert measured == {
+            ("read_schemas", report.BY_HAND),
+            ("read_schemas", "orm"),
+            ("rel_find", "orm"),
+            ("rel_count", "core"),
+            *([("rel_find", report.FAST_ORMS), ("rel_count", report.FAST_ORMS)] if PEERS_AVAILABLE else []),
+        }
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pydantic") is None, reason="the schema workload needs pydantic")
+def test_schema_and_relationship_workloads_run_on_sqlite(tmp_path: Path) -> None:
+    _issue_27_smoke(tmp_path, "sqlite")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pydantic") is None, reason="the schema workload needs pydantic")
+def test_schema_and_relationship_workloads_run_on_the_servers(server_backend: str, tmp_path: Path) -> None:
+    _issue_27_smoke(tmp_path, "postgresql" if server_backend == "postgresql" else "mariadb")
 
 
 # --------------------------------------------------------------------------- issue 28: peers, reruns, service

@@ -223,6 +223,8 @@ class AsyncDatabase(TablesMixin, ReadRoutingMixin):
 
         Raises:
             InvalidInputError: no names, or a value of None.
+            ConfigurationError: SQLAlchemy older than 2.1 (it would not apply the
+                scope inside a relationship's ``any()`` / ``has()``: fail closed).
 
         Examples:
             >>> import asyncio

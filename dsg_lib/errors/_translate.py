@@ -347,8 +347,9 @@ def _from_sqlite(name: str, message: str) -> DatabaseError:
         )
     if name == "SQLITE_INTERRUPT" or message == "interrupted":
         return StatementTimeoutError(f"statement interrupted after its time limit: {message}")
+    # Python < 3.11 has no sqlite_errorname: the messages of SQLITE_BUSY and SQLITE_CANTOPEN say it
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR")) or (
-        "database is locked" in message
+        "database is locked" in message or "unable to open database file" in message
     ):
         return DatabaseUnavailableError(message)
     if name.startswith(("SQLITE_TOOBIG", "SQLITE_MISMATCH", "SQLITE_RANGE")) or "too large" in message:

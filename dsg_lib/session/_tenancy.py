@@ -32,18 +32,24 @@ from collections.abc import Iterable, Mapping
 from contextvars import Token
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import __version__ as _sqlalchemy_version
 from sqlalchemy import and_, event, inspect
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, UOWTransaction, with_loader_criteria
 from sqlalchemy.orm import registry as Registry
 from sqlalchemy.sql.elements import ClauseElement
 
-from ..errors import InvalidInputError, ScopeRequiredError
+from ..errors import ConfigurationError, InvalidInputError, ScopeRequiredError
 from ._context import TenantLevel, tenant_entered, tenant_left, tenant_open, tenant_values
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
 
-__all__ = ["TenantScope", "TenantSession", "criteria", "scope_for", "tenant_values"]
+__all__ = ["SUPPORTED", "TenantScope", "TenantSession", "criteria", "scope_for", "tenant_values"]
+
+#: SQLAlchemy 2.0 does not apply ``with_loader_criteria`` inside the EXISTS of a relationship's
+#: ``any()`` / ``has()``: a filter through a relationship would see every tenant's rows there.
+#: 2.1 does, so scopes open only on 2.1 and later (fail closed); ``require_scope`` works on both.
+SUPPORTED = tuple(int(part) for part in _sqlalchemy_version.split(".")[:2]) >= (2, 1)
 
 #: ``Session.info`` key naming the database (its ``Acquirer``) a session belongs to
 OWNER_KEY = "dsg_lib_tenancy_owner"
@@ -62,6 +68,12 @@ class TenantScope:
     """
 
     def __init__(self, owner: object | None, values: Mapping[str, Any]) -> None:
+        if not SUPPORTED:
+            raise ConfigurationError(
+                f"tenant scoping needs SQLAlchemy 2.1 or later (installed: {_sqlalchemy_version}): "
+                "2.0 does not apply the scope inside a relationship's any()/has() subquery, "
+                "so a filter through a relationship could see other tenants' rows"
+            )
         if not isinstance(values, Mapping) or not values:
             raise InvalidInputError("a scope needs at least one attribute=value, e.g. scoped(tenant_id=42)")
         for name, value in values.items():

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapper, Session, SessionEvents
 
@@ -45,6 +46,7 @@ from .._own_listeners import OWN
 from ..backends import compiled
 from ..database import AsyncDatabase
 from ..filters import mapper_of
+from ..session import current_budget
 from ..session import tenancy as _tenancy
 
 #: engine events a compiled driver call does not fire (SQLAlchemy's run of a lone statement does)
@@ -108,6 +110,8 @@ class Executor:
         # tenant scoping (_tenancy): never compiled while a scope is active; outside one, a
         # model that require_scope guards is refused here, before anything is sent
         if _tenancy.blocks_compiled(model, db.acquire, db.db_config):
+            return None
+        if current_budget() is not None:  # a query_budget counts statements by SQLAlchemy's cursor events
             return None
         config = db.db_config
         acquire = db.acquire
@@ -191,4 +195,5 @@ class Executor:
 
 
 def _contains(target: Any, name: str, fn: Any) -> bool:
-    return bool(event.contains(target, name, fn))
+    """``fn`` listens for ``name`` on the engine ``target``, or on every engine (the ``Engine`` class)."""
+    return bool(event.contains(target, name, fn) or event.contains(Engine, name, fn))

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from .._own_listeners import own
 from ..errors import InvalidInputError, QueryBudgetExceededError
 from ._context import budget_entered, current_budget
 
@@ -86,9 +87,14 @@ def _on_statement(conn: Any, cursor: Any, statement: str, params: Any, context: 
 
 
 def _watch() -> None:
-    """Listen on every engine, once: a budget counts whichever database the block uses."""
+    """Listen on every engine, once: a budget counts whichever database the block uses.
+
+    dsg_lib's own listener: it does not turn compiled statements off for good
+    (the executor runs everything through SQLAlchemy while a budget is open,
+    so every statement passes this hook and is counted).
+    """
     if not event.contains(Engine, "before_cursor_execute", _on_statement):
-        event.listen(Engine, "before_cursor_execute", _on_statement)
+        event.listen(Engine, "before_cursor_execute", own(_on_statement))
 
 
 class query_budget:  # lower case: used like a function, ``async with query_budget(3):``

@@ -123,6 +123,32 @@ async def test_results_match_the_sqlalchemy_path(db: AsyncDatabase) -> None:
 
 
 @pytest.mark.compiled_only
+async def test_a_query_budget_counts_every_statement_and_leaves_the_compiled_path_on(
+    db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside ``query_budget`` every statement is counted (it runs through SQLAlchemy's events);
+    after it, reads are compiled again (the budget's listener on every engine is dsg_lib's own)."""
+    from dsg_lib.backends import _compiled
+
+    ops, Thing, _, _ = await seeded(db)
+    calls: list[str] = []
+    original = _compiled.fetch
+
+    async def counting(conn: Any, compiled_stmt: Any, params: Any) -> Any:
+        calls.append(compiled_stmt.sql.split()[0])
+        return await original(conn, compiled_stmt, params)
+
+    monkeypatch.setattr(_compiled, "fetch", counting)
+    async with db.query_budget(max_queries=5) as budget:
+        await ops.get(Thing, 1)
+        await ops.count(Thing)
+    assert budget.count == 2 and calls == []
+    await ops.get(Thing, 1)
+    await ops.count(Thing)
+    assert calls == ["SELECT", "SELECT"]
+
+
+@pytest.mark.compiled_only
 async def test_reads_outside_transactions_take_one_driver_call(
     db: AsyncDatabase, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

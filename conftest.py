@@ -132,7 +132,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     if tenancy.SUPPORTED:
         return
-    skip = pytest.mark.skip(reason="SQLAlchemy 2.0: db.scoped() refuses (tests/session/test_tenancy_versions.py)")
+    skip = pytest.mark.skip(reason="SQLAlchemy 2.0: db.scoped() refuses (session/test_tenancy_versions.py)")
     for item in items:
         if item.name in _SCOPE_DOCTESTS:
             item.add_marker(skip)

@@ -4,7 +4,9 @@
 tests/helpers.py): ``env.db``, ``env.ops``, the models as ``env.m``, and ``env.dialect``. A module
 defines ``models`` for its own tables (the default: the value models of tests/helpers.py); a module
 that needs rows in them overrides ``env`` with a fixture of the same name that takes ``env`` and
-inserts them. (Both executor strategies: ``strategy`` in tests/conftest.py.)
+inserts them; such an override also takes ``db``, so pytest before 9 (the lowest pytest CI runs)
+sees the backend parametrization through the override. (Both executor strategies: ``strategy``
+in tests/conftest.py.)
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def models(db: AsyncDatabase) -> SimpleNamespace:
 
 
 @pytest.fixture
-async def env(env: SimpleNamespace) -> SimpleNamespace:
+async def env(env: SimpleNamespace, db: AsyncDatabase) -> SimpleNamespace:
     """``env`` of tests/operations/conftest.py, with ``PEOPLE`` inserted."""
     await env.ops.insert_many(env.m.Person, [{"name": n, "age": a, "city": c} for n, a, c in PEOPLE])
     return env

@@ -64,7 +64,7 @@ def models(db: AsyncDatabase) -> SimpleNamespace:
 
 
 @pytest.fixture
-async def env(env: SimpleNamespace) -> SimpleNamespace:
+async def env(env: SimpleNamespace, db: AsyncDatabase) -> SimpleNamespace:
     """``env`` of tests/operations/conftest.py, with authors, posts, tags and comments inserted."""
     ops, m = env.ops, env.m
     Author, Post, Tag, Comment, post_tag = m.Author, m.Post, m.Tag, m.Comment, m.post_tag

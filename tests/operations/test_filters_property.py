@@ -101,7 +101,7 @@ def models(db: AsyncDatabase) -> SimpleNamespace:
 
 
 @pytest.fixture
-async def env(env: SimpleNamespace) -> SimpleNamespace:
+async def env(env: SimpleNamespace, db: AsyncDatabase) -> SimpleNamespace:
     """``env`` of tests/operations/conftest.py, with ``DATASET`` inserted."""
     m, ops = env.m, env.ops
     await ops.insert_many(m.Sample, DATASET)  # inserted once; every example reads it

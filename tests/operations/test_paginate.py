@@ -59,7 +59,7 @@ def item_rows() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def env(env: SimpleNamespace) -> SimpleNamespace:
+async def env(env: SimpleNamespace, db: AsyncDatabase) -> SimpleNamespace:
     """``env`` of tests/operations/conftest.py, with the items inserted."""
     m, ops = env.m, env.ops
     await ops.insert_many(m.Item, item_rows())

@@ -76,7 +76,7 @@ def models(db: AsyncDatabase) -> SimpleNamespace:
 
 
 @pytest.fixture
-async def env(env: SimpleNamespace) -> SimpleNamespace:
+async def env(env: SimpleNamespace, db: AsyncDatabase) -> SimpleNamespace:
     """``env`` of tests/operations/conftest.py, with five authors and four books inserted."""
     Author, Book = env.m.Author, env.m.Book
     for i, name in enumerate(["Ada", "Alan", "Grace", "Edsger", "Barbara"], start=1):

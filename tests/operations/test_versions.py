@@ -41,7 +41,7 @@ def models(db: AsyncDatabase) -> SimpleNamespace:
 
 
 @pytest.fixture
-async def env(env: SimpleNamespace) -> SimpleNamespace:
+async def env(env: SimpleNamespace, db: AsyncDatabase) -> SimpleNamespace:
     """``env`` of tests/operations/conftest.py, with three versioned docs and a plain one inserted."""
     for title in ("a", "b", "c"):
         await env.ops.create_one(env.m.Doc(title=title))
